@@ -1,0 +1,1 @@
+"""The inspection database: schema, migrations, queries, export. Never imports `inspector` or `model`."""

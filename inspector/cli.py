@@ -1,0 +1,26 @@
+"""The `inspector` command line: one subcommand per step of the data flow."""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="FNet Inspector: ingest survey spectra, build a mock survey, predict, triage, inspect, export.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _main() -> None:
+    """FNet Inspector command line."""
+
+
+def _register() -> None:
+    # Subcommands live beside what they drive; each module adds its own command.
+    from inspector import cli_data  # noqa: F401
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,4 @@
+"""Data subcommands: `mock`, `ingest`."""
+from __future__ import annotations
+
+from inspector.cli import app  # noqa: F401
