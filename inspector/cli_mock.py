@@ -1,4 +1,4 @@
-"""Data subcommands: `mock`, `ingest`."""
+"""The `inspector mock` subcommand."""
 from __future__ import annotations
 
 from inspector.cli import app  # noqa: F401
