@@ -1,4 +1,22 @@
-"""The `inspector mock` subcommand."""
+"""The `inspector mock` subcommand: write a mock survey in the real SDSS formats."""
 from __future__ import annotations
 
-from inspector.cli import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from inspector.cli import app
+
+
+@app.command("mock")
+def mock(
+    out: Path = typer.Argument(..., help="Output directory: spectra/PPPP/spec-*.fits and DR16Q_mock.fits go here."),
+    n: int = typer.Option(1000, "--n", min=1, help="Number of spectra (quasars plus ~5% stars and galaxies)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same survey."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Write a mock survey: real-format spec files plus a DR16Q-like catalog with the truth in Z_VI."""
+    from inspector.mock import make_survey
+
+    cat = make_survey(out, n, seed=seed, workers=workers or None)
+    typer.echo(f"wrote {n} spectra under {out / 'spectra'} and the catalog {cat}")

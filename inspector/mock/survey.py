@@ -1,0 +1,220 @@
+"""`make_survey`: a mock survey in the real formats: spec-*.fits files plus a DR16Q-like catalog.
+
+Each object is made from its own random stream (spawned from the survey
+seed), so a survey is the same whatever the number of worker processes.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.table import Table
+from tqdm import tqdm
+
+from inspector.mock import calibration, contaminants, estimates, observe, quasar
+from inspector.spectrum import Spectrum
+
+CATALOG_NAME = "DR16Q_mock.fits"
+SPECTRA_DIR = "spectra"
+CONTAMINANT_FRACTION = 0.05
+FIBERS_PER_PLATE = 500
+
+# DR16Q-like n(z): fraction of quasars per bin (uniform inside a bin); 0-6, peak near 2.3-2.5
+Z_BINS = np.array([0.0, 0.3, 0.5, 0.8, 1.1, 1.5, 2.0, 2.2, 2.5, 2.8, 3.0, 3.5, 4.0, 5.0, 6.0])
+Z_WEIGHTS = np.array([2.0, 3.0, 7.0, 9.0, 14.0, 17.0, 9.0, 14.0, 10.0, 5.0, 6.0, 2.2, 1.1, 0.3])
+Z_WEIGHTS = Z_WEIGHTS / Z_WEIGHTS.sum()
+
+CLASS_PERSON = {"QSO": 3, "BAL": 30, "STAR": 1, "GALAXY": 4}
+
+
+def draw_z(rng: np.random.Generator) -> float:
+    k = rng.choice(len(Z_WEIGHTS), p=Z_WEIGHTS)
+    return float(rng.uniform(Z_BINS[k], Z_BINS[k + 1]))
+
+
+def _ids(index: int, is_sdss1: bool, rng: np.random.Generator) -> tuple[int, int, int, float, float]:
+    """Plate/MJD/fiber in the era of the borrowed instrument; RA/DEC in the plate's patch."""
+    plate_no = index // FIBERS_PER_PLATE
+    base = 300 + plate_no * 7 if is_sdss1 else 3600 + plate_no * 7
+    plate = base if is_sdss1 else base
+    mjd = (51600 if is_sdss1 else 55200) + plate_no * 3
+    fiber = index % FIBERS_PER_PLATE + 1
+    ra0, dec0 = (plate_no * 13.7) % 360, -5 + (plate_no * 7.3) % 60
+    ra = float((ra0 + rng.uniform(-1.5, 1.5)) % 360)
+    dec = float(np.clip(dec0 + rng.uniform(-1.5, 1.5), -89, 89))
+    return plate, mjd, fiber, ra, dec
+
+
+def sdss_name(ra: float, dec: float) -> str:
+    h = ra / 15
+    hh, mm = int(h), int((h * 60) % 60)
+    ss = (h * 3600) % 60
+    sign = "+" if dec >= 0 else "-"
+    d = abs(dec)
+    dd, dm = int(d), int((d * 60) % 60)
+    ds = (d * 3600) % 60
+    return f"{hh:02d}{mm:02d}{ss:05.2f}{sign}{dd:02d}{dm:02d}{ds:04.1f}"
+
+
+def make_object(index: int, seed: int, calib: dict) -> tuple[Spectrum, dict]:
+    """One mock object: its spectrum record and its catalog row."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    inst = observe.draw_instrument(rng, calib)
+    wave = inst.wave
+    roll = rng.random()
+    truth = None
+    if roll < CONTAMINANT_FRACTION * 0.5:
+        kind = "STAR"
+        flux_true, z = contaminants.star_flux(rng, wave)
+    elif roll < CONTAMINANT_FRACTION:
+        kind = "GALAXY"
+        flux_true, z = contaminants.galaxy_flux(rng, wave)
+    else:
+        z = draw_z(rng)
+        luminosity = float(np.exp(rng.normal(0, 0.7)))
+        flux_true, truth = quasar.observed_flux(rng, calib, z, wave, luminosity)
+        kind = "BAL" if truth.bal is not None else "QSO"
+    is_qso = kind in ("QSO", "BAL")
+    sn = observe.draw_sn(rng)
+    flux_scale = float(np.exp(rng.normal(np.log(8.0), 0.6)))
+    obs = observe.observe(rng, flux_true, inst, sn, flux_scale)
+    sn_meas = float(obs["sn_median_all"])
+    wmin, wmax = float(wave[0]), float(wave[-1])
+    zp, zwarn = estimates.z_pipe(rng, z, sn_meas, wmin, wmax, is_qso)
+    zq, is_qso_qn = estimates.z_qn(rng, z, sn_meas, wmin, wmax, is_qso)
+    zpca = estimates.z_pca(rng, z, sn_meas, wmin, wmax, is_qso)
+    plate, mjd, fiber, ra, dec = _ids(index, inst.is_sdss1, rng)
+    pipe_class = "QSO" if is_qso else kind
+    if is_qso and zp > 0 and abs(zp - z) / (1 + z) > 0.05 and rng.random() < 0.3:
+        pipe_class = "GALAXY"
+    survey = "SDSS" if inst.is_sdss1 else ("BOSS" if plate < 7000 else "eBOSS")
+    spec = Spectrum(
+        wave=wave,
+        flux=obs["flux"],
+        ivar=obs["ivar"],
+        source="",
+        survey=survey,
+        and_mask=obs["and_mask"],
+        sky=obs["sky"],
+        plate=plate,
+        mjd=mjd,
+        fiberid=fiber,
+        ra=ra,
+        dec=dec,
+        spec_class=pipe_class,
+        z=zp,
+        z_err=abs(rng.normal(0, 3e-4)) * (1 + z),
+        zwarning=zwarn,
+        sn_median_all=sn_meas,
+        extra={"SUBCLASS": "BROADLINE" if is_qso else "", "THING_ID": seed * 10_000_000 + index, "RUN2D": "26" if inst.is_sdss1 else "v5_13_0"},
+    )
+    row = {
+        "SDSS_NAME": sdss_name(ra, dec),
+        "RA": ra,
+        "DEC": dec,
+        "PLATE": plate,
+        "MJD": mjd,
+        "FIBERID": fiber,
+        "Z": z,
+        "SOURCE_Z": "VI",
+        "Z_PIPE": zp,
+        "ZWARNING": zwarn,
+        "Z_VI": z,
+        "Z_CONF": 3,
+        "CLASS_PERSON": CLASS_PERSON[kind],
+        "Z_QN": zq,
+        "IS_QSO_QN": is_qso_qn,
+        "Z_PCA": zpca,
+        "Z_DR12Q": -1.0,
+        "Z_10K": -1.0,
+        "BAL_PROB": (1.0 if kind == "BAL" else 0.0) if (is_qso and z > 1.57) else -1.0,
+        "SN_MEDIAN_ALL": sn_meas,
+        "IS_QSO_FINAL": 1 if is_qso else 0,
+        "MOCK_KIND": kind,
+        "MOCK_SN_TARGET": sn,
+        "MOCK_INSTRUMENT": "SDSS" if inst.is_sdss1 else "BOSS",
+        "MOCK_NOISE_ROW": inst.row,
+        "MOCK_TEMPLATE": truth.template if truth else kind,
+        "MOCK_LINE_SCALE": truth.line_scale if truth else np.nan,
+        "MOCK_LINE_SIGMA_KMS": truth.line_sigma_kms if truth else np.nan,
+        "MOCK_SLOPE_DELTA": truth.slope_delta if truth else np.nan,
+        "MOCK_HOST_FRACTION": truth.host_fraction if truth else np.nan,
+        "MOCK_N_DLA": len(truth.dlas) if truth else 0,
+        "MOCK_BAL_VMAX": truth.bal.v_max if (truth and truth.bal) else 0.0,
+    }
+    return spec, row
+
+
+def spec_path(out_dir: Path, plate: int, mjd: int, fiber: int) -> Path:
+    """SAS layout: spectra/PPPP/spec-PPPP-MMMMM-FFFF.fits."""
+    return out_dir / SPECTRA_DIR / f"{plate:04d}" / f"spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits"
+
+
+def _work(args: tuple[int, int, str, bool]) -> dict:
+    index, seed, out_dir, write = args
+    calib = _CALIB
+    spec, row = make_object(index, seed, calib)
+    if write:
+        from inspector.readers import write_spec_file
+
+        path = spec_path(Path(out_dir), row["PLATE"], row["MJD"], row["FIBERID"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_spec_file(path, spec, layout="sdss" if row["MOCK_INSTRUMENT"] == "SDSS" else "boss")
+    return row
+
+
+_CALIB: dict = {}
+
+
+def _init_worker(calib_path: str) -> None:
+    global _CALIB
+    _CALIB = calibration.load(Path(calib_path))
+
+
+def make_survey(
+    out_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    workers: int | None = None,
+    calibration_file: Path = calibration.CALIBRATION_FILE,
+    progress: bool = True,
+) -> Path:
+    """Write `n` mock spectra and the catalog under `out_dir`; return the catalog's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or min(mp.cpu_count(), 8)
+    tasks = [(i, seed, str(out), True) for i in range(n)]
+    t0 = time.time()
+    if workers > 1 and n > 50:
+        with mp.get_context("fork").Pool(workers, _init_worker, (str(calibration_file),)) as pool:
+            it = pool.imap(_work, tasks, chunksize=32)
+            rows = list(tqdm(it, total=n, desc="mock", unit="spec", disable=not progress))
+    else:
+        _init_worker(str(calibration_file))
+        rows = [_work(t) for t in tqdm(tasks, desc="mock", unit="spec", disable=not progress)]
+    table = Table.from_pandas(pd.DataFrame(rows))
+    table.meta.update({"MOCKSEED": seed, "MOCKN": n, "ORIGIN": "FNet Inspector mock survey"})
+    cat_path = out / CATALOG_NAME
+    table.write(cat_path, overwrite=True)
+    meta = {"n": n, "seed": seed, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
+    (out / "mock.json").write_text(json.dumps(meta, indent=2))
+    return cat_path
+
+
+def make_arrays(n: int, seed: int = 0, calibration_file: Path = calibration.CALIBRATION_FILE) -> tuple[list[Spectrum], pd.DataFrame]:
+    """The same objects as `make_survey` in memory, without writing files (tests, quick studies)."""
+    calib = calibration.load(calibration_file)
+    specs, rows = [], []
+    for i in range(n):
+        s, r = make_object(i, seed, calib)
+        specs.append(s)
+        rows.append(r)
+    return specs, pd.DataFrame(rows)
+
+
+
