@@ -1,0 +1,78 @@
+"""Helpers shared by the readers: opening with clear errors, required HDUs/columns, survey names."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from inspector.readers import rawfits
+from inspector.readers.errors import SpectrumFileError
+
+PathLike = str | os.PathLike[str]
+
+# eBOSS took over the BOSS spectrographs in July 2014 (MJD 56839). Spec files
+# do not name their survey, so plate-era BOSS/eBOSS is told apart by date.
+EBOSS_FIRST_MJD = 56839
+SURVEYS = ("SDSS", "BOSS", "eBOSS", "DESI", "MOCK")
+
+
+def open_hdus(path: PathLike) -> list[rawfits.HDU]:
+    """Parse a FITS file; every failure (missing, unreadable, not FITS, truncated) becomes SpectrumFileError."""
+    try:
+        return rawfits.read(path)
+    except FileNotFoundError:
+        raise SpectrumFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise SpectrumFileError(path, "is a directory, not a FITS file") from None
+    except OSError as err:
+        raise SpectrumFileError(path, f"cannot read file ({err.strerror or err})") from None
+    except rawfits.FitsFormatError as err:
+        raise SpectrumFileError(path, str(err)) from None
+
+
+def require_hdu(path: PathLike, hdus: list[rawfits.HDU], index: int, what: str) -> rawfits.HDU:
+    if len(hdus) <= index:
+        raise SpectrumFileError(path, f"missing HDU {index} ({what}): the file has only {len(hdus)} HDU(s)")
+    return hdus[index]
+
+
+def require_columns(path: PathLike, hdu: rawfits.HDU, names: tuple[str, ...], what: str) -> None:
+    if not hdu.is_table:
+        raise SpectrumFileError(path, f"HDU {hdu.index} ({what}) is not a binary table")
+    missing = [n for n in names if not hdu.has_column(n)]
+    if missing:
+        raise SpectrumFileError(
+            path, f"HDU {hdu.index} ({what}) lacks required column(s) {', '.join(missing)} "
+                  f"(has: {', '.join(hdu.column_names[:12])}{', ...' if len(hdu.column_names) > 12 else ''})")
+
+
+def table_error(path: PathLike, err: Exception) -> SpectrumFileError:
+    return SpectrumFileError(path, str(err))
+
+
+def guess_survey(run2d: str | None, mjd: int | None, layout_hint: str = "") -> str:
+    """SDSS (SDSS-I/II: numeric RUN2D such as '26', or a SPECOBJ HDU2), else BOSS/eBOSS by date."""
+    run2d = (run2d or "").strip()
+    if layout_hint.upper() == "SPECOBJ" or (run2d and not run2d.lower().startswith("v")):
+        return "SDSS"
+    if mjd is not None and mjd >= EBOSS_FIRST_MJD:
+        return "eBOSS"
+    return "BOSS"
+
+
+def py_scalar(value: Any) -> Any:
+    """numpy scalar -> plain Python (int, float, bool, str), so `extra` pickles and JSON-encodes cleanly."""
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0] if value.size == 1 else value
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").rstrip()
+    if isinstance(value, np.str_):
+        return str(value)
+    return value
