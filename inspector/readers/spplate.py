@@ -1,0 +1,103 @@
+"""SDSS/BOSS `spPlate-PLATE-MJD.fits`: all fibers of a plate in one file.
+
+Layout (idlspec2d): HDU0 flux image [nfiber, npix] with COEFF0/COEFF1
+(log10 wavelength of pixel 0 and step), HDU1 ivar, HDU2 and_mask, HDU3
+or_mask, HDU4 wdisp, HDU5 plug map (one row per fiber: RA, DEC, OBJTYPE,
+FIBERID, ...). Only HDU0 is required.
+
+Without HDU1 (pydl's test file ships HDU0 alone) there are no errors at all.
+Rather than refuse the file, ivar is set to 1 where flux != 0 and 0 elsewhere,
+and `extra['ivar_missing'] = True` says so: such spectra can be looked at and
+fed to FNet (which ignores ivar) but any chi^2 or S/N computed from them is
+meaningless.
+
+A fiber that fails validation (unplugged, broken: ivar all zero) is skipped
+with a SpectrumFileWarning instead of failing the other 999.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from inspector.readers import rawfits
+from inspector.readers.common import PathLike, guess_survey, open_hdus
+from inspector.readers.errors import SpectrumFileError, SpectrumFileWarning
+from inspector.readers.validate import validate_spectrum
+from inspector.spectrum import Spectrum
+
+PLUGMAP_HDU = 5
+
+
+def read_spplate(path: PathLike) -> list[Spectrum]:
+    """One Spectrum per usable fiber, in fiber order; source is "path#FIBER"."""
+    return from_hdus(path, open_hdus(path))
+
+
+def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
+    try:
+        return _from_hdus(path, hdus)
+    except rawfits.FitsFormatError as err:
+        raise SpectrumFileError(path, str(err)) from None
+
+
+def _image_like(path: PathLike, hdus: list[rawfits.HDU], index: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    if len(hdus) <= index or not hdus[index].is_image:
+        return None
+    if hdus[index].shape != shape:
+        raise SpectrumFileError(path, f"HDU {index} has shape {hdus[index].shape}, HDU 0 (flux) has {shape}")
+    return hdus[index].image()
+
+
+def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
+    primary = hdus[0]
+    if len(primary.shape) != 2:
+        raise SpectrumFileError(path, f"HDU 0 should be a 2-D flux image [fiber, pixel], got shape {primary.shape}")
+    if "COEFF0" not in primary or "COEFF1" not in primary:
+        raise SpectrumFileError(path, "HDU 0 lacks COEFF0/COEFF1 (log10 wavelength solution)")
+    flux = primary.image().astype(np.float32, copy=False)
+    nfiber, npix = flux.shape
+    wave = np.power(10.0, float(primary.get("COEFF0")) + float(primary.get("COEFF1")) * np.arange(npix))
+    ivar = _image_like(path, hdus, 1, flux.shape)
+    and_mask = _image_like(path, hdus, 2, flux.shape)
+    ivar_missing = ivar is None
+    if ivar is None:
+        ivar = (flux != 0).astype(np.float32)
+    plug = hdus[PLUGMAP_HDU] if len(hdus) > PLUGMAP_HDU and hdus[PLUGMAP_HDU].is_table else None
+    if plug is not None and plug.nrows != nfiber:
+        raise SpectrumFileError(path, f"plug map (HDU {PLUGMAP_HDU}) has {plug.nrows} rows for {nfiber} fibers")
+
+    def plug_column(name: str) -> np.ndarray | None:
+        if plug is None or not plug.has_column(name):
+            return None
+        return plug.values(name)
+
+    fibers = plug_column("FIBERID")
+    fibers = np.arange(1, nfiber + 1) if fibers is None else fibers
+    ra, dec, objtype = plug_column("RA"), plug_column("DEC"), plug_column("OBJTYPE")
+    plate, mjd = primary.get("PLATEID"), primary.get("MJD")
+    run2d = str(primary.get("RUN2D", "") or "").strip()
+    survey = guess_survey(run2d, mjd)
+
+    out: list[Spectrum] = []
+    for i in range(nfiber):
+        fiber = int(fibers[i])
+        spec = Spectrum(
+            wave=wave.copy(), flux=flux[i].copy(), ivar=ivar[i].astype(np.float32), source=f"{path}#{fiber}",
+            survey=survey, and_mask=None if and_mask is None else and_mask[i].copy(),
+            plate=None if plate is None else int(plate), mjd=None if mjd is None else int(mjd), fiberid=fiber,
+            ra=None if ra is None else float(ra[i]), dec=None if dec is None else float(dec[i]),
+        )
+        if run2d:
+            spec.extra["RUN2D"] = run2d
+        if objtype is not None:
+            spec.extra["OBJTYPE"] = str(objtype[i])
+        if ivar_missing:
+            spec.extra["ivar_missing"] = True
+        try:
+            out.append(validate_spectrum(spec, path, f"fiber {fiber}"))
+        except SpectrumFileError as err:
+            warnings.warn(str(err) + " (fiber skipped)", SpectrumFileWarning, stacklevel=3)
+    if not out:
+        raise SpectrumFileError(path, f"none of the {nfiber} fibers is usable")
+    return out
