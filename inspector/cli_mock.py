@@ -14,9 +14,12 @@ def mock(
     n: int = typer.Option(1000, "--n", min=1, help="Number of spectra (quasars plus ~5% stars and galaxies)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same survey."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: one per core)."),
+    z_distribution: str = typer.Option("dr16q", "--z-dist", help="dr16q: the survey's n(z); flat: uniform to z=4.5 (for training sets)."),
 ) -> None:
     """Write a mock survey: real-format spec files plus a DR16Q-like catalog with the truth in Z_VI."""
     from inspector.mock import make_survey
 
-    cat = make_survey(out, n, seed=seed, workers=workers or None)
+    if z_distribution not in ("dr16q", "flat"):
+        raise typer.BadParameter("--z-dist must be dr16q or flat")
+    cat = make_survey(out, n, seed=seed, workers=workers or None, z_distribution=z_distribution)
     typer.echo(f"wrote {n} spectra under {out / 'spectra'} and the catalog {cat}")

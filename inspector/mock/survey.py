@@ -32,9 +32,16 @@ Z_WEIGHTS = Z_WEIGHTS / Z_WEIGHTS.sum()
 CLASS_PERSON = {"QSO": 3, "BAL": 30, "STAR": 1, "GALAXY": 4}
 
 
-def draw_z(rng: np.random.Generator) -> float:
-    k = rng.choice(len(Z_WEIGHTS), p=Z_WEIGHTS)
-    return float(rng.uniform(Z_BINS[k], Z_BINS[k + 1]))
+# A training set wants every z well sampled, not the survey's n(z): "flat" is uniform to 4.5, thinner beyond.
+Z_FLAT_BINS = np.array([0.0, 4.5, 6.0])
+Z_FLAT_WEIGHTS = np.array([0.95, 0.05])
+Z_DISTRIBUTIONS = {"dr16q": (Z_BINS, Z_WEIGHTS), "flat": (Z_FLAT_BINS, Z_FLAT_WEIGHTS)}
+
+
+def draw_z(rng: np.random.Generator, distribution: str = "dr16q") -> float:
+    bins, weights = Z_DISTRIBUTIONS[distribution]
+    k = rng.choice(len(weights), p=weights)
+    return float(rng.uniform(bins[k], bins[k + 1]))
 
 
 def _ids(index: int, is_sdss1: bool, rng: np.random.Generator) -> tuple[int, int, int, float, float]:
@@ -61,7 +68,7 @@ def sdss_name(ra: float, dec: float) -> str:
     return f"{hh:02d}{mm:02d}{ss:05.2f}{sign}{dd:02d}{dm:02d}{ds:04.1f}"
 
 
-def make_object(index: int, seed: int, calib: dict) -> tuple[Spectrum, dict]:
+def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q") -> tuple[Spectrum, dict]:
     """One mock object: its spectrum record and its catalog row."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     inst = observe.draw_instrument(rng, calib)
@@ -75,7 +82,7 @@ def make_object(index: int, seed: int, calib: dict) -> tuple[Spectrum, dict]:
         kind = "GALAXY"
         flux_true, z = contaminants.galaxy_flux(rng, wave)
     else:
-        z = draw_z(rng)
+        z = draw_z(rng, z_distribution)
         luminosity = float(np.exp(rng.normal(0, 0.7)))
         flux_true, truth = quasar.observed_flux(rng, calib, z, wave, luminosity)
         kind = "BAL" if truth.bal is not None else "QSO"
@@ -155,16 +162,14 @@ def spec_path(out_dir: Path, plate: int, mjd: int, fiber: int) -> Path:
     return out_dir / SPECTRA_DIR / f"{plate:04d}" / f"spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits"
 
 
-def _work(args: tuple[int, int, str, bool]) -> dict:
-    index, seed, out_dir, write = args
-    calib = _CALIB
-    spec, row = make_object(index, seed, calib)
-    if write:
-        from inspector.readers import write_spec_file
+def _work(args: tuple[int, int, str, str]) -> dict:
+    index, seed, out_dir, z_distribution = args
+    spec, row = make_object(index, seed, _CALIB, z_distribution)
+    from inspector.readers import write_spec_file
 
-        path = spec_path(Path(out_dir), row["PLATE"], row["MJD"], row["FIBERID"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_spec_file(path, spec, layout="sdss" if row["MOCK_INSTRUMENT"] == "SDSS" else "boss")
+    path = spec_path(Path(out_dir), row["PLATE"], row["MJD"], row["FIBERID"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_spec_file(path, spec, layout="sdss" if row["MOCK_INSTRUMENT"] == "SDSS" else "boss")
     return row
 
 
@@ -183,12 +188,13 @@ def make_survey(
     workers: int | None = None,
     calibration_file: Path = calibration.CALIBRATION_FILE,
     progress: bool = True,
+    z_distribution: str = "dr16q",
 ) -> Path:
     """Write `n` mock spectra and the catalog under `out_dir`; return the catalog's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or min(mp.cpu_count(), 8)
-    tasks = [(i, seed, str(out), True) for i in range(n)]
+    tasks = [(i, seed, str(out), z_distribution) for i in range(n)]
     t0 = time.time()
     if workers > 1 and n > 50:
         with mp.get_context("fork").Pool(workers, _init_worker, (str(calibration_file),)) as pool:
@@ -201,17 +207,19 @@ def make_survey(
     table.meta.update({"MOCKSEED": seed, "MOCKN": n, "ORIGIN": "FNet Inspector mock survey"})
     cat_path = out / CATALOG_NAME
     table.write(cat_path, overwrite=True)
-    meta = {"n": n, "seed": seed, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
+    meta = {"n": n, "seed": seed, "z_distribution": z_distribution, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
     (out / "mock.json").write_text(json.dumps(meta, indent=2))
     return cat_path
 
 
-def make_arrays(n: int, seed: int = 0, calibration_file: Path = calibration.CALIBRATION_FILE) -> tuple[list[Spectrum], pd.DataFrame]:
+def make_arrays(
+    n: int, seed: int = 0, calibration_file: Path = calibration.CALIBRATION_FILE, z_distribution: str = "dr16q"
+) -> tuple[list[Spectrum], pd.DataFrame]:
     """The same objects as `make_survey` in memory, without writing files (tests, quick studies)."""
     calib = calibration.load(calibration_file)
     specs, rows = [], []
     for i in range(n):
-        s, r = make_object(i, seed, calib)
+        s, r = make_object(i, seed, calib, z_distribution)
         specs.append(s)
         rows.append(r)
     return specs, pd.DataFrame(rows)
