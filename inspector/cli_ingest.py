@@ -1,4 +1,50 @@
 """The `inspector ingest` subcommand."""
 from __future__ import annotations
 
-from inspector.cli import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from inspector.cli import app
+
+
+@app.command("ingest")
+def ingest_command(
+    sources: list[Path] = typer.Argument(
+        ...,
+        help="Spectrum files, directories (walked for *.fits), a DR16Q-like catalog FITS "
+        "(its rows are located under --spectra-root) or a mock survey directory.",
+    ),
+    store: Path = typer.Option(..., "--store", help="Store directory (created, resumed or appended to)."),
+    catalog: Path | None = typer.Option(
+        None, "--catalog", help="DR16Q-like catalog to join on PLATE/MJD/FIBERID or TARGETID."
+    ),
+    spectra_root: Path | None = typer.Option(
+        None, "--spectra-root", help="Where a catalog SOURCE's spec files live, as PPPP/spec-PPPP-MMMMM-FFFF.fits."
+    ),
+    workers: int | None = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
+    chunk_size: int = typer.Option(64, "--chunk-size", help="Files per chunk (the unit of commit and resume)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    fsync: bool = typer.Option(
+        True, "--fsync/--no-fsync", help="Flush each chunk to disk before committing it (safe against power loss)."
+    ),
+) -> None:
+    """Read, validate and resample spectra onto the FNet grid into a spectrum store.
+
+    Rerun the same command after an interruption to resume; rerun with more
+    sources to append only the new files. Rejected inputs are listed at the
+    end and kept, with reasons, in STORE/rejected.parquet.
+    """
+    from inspector.ingest import format_summary, ingest
+
+    try:
+        report = ingest(
+            [str(s) for s in sources], store, catalog=catalog, spectra_root=spectra_root,
+            workers=workers, chunk_size=chunk_size, progress=progress, fsync=fsync,
+        )
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_summary(report))
+    if report.interrupted:
+        raise typer.Exit(130)
