@@ -18,6 +18,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import collections
+from concurrent.futures import BrokenExecutor
 import os
 import re
 import signal
@@ -321,7 +322,9 @@ def process_chunk(paths: Sequence[str], reader: Callable[[str], list[Spectrum]] 
                 spectra = read(path)
             for w in caught:  # a many-spectrum file skipped an unusable fiber/row: record it too
                 if issubclass(w.category, UserWarning) and type(w.message).__name__ == "SpectrumFileWarning":
-                    reject(_warning_reason(str(w.message), path))
+                    reason = _warning_reason(str(w.message), path)
+                    m = re.match(r"(?:row|fiber|fibre)\s+(\d+)", reason)
+                    reject(reason, m.group(1) if m else None)
         except Exception as exc:  # SpectrumFileError and anything a broken file provokes
             problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
             reject(str(problem) if type(exc).__name__ == "SpectrumFileError" else f"{type(exc).__name__}: {problem}")
@@ -632,9 +635,12 @@ def ingest(
         pool = None
         if workers > 1 and len(pending) > chunk_size:
             import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
 
+            # fork: workers start in milliseconds and inherit the imports; a dead worker
+            # (OOM-killed, segfault) raises BrokenProcessPool instead of hanging the ingest
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            pool = ctx.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),))
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
 
         def results() -> Iterable[ChunkResult]:
             chunks = _chunks(pending, chunk_size)
@@ -642,13 +648,13 @@ def ingest(
                 for c in chunks:
                     yield process_chunk(c, reader)
                 return
-            window: collections.deque[Any] = collections.deque()
+            window: collections.deque[Any] = collections.deque()  # bounded: memory flat in N
             for c in chunks:
-                window.append(pool.apply_async(process_chunk, (c, reader)))
+                window.append(pool.submit(process_chunk, c, reader))
                 if len(window) >= 2 * workers:
-                    yield window.popleft().get()
+                    yield window.popleft().result()
             while window:
-                yield window.popleft().get()
+                yield window.popleft().result()
 
         t_work = time.perf_counter()
         try:
@@ -670,10 +676,14 @@ def ingest(
                     bar.set_postfix_str(f"{report.n_stored / el:.0f} spectra/s, {report.n_rejected} rejected")
         except KeyboardInterrupt:
             report.interrupted = True
+        except BrokenExecutor as exc:
+            raise RuntimeError(
+                f"a worker process died ({exc}); {writer.state.n_rows} spectra are safely stored: "
+                "rerun the same command to resume (with fewer --workers if memory ran out)"
+            ) from None
         finally:
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                _stop(pool)
             if bar is not None:
                 bar.close()
         report.seconds = time.perf_counter() - t_work
@@ -689,6 +699,14 @@ def ingest(
         report.n_total = writer.state.n_rows
     report.seconds = report.seconds or (time.perf_counter() - t_start)
     return report
+
+
+def _stop(pool: Any) -> None:
+    """Stop workers now (Ctrl-C, error) or after the last chunk: nothing they hold is needed."""
+    for proc in list(getattr(pool, "_processes", {}).values()):  # private, but the only way to not wait
+        if proc.is_alive():
+            proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _versions(version: str) -> dict[str, str]:

@@ -224,6 +224,22 @@ def _iter_batches(path: Path) -> Iterable[pa.Table]:
 # --------------------------------------------------------------------------- reading
 
 
+_NULLABLE_INTS = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+}
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas keeping integers exact: a DESI TARGETID (~4e16) must not pass through float64.
+
+    Integer columns become pandas' nullable integers (missing = <NA>, e.g.
+    plate for a DESI row); everything else converts as usual.
+    """
+    return table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+
+
 class SpectrumStore:
     """A store opened read-only: arrays as memmaps, the index as a DataFrame.
 
@@ -237,10 +253,10 @@ class SpectrumStore:
         if not (self.path / META_FILE).exists():
             raise FileNotFoundError(f"{self.path} is not a spectrum store (no {META_FILE})")
         self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text())
-        self.index: pd.DataFrame = (
-            pd.read_parquet(self.path / INDEX_FILE)
+        self.index: pd.DataFrame = _to_pandas(
+            pq.read_table(self.path / INDEX_FILE)
             if (self.path / INDEX_FILE).exists()
-            else pd.DataFrame({f.name: pd.Series(dtype=object) for f in BASE_SCHEMA})
+            else pa.schema([*BASE_SCHEMA, *DERIVED_SCHEMA]).empty_table()
         )
         n = len(self.index)
         self.flux: np.ndarray = self._open(FLUX_FILE, n)
@@ -262,9 +278,7 @@ class SpectrumStore:
     @property
     def rejected(self) -> pd.DataFrame:
         p = self.path / REJECTED_FILE
-        if p.exists():
-            return pd.read_parquet(p)
-        return REJECTED_SCHEMA.empty_table().to_pandas()
+        return _to_pandas(pq.read_table(p) if p.exists() else REJECTED_SCHEMA.empty_table())
 
     @property
     def complete(self) -> bool:
@@ -479,14 +493,17 @@ class StoreWriter:
         """Fold the parts into index.parquet / rejected.parquet, trim the arrays, write store.json."""
         parts = list(self._new_parts)
         last = max(parts) if parts else max(_last_seq(self.path / INDEX_FILE), -1)
-        # files attempted by these parts: their older rejections are superseded
-        attempted: set[str] = set()
+        rej_seq = _last_seq(self.path / REJECTED_FILE)
         rej_parts = [self._part(s, "rejected") for s in parts if self._part(s, "rejected").exists()]
         idx_parts = [self._part(s, "index") for s in parts]
-        for p in [*idx_parts, *rej_parts]:
-            attempted.update(pq.read_table(p, columns=["file"]).column("file").to_pylist())
+        # files attempted by parts not yet in rejected.parquet: their older rejections are superseded
+        # (a rejected file that changed and was read again)
+        attempted: set[str] = set()
+        for s, p in [(s, self._part(s, "index")) for s in parts] + [(s, self._part(s, "rejected")) for s in parts]:
+            if s > rej_seq and p.exists():
+                attempted.update(pq.read_table(p, columns=["file"]).column("file").to_pylist())
 
-        if _last_seq(self.path / REJECTED_FILE) < last:
+        if rej_seq < last:
             def old_rejected() -> Iterable[pa.Table]:
                 for t in _iter_batches(self.path / REJECTED_FILE):
                     keep = [f not in attempted for f in t.column("file").to_pylist()]

@@ -330,6 +330,39 @@ def test_multi_spectrum_files_grow_the_arrays_beyond_the_file_count(survey, tmp_
     assert not np.array_equal(store.flux[0], store.flux[3])
 
 
+def _dies_on_fiber_13(path: str) -> list[Spectrum]:
+    """A worker that is OOM-killed (or segfaults) on one file."""
+    from inspector.readers import read_any
+
+    if path.endswith("-0013.fits"):
+        os._exit(9)
+    return read_any(path)
+
+
+def test_a_dying_worker_stops_the_ingest_cleanly_and_a_rerun_finishes_it(survey, tmp_path):
+    with pytest.raises(RuntimeError, match="worker process died"):
+        ingest([survey], tmp_path / "s", workers=2, chunk_size=4, progress=False, reader=_dies_on_fiber_13)
+    ingest([survey], tmp_path / "s", workers=2, chunk_size=4, progress=False)
+    ingest([survey], tmp_path / "ref", workers=1, progress=False)
+    store_equal(tmp_path / "s", tmp_path / "ref")
+
+
+def test_real_multi_spectrum_files_record_skipped_rows(tmp_path):
+    desi = sorted(REAL.rglob("*coadd*.fits")) if REAL.exists() else []
+    if not desi:
+        pytest.skip("no DESI coadd in tests/data/real")
+    rep = ingest(desi, tmp_path / "s", workers=1, progress=False)
+    store = SpectrumStore(tmp_path / "s")
+    assert len(store) == rep.n_stored > len(desi)  # many spectra per file: the arrays grew past the file count
+    assert store.index["object_id"].is_unique
+    tid = store.index["targetid"].dropna()
+    if len(tid):  # DESI TARGETIDs (~4e16) stay exact integers, never float64
+        assert str(tid.dtype) == "Int64" and int(tid.iloc[0]) == int(store.index.loc[tid.index[0], "object_id"])
+    rej = store.rejected
+    if "quasarnp_test_coadd" in " ".join(map(str, desi)):  # its row 11 is all zeros
+        assert ((rej["hdu_or_fiber"] == "11") & (rej["category"] == "zero-ivar")).sum() == 1
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -179,3 +179,38 @@ def test_store_json_records_grid_counts_and_software(tmp_path):
     assert meta["grid"]["loglam_min"] == pytest.approx(3.5522) and meta["grid"]["dloglam"] == pytest.approx(1e-4)
     assert meta["counts"]["stored"] == 1 and meta["sources"] == ["/somewhere"] and "created" in meta
     shutil.rmtree(tmp_path / "s")
+
+
+def test_kill_between_folding_rejected_and_index_loses_and_doubles_nothing(tmp_path, monkeypatch):
+    """finalize writes rejected.parquet, then index.parquet: a crash in between must be harmless,
+    including for a many-spectrum file with one row stored and one rejected."""
+    import inspector.store as store_mod
+
+    s = tmp_path / "s"
+    with StoreWriter(s) as w:
+        w.open_arrays(3)
+        f, iv = _arrays(0, 3)
+        rows = _rows(0, 3)
+        w.commit(f, iv, build_index(rows, None), _rejected([rows[0]["file"]]))  # fiber 0 of that file rejected
+        real = store_mod._stream_tables
+        calls = []
+
+        def crash_on_index(out, *a, **k):
+            calls.append(out.name)
+            if out.name == INDEX_FILE:
+                raise KeyboardInterrupt  # killed right here
+            return real(out, *a, **k)
+
+        monkeypatch.setattr(store_mod, "_stream_tables", crash_on_index)
+        with pytest.raises(KeyboardInterrupt):
+            w.finalize({})
+        monkeypatch.setattr(store_mod, "_stream_tables", real)
+    assert calls == ["rejected.parquet", INDEX_FILE]
+    with StoreWriter(s) as w:
+        assert w.state.n_rows == 3
+        w.open_arrays(5)
+        _commit(w, 3, 2, rejected=["/data/other.fits"])
+        w.finalize({})
+    store = SpectrumStore(s)
+    assert len(store) == 5 and store.index["row"].tolist() == list(range(5))
+    assert sorted(store.rejected["file"]) == sorted([rows[0]["file"], "/data/other.fits"])
