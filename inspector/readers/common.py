@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import numpy as np
 
 from inspector.readers import rawfits
 from inspector.readers.errors import SpectrumFileError
@@ -47,10 +44,6 @@ def require_columns(path: PathLike, hdu: rawfits.HDU, names: tuple[str, ...], wh
                   f"(has: {', '.join(hdu.column_names[:12])}{', ...' if len(hdu.column_names) > 12 else ''})")
 
 
-def table_error(path: PathLike, err: Exception) -> SpectrumFileError:
-    return SpectrumFileError(path, str(err))
-
-
 def guess_survey(run2d: str | None, mjd: int | None, layout_hint: str = "") -> str:
     """SDSS (SDSS-I/II: numeric RUN2D such as '26', or a SPECOBJ HDU2), else BOSS/eBOSS by date."""
     run2d = (run2d or "").strip()
@@ -59,20 +52,3 @@ def guess_survey(run2d: str | None, mjd: int | None, layout_hint: str = "") -> s
     if mjd is not None and mjd >= EBOSS_FIRST_MJD:
         return "eBOSS"
     return "BOSS"
-
-
-def py_scalar(value: Any) -> Any:
-    """numpy scalar -> plain Python (int, float, bool, str), so `extra` pickles and JSON-encodes cleanly."""
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size == 1 else value
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace").rstrip()
-    if isinstance(value, np.str_):
-        return str(value)
-    return value

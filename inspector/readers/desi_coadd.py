@@ -166,7 +166,7 @@ def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
         try:
             out.append(validate_spectrum(spec, path, what))
         except SpectrumFileError as err:
-            warnings.warn(str(err) + " (row skipped)", SpectrumFileWarning, stacklevel=3)
+            warnings.warn(str(err) + " (row skipped)", SpectrumFileWarning, stacklevel=4)
     if not out:
         raise SpectrumFileError(path, f"none of the {nspec} rows is usable")
     return out

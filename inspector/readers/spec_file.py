@@ -137,7 +137,7 @@ def write_spec_file(path: PathLike, spectrum: Spectrum, layout: str = "boss") ->
 
     extra = {k.upper(): v for k, v in s.extra.items() if k not in READER_KEYS}
     plate, mjd, fiber = _or(s.plate, -1), _or(s.mjd, -1), _or(s.fiberid, -1)
-    run2d = str(extra.pop("RUN2D", "26" if layout == "sdss" else "v5_13_0"))
+    run2d = str(extra.pop("RUN2D", None) or ("26" if layout == "sdss" else "v5_13_0"))
     subclass = str(extra.pop("SUBCLASS", "") or "")
     thing_id = int(_or(extra.pop("THING_ID", -1), -1))
     ra, dec = _or(s.ra, np.nan), _or(s.dec, np.nan)
@@ -148,7 +148,8 @@ def write_spec_file(path: PathLike, spectrum: Spectrum, layout: str = "boss") ->
         ("SN_MEDIAN_ALL", "E", _or(s.sn_median_all, np.nan)), ("PLUG_RA", "D", ra), ("PLUG_DEC", "D", dec),
         ("THING_ID", "J" if abs(thing_id) < 2**31 else "K", thing_id), ("RUN2D", f"{max(len(run2d), 7)}A", run2d)]
     taken = {c[0] for c in meta_cols}
-    extra_cols = [_extra_column(k, v) for k, v in extra.items() if v is not None and k not in taken]
+    extra_cols = [_extra_column(k, v) for k, v in s.extra.items()
+                  if v is not None and k not in READER_KEYS and k.upper() not in taken]
     extra_cols = [c for c in extra_cols if c is not None]
     meta_rows = [(name, tform, np.array([v])) for name, tform, v in meta_cols + extra_cols]
 
@@ -184,9 +185,10 @@ def _or(value: Any, default: Any) -> Any:
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,67}$")
 
 
-def _extra_column(key: str, value: Any) -> tuple[str, str, Any] | None:
+def _extra_column(original: str, value: Any) -> tuple[str, str, Any] | None:
+    key = original.upper()
     if not _NAME.match(key):
-        raise ValueError(f"extra key {key!r} cannot be a FITS column name (letters, digits, underscore)")
+        raise ValueError(f"extra key {original!r} cannot be a FITS column name (letters, digits, underscore)")
     if isinstance(value, (bool, np.bool_)):
         return key, "L", bool(value)
     if isinstance(value, (int, np.integer)):

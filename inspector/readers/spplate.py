@@ -97,7 +97,7 @@ def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
         try:
             out.append(validate_spectrum(spec, path, f"fiber {fiber}"))
         except SpectrumFileError as err:
-            warnings.warn(str(err) + " (fiber skipped)", SpectrumFileWarning, stacklevel=3)
+            warnings.warn(str(err) + " (fiber skipped)", SpectrumFileWarning, stacklevel=4)
     if not out:
         raise SpectrumFileError(path, f"none of the {nfiber} fibers is usable")
     return out
