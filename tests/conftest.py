@@ -1,0 +1,34 @@
+"""Shared fixtures: where the real-data fixtures live. Keep this small and generic."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FIXTURES_REAL = TESTS / "data" / "real"  # committed copies (see PROVENANCE.md)
+# The full curated set (157 SDSS files, ...) beside the checkout; absent in a fresh clone.
+SHARED_REAL = Path(os.environ.get("FNET_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    """tests/data/real: the committed real fixtures."""
+    return FIXTURES_REAL
+
+
+@pytest.fixture(scope="session")
+def real_manifest() -> pd.DataFrame:
+    """tests/data/real/manifest.csv indexed by `file` (e.g. 'sdss/spec-0266-51602-0013.fits')."""
+    return pd.read_csv(FIXTURES_REAL / "manifest.csv", dtype=str).set_index("file")
+
+
+@pytest.fixture(scope="session")
+def shared_real_dir() -> Path:
+    """../shared/data/real (override with FNET_REAL_DATA); skips the test when it is absent."""
+    if not (SHARED_REAL / "manifest.csv").exists():
+        pytest.skip(f"full real-data set not found at {SHARED_REAL} (fresh clone?)")
+    return SHARED_REAL
