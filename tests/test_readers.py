@@ -420,3 +420,14 @@ def test_mock_style_catalog_written_by_astropy_table(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(read_catalog(tmp_path / "mock.fits")) == 2
+
+
+def test_memory_mapped_path_reads_the_same(real_dir, tmp_path, monkeypatch):
+    """Files above rawfits._MMAP_ABOVE (big catalogs) are mapped instead of read; same results."""
+    plain = read_spec_file(real_dir / "sdss/spec-3655-55240-0110.fits")
+    _catalog_file(tmp_path / "cat.fits")
+    plain_cat = read_catalog(tmp_path / "cat.fits")
+    monkeypatch.setattr(rawfits, "_MMAP_ABOVE", 0)
+    mapped = read_spec_file(real_dir / "sdss/spec-3655-55240-0110.fits")
+    assert np.array_equal(mapped.flux, plain.flux) and mapped.z == plain.z
+    pd.testing.assert_frame_equal(read_catalog(tmp_path / "cat.fits"), plain_cat)
