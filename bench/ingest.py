@@ -64,8 +64,9 @@ def run_one(files: list[str], catalog: str | None, workers: int | None, chunk_si
                      chunk_size=chunk_size, progress=False)
         wall = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in (Path(tmp) / "store").iterdir() if p.is_file())
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    self_kb, child_kb = me.ru_maxrss, kids.ru_maxrss
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # whole process incl. start-up
     return {
         "n_files": len(files), "stored": rep.n_stored, "rejected": rep.n_rejected,
         "seconds_ingest_loop": round(rep.seconds, 2), "seconds_wall": round(wall, 2),
@@ -73,6 +74,8 @@ def run_one(files: list[str], catalog: str | None, workers: int | None, chunk_si
         "spectra_per_s_wall": round(rep.n_stored / wall, 1),
         "peak_rss_parent_mb": round(self_kb / 1024, 1), "peak_rss_worker_mb": round(child_kb / 1024, 1),
         "store_mb": round(size / 2**20, 1),
+        "cpu_ms_per_spectrum": round(cpu / max(rep.n_stored, 1) * 1e3, 3),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -162,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print(f"{n:>6} spectra: {r['spectra_per_s']:>7.0f} spectra/s (ingest loop), "
               f"{r['spectra_per_s_wall']:>6.0f}/s wall incl. start-up; peak RSS parent {r['peak_rss_parent_mb']} MB, "
-              f"largest worker {r['peak_rss_worker_mb']} MB; store {r['store_mb']} MB; rejected {r['rejected']}")
+              f"largest worker {r['peak_rss_worker_mb']} MB; store {r['store_mb']} MB; rejected {r['rejected']}; "
+              f"CPU {r['cpu_ms_per_spectrum']} ms/spectrum (all processes, incl. start-up); "
+              f"load average {r['load_avg_1min']}")
     if args.breakdown:
         print(f"time per spectrum, one process, {min(args.breakdown, len(files))} spectra (ms):")
         for k, v in breakdown(files, catalog, args.breakdown).items():

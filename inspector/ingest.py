@@ -544,14 +544,17 @@ def _chunks(items: Sequence[str], k: int) -> Iterable[list[str]]:
         yield list(items[i : i + k])
 
 
-def _needs_reading(path: str, writer: StoreWriter) -> bool:
-    st = writer.state
-    if path in st.stored_files:
-        return False
-    prev = st.rejected_files.get(path)
-    if prev is None:
-        return True
-    return _stat(path) != (prev[0], prev[1])  # rejected before: retry only if the file changed
+def _pending(files: list[str], writer: StoreWriter) -> list[str]:
+    """Files still to read: not stored yet, and not rejected before unless changed since."""
+    stored = writer.state.stored(files)
+    out = []
+    for f, done in zip(files, stored):
+        if done:
+            continue
+        prev = writer.state.rejected_files.get(f)
+        if prev is None or _stat(f) != (prev[0], prev[1]):  # rejected before: retry only if the file changed
+            out.append(f)
+    return out
 
 
 def _dedupe(res: ChunkResult, writer: StoreWriter) -> None:
@@ -560,7 +563,9 @@ def _dedupe(res: ChunkResult, writer: StoreWriter) -> None:
     seen: dict[str, str] = {}
     for i, r in enumerate(res.rows):
         oid = r["object_id"]
-        first = writer.state.object_ids.get(oid) or seen.get(oid)
+        first = seen.get(oid)
+        if first is None and oid in writer.state.object_ids:
+            first = writer.file_of_row(writer.state.object_ids[oid])
         if first is None:
             seen[oid] = r["file"]
             keep.append(i)
@@ -619,7 +624,7 @@ def ingest(
         all_files = plan.files + plan.not_found
         report.n_files = len(all_files)
         missing = set(plan.not_found)
-        pending = [f for f in all_files if _needs_reading(f, writer)]
+        pending = _pending(all_files, writer)
         report.n_skipped = report.n_files - len(pending)
         writer.open_arrays(writer.state.n_rows + sum(1 for f in pending if f not in missing))
         writer.meta.setdefault("sources", [])

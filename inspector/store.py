@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 from numpy.lib import format as npy_format
 
@@ -57,6 +58,7 @@ META_FILE = "store.json"
 PARTS_DIR = "parts"
 STORE_FORMAT = 1
 _SEQ_KEY = b"inspector.last_seq"
+_ROW_GROUP = 4096  # rows per parquet row group in the folded index (bounds finalize's buffer)
 
 # Columns every index has, in order; catalog columns (upper-case, as in DR16Q)
 # come between these and DERIVED_SCHEMA.
@@ -205,20 +207,44 @@ def _stream_tables(out: Path, sources: Iterable[pa.Table], schema: pa.Schema, la
     schema = schema.with_metadata({_SEQ_KEY: str(last_seq).encode()})
     tmp = out.with_name(out.name + ".tmp")
     n = 0
+    plain = schema.remove_metadata()
+    pending: list[pa.Table] = []
+    n_pending = 0
     with pq.ParquetWriter(tmp, schema) as writer:
-        for t in sources:
+
+        def flush() -> None:
+            if pending:
+                writer.write_table(pa.concat_tables(pending).replace_schema_metadata(schema.metadata))
+                pending.clear()
+
+        for t in sources:  # parts are small: gather them into row groups of ~4k rows
             if t.num_rows:
-                writer.write_table(_conform(t, schema.remove_metadata()).replace_schema_metadata(schema.metadata))
+                pending.append(_conform(t, plain))
+                n_pending += t.num_rows
                 n += t.num_rows
+                if n_pending >= _ROW_GROUP:
+                    flush()
+                    n_pending = 0
+        flush()
     os.replace(tmp, out)
     return n
 
 
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One small parquet file, read without the dataset layer and its thread pools.
+
+    (pq.read_table spins up arrow's thread pools, whose allocator caches made
+    the parent's RSS grow by tens of MB while folding thousands of parts.)
+    """
+    with pq.ParquetFile(path) as pf:
+        return pf.read(columns=columns, use_threads=False)
+
+
 def _iter_batches(path: Path) -> Iterable[pa.Table]:
     if path.exists():
-        pf = pq.ParquetFile(path)
-        for i in range(pf.num_row_groups):
-            yield pf.read_row_group(i)
+        with pq.ParquetFile(path) as pf:
+            for i in range(pf.num_row_groups):
+                yield pf.read_row_group(i, use_threads=False)
 
 
 # --------------------------------------------------------------------------- reading
@@ -307,9 +333,19 @@ class StoreState:
 
     n_rows: int = 0
     next_seq: int = 0
-    stored_files: set[str] = field(default_factory=set)
+    # files stored before this writer opened, as one compact arrow array (not a Python set:
+    # at DR16Q size the paths alone would cost ~100 MB of Python objects)
+    stored_files: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     rejected_files: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # file -> (size, mtime_ns, category)
-    object_ids: dict[str, str] = field(default_factory=dict)  # object_id -> file it was stored from
+    object_ids: dict[str, int] = field(default_factory=dict)  # object_id -> first row holding it
+
+    def stored(self, files: Sequence[str]) -> np.ndarray:
+        """For each path, whether it was stored before this writer opened (vectorised)."""
+        import pyarrow.compute as pc
+
+        if not len(files):
+            return np.zeros(0, dtype=bool)
+        return pc.is_in(pa.array(files, pa.string()), value_set=self.stored_files).to_numpy(zero_copy_only=False)
 
 
 class StoreWriter:
@@ -328,6 +364,8 @@ class StoreWriter:
         self.meta = self._read_meta()
         self.state = StoreState()
         self._new_parts: list[int] = []
+        self._part_rows: list[tuple[int, int]] = []  # (first row, seq) of each part not yet folded
+        self._files_cache: tuple[str, pa.Array] | None = None
         self._load_state()
         self._fds: dict[str, int] = {}
         self._hlen = 0
@@ -395,25 +433,45 @@ class StoreWriter:
         def index_tables() -> Iterable[pa.Table]:
             yield from _iter_batches(self.path / INDEX_FILE)
             for s in self._new_parts:
-                yield pq.read_table(self._part(s, "index"))
+                t = _read(self._part(s, "index"))
+                self._part_rows.append((st.n_rows, s))
+                yield t
 
+        files: list[pa.Array] = []
         for t in index_tables():
-            cols = t.select(["object_id", "file"]).to_pydict()
-            for oid, f in zip(cols["object_id"], cols["file"]):
-                st.object_ids.setdefault(oid, f)
-                st.stored_files.add(f)
+            for i, oid in enumerate(t.column("object_id").to_pylist()):
+                st.object_ids.setdefault(oid, st.n_rows + i)
+            files.append(pa.compute.unique(t.column("file")).cast(pa.string()))
             st.n_rows += t.num_rows
+        if files:
+            st.stored_files = pa.compute.unique(pa.concat_arrays(files))
 
         def rejected_tables() -> Iterable[pa.Table]:
             yield from _iter_batches(self.path / REJECTED_FILE)
             for s in self._new_parts:
                 if self._part(s, "rejected").exists():
-                    yield pq.read_table(self._part(s, "rejected"))
+                    yield _read(self._part(s, "rejected"))
 
         for t in rejected_tables():
             cols = t.select(["file", "size", "mtime_ns", "category"]).to_pydict()
             for f, size, mt, cat in zip(cols["file"], cols["size"], cols["mtime_ns"], cols["category"]):
                 st.rejected_files[f] = (size if size is not None else -1, mt if mt is not None else -1, cat)
+
+    def file_of_row(self, row: int) -> str:
+        """The file a stored row came from (for messages such as "duplicate of ..."); reads from disk."""
+        import bisect
+
+        n_folded = self._part_rows[0][0] if self._part_rows else self.state.n_rows
+        if row < n_folded:
+            key, path = "index", self.path / INDEX_FILE
+            offset = 0
+        else:
+            i = bisect.bisect_right([r for r, _ in self._part_rows], row) - 1
+            offset, seq = self._part_rows[i]
+            key, path = f"part{seq}", self._part(seq, "index")
+        if self._files_cache is None or self._files_cache[0] != key:
+            self._files_cache = (key, _read(path, columns=["file"]).column("file").combine_chunks())
+        return str(self._files_cache[1][row - offset])
 
     # ----- arrays
     def open_arrays(self, min_capacity: int) -> None:
@@ -475,10 +533,9 @@ class StoreWriter:
         _atomic_write_table(index, self._part(seq, "index"))  # the commit point
         # in-memory bookkeeping only after the commit is on disk
         st = self.state
-        cols = index.select(["object_id", "file"]).to_pydict()
-        for oid, f in zip(cols["object_id"], cols["file"]):
-            st.object_ids.setdefault(oid, f)
-            st.stored_files.add(f)
+        for i, oid in enumerate(index.column("object_id").to_pylist()):
+            st.object_ids.setdefault(oid, row0 + i)
+        self._part_rows.append((row0, seq))
         if rejected is not None and rejected.num_rows:
             rc = rejected.select(["file", "size", "mtime_ns", "category"]).to_pydict()
             for f, size, mt, cat in zip(rc["file"], rc["size"], rc["mtime_ns"], rc["category"]):
@@ -498,21 +555,20 @@ class StoreWriter:
         idx_parts = [self._part(s, "index") for s in parts]
         # files attempted by parts not yet in rejected.parquet: their older rejections are superseded
         # (a rejected file that changed and was read again)
-        attempted: set[str] = set()
-        for s, p in [(s, self._part(s, "index")) for s in parts] + [(s, self._part(s, "rejected")) for s in parts]:
-            if s > rej_seq and p.exists():
-                attempted.update(pq.read_table(p, columns=["file"]).column("file").to_pylist())
+        tried = [_read(p, columns=["file"]).column("file").combine_chunks().cast(pa.string())
+                 for s, p in [(s, self._part(s, k)) for s in parts for k in ("index", "rejected")]
+                 if s > rej_seq and p.exists()]
+        attempted = pa.compute.unique(pa.concat_arrays(tried)) if tried else pa.array([], pa.string())
 
         if rej_seq < last:
             def old_rejected() -> Iterable[pa.Table]:
                 for t in _iter_batches(self.path / REJECTED_FILE):
-                    keep = [f not in attempted for f in t.column("file").to_pylist()]
-                    yield t.filter(pa.array(keep, type=pa.bool_()))
+                    yield t.filter(pa.compute.invert(pa.compute.is_in(t.column("file"), value_set=attempted)))
 
             def all_rejected() -> Iterable[pa.Table]:
                 yield from old_rejected()
                 for p in rej_parts:
-                    yield pq.read_table(p)
+                    yield _read(p)
 
             n_rej = _stream_tables(self.path / REJECTED_FILE, all_rejected(), REJECTED_SCHEMA, last)
         else:
@@ -527,7 +583,7 @@ class StoreWriter:
             def all_index() -> Iterable[pa.Table]:
                 yield from _iter_batches(self.path / INDEX_FILE)
                 for p in idx_parts:
-                    yield pq.read_table(p)
+                    yield _read(p)
 
             n_idx = _stream_tables(self.path / INDEX_FILE, all_index(), schema, last)
         else:
@@ -537,6 +593,8 @@ class StoreWriter:
         for p in [*idx_parts, *rej_parts]:
             p.unlink(missing_ok=True)
         self._new_parts = []
+        self._part_rows = []
+        self._files_cache = None
         for name in (FLUX_FILE, IVAR_FILE):
             if name in self._fds:
                 os.close(self._fds.pop(name))
