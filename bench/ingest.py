@@ -3,6 +3,7 @@
     python bench/ingest.py                       # make (or reuse) a 5,000-spectrum mock survey, ingest 1000 and 5000
     python bench/ingest.py --survey DIR          # an existing mock survey or any directory of spec files
     python bench/ingest.py --breakdown 300       # also: where the time goes per spectrum (one process)
+    python bench/ingest.py --multiply 4          # also: 20,000 rows (each file read as 4 spectra)
 
 Each size is ingested by a fresh child process into a fresh store, so the peak
 RSS it reports is that size's alone: the parent (the process that owns the
@@ -54,14 +55,34 @@ def make_or_reuse(survey: Path | None, n: int, seed: int) -> Path:
     return out
 
 
-def run_one(files: list[str], catalog: str | None, workers: int | None, chunk_size: int) -> dict:
+_MULTIPLY = 1
+
+
+def _multiplied(path: str) -> list:
+    """Each file read as _MULTIPLY distinct spectra (fiber ids shifted): more rows than files on disk,
+    to show memory flat beyond the mock's size. Every row is still a real read + resample."""
+    from inspector.readers import read_any
+    from inspector.spectrum import Spectrum
+
+    out = []
+    for s in read_any(path):
+        for k in range(_MULTIPLY):
+            fib = None if s.fiberid is None else s.fiberid + 10000 * k
+            out.append(Spectrum(**{**s.__dict__, "fiberid": fib, "source": f"{path}#{k}"}))
+    return out
+
+
+def run_one(files: list[str], catalog: str | None, workers: int | None, chunk_size: int, multiply: int = 1) -> dict:
     """Ingest `files` into a fresh temporary store, in this process; report rate and peak memory."""
+    global _MULTIPLY
     from inspector.ingest import ingest
 
+    _MULTIPLY = multiply
     with tempfile.TemporaryDirectory(prefix="fnet-bench-store-") as tmp:
         t0 = time.perf_counter()
         rep = ingest(files, Path(tmp) / "store", catalog=catalog, workers=workers,
-                     chunk_size=chunk_size, progress=False)
+                     chunk_size=max(1, chunk_size // multiply), progress=False,
+                     reader=_multiplied if multiply > 1 else None)
         wall = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in (Path(tmp) / "store").iterdir() if p.is_file())
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -139,31 +160,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     ap.add_argument("--workers", type=int, default=None, help="default: all cores")
     ap.add_argument("--chunk-size", type=int, default=64)
+    ap.add_argument("--multiply", type=int, default=1, metavar="K",
+                    help="also ingest the whole survey with each file read as K spectra (K x more rows)")
     ap.add_argument("--breakdown", type=int, default=0, metavar="N", help="time each step over N spectra")
     ap.add_argument("--_one", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_k", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     survey = make_or_reuse(args.survey, args.n, args.seed)
     files = _spec_files(survey)
     catalog = _catalog(survey)
     if args._one is not None:  # child: one size, one fresh process
-        print(json.dumps(run_one(files[: args._one], catalog, args.workers, args.chunk_size)))
+        print(json.dumps(run_one(files[: args._one], catalog, args.workers, args.chunk_size, args._k)))
         return 0
 
     print(f"survey {survey}: {len(files)} spec files, catalog {catalog or 'none'}, "
           f"{os.cpu_count()} cores, workers {args.workers or 'all'}, chunk {args.chunk_size}")
-    results = []
+    runs = [(n, 1) for n in args.sizes if n <= len(files)]
+    if args.multiply > 1:
+        runs.append((len(files), args.multiply))
     for n in args.sizes:
         if n > len(files):
             print(f"skip {n}: the survey has only {len(files)} files")
-            continue
-        cmd = [sys.executable, __file__, "--_one", str(n), "--survey", str(survey), "--chunk-size", str(args.chunk_size)]
+    for n, k in runs:
+        cmd = [sys.executable, __file__, "--_one", str(n), "--_k", str(k), "--survey", str(survey),
+               "--chunk-size", str(args.chunk_size)]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
-        results.append(r)
-        print(f"{n:>6} spectra: {r['spectra_per_s']:>7.0f} spectra/s (ingest loop), "
+        label = f"{r['stored']:>6} spectra" + (f" ({n} files x {k}: each file read once, rate not comparable)"
+                                              if k > 1 else "")
+        print(f"{label}: {r['spectra_per_s']:>7.0f} spectra/s (ingest loop), "
               f"{r['spectra_per_s_wall']:>6.0f}/s wall incl. start-up; peak RSS parent {r['peak_rss_parent_mb']} MB, "
               f"largest worker {r['peak_rss_worker_mb']} MB; store {r['store_mb']} MB; rejected {r['rejected']}; "
               f"CPU {r['cpu_ms_per_spectrum']} ms/spectrum (all processes, incl. start-up); "
