@@ -362,6 +362,11 @@ class StoreWriter:
         self.fsync = fsync
         self._lock = self._acquire_lock()
         self.meta = self._read_meta()
+        grid = self.meta.get("grid")
+        if grid and (grid.get("npix") != FNET_NPIX or abs(grid.get("loglam_min", 0) - FNET_LOGLAM_MIN) > 1e-9
+                     or abs(grid.get("dloglam", 0) - FNET_DLOGLAM) > 1e-12):
+            self.close()
+            raise RuntimeError(f"{self.path} was built on another grid ({grid}); ingest into a new store")
         self.state = StoreState()
         self._new_parts: list[int] = []
         self._part_rows: list[tuple[int, int]] = []  # (first row, seq) of each part not yet folded
@@ -384,7 +389,7 @@ class StoreWriter:
         return fh
 
     def close(self) -> None:
-        for fd in self._fds.values():
+        for fd in getattr(self, "_fds", {}).values():
             os.close(fd)
         self._fds = {}
         if self._lock is not None:

@@ -247,7 +247,7 @@ _RUNNER = textwrap.dedent("""
     from inspector.readers import read_any
 
     def slow_read(path):  # the real reader, slowed so the kill lands mid-way
-        time.sleep(0.02)
+        time.sleep(0.04)
         return read_any(path)
 
     rep = ingest([sys.argv[1]], sys.argv[2], workers=2, chunk_size=4, progress=False,

@@ -214,3 +214,15 @@ def test_kill_between_folding_rejected_and_index_loses_and_doubles_nothing(tmp_p
     store = SpectrumStore(s)
     assert len(store) == 5 and store.index["row"].tolist() == list(range(5))
     assert sorted(store.rejected["file"]) == sorted([rows[0]["file"], "/data/other.fits"])
+
+
+def test_a_store_built_on_another_grid_is_not_appended_to(tmp_path):
+    with StoreWriter(tmp_path / "s") as w:
+        w.open_arrays(1)
+        _commit(w, 0, 1)
+        w.finalize({})
+    meta = json.loads((tmp_path / "s" / "store.json").read_text())
+    meta["grid"]["npix"] = 443
+    (tmp_path / "s" / "store.json").write_text(json.dumps(meta))
+    with pytest.raises(RuntimeError, match="another grid"):
+        StoreWriter(tmp_path / "s")
