@@ -86,18 +86,20 @@ class FNetConfig:
 
     @classmethod
     def small(cls, **overrides: Any) -> FNetConfig:
-        """A CPU-trainable variant (~0.4 M parameters).
+        """A CPU-trainable variant (~0.3 M parameters, ~7 ms per spectrum per training step on one core).
 
         Same topology (stages of residual blocks of three convs, stride 1, no
-        pooling, flatten + dense head), but 16 channels, 4 blocks and kernels
-        (127, 65, 7): one block spans 197 pixels (13,600 km/s), so a broad line
-        ~100 px wide fits inside one block's view and the 4-block stack sees
-        ~790 px; both long kernels take the FFT path under "auto" on CPU.
+        pooling, the last stage down to 1 channel, flatten + dense head), but 8
+        channels, 3 blocks ((1->8) x2, (8->1) x1) and kernels (127, 65, 7) with
+        length-keeping paddings (63, 32, 3). One block spans 197 pixels
+        (13,600 km/s), so a broad line ~100 px wide fits inside one block's view
+        and the stack sees ~590 px; both long kernels take the FFT path under
+        "auto" on CPU.
         """
         base = cls(
             kernel_sizes=(127, 65, 7),
             paddings=(63, 32, 3),
-            stages=((1, 16, 2), (16, 16, 1), (16, 1, 1)),
+            stages=((1, 8, 2), (8, 1, 1)),
             head=(64, 32),
         )
         return replace(base, **overrides)
