@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy.io import fits
 
 from inspector.mock.templates import ASSETS, qso_basis
+from inspector.readers import read_spec_file
+from inspector.realset import REAL_ROOT, labelled_quasars
 
 CALIBRATION_FILE = ASSETS / "mock_calibration.npz"
-REAL_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 
 # Observed-frame grid of the noise library: covers BOSS 3550-10400 A at 1e-4 dex.
 NOISE_LOGLAM0 = 3.5500
@@ -39,31 +39,9 @@ N_POLY = 3
 TEMPLATE_Z_RANGE = {"LOZ": (0.0, 1.7), "HIZ": (1.3, 7.0)}
 
 
-def reference_z(manifest: pd.DataFrame) -> pd.Series:
-    """The z we believe for each row: the curated ref_z where given, else the file's own Z."""
-    ref = pd.to_numeric(manifest["ref_z"], errors="coerce")
-    return ref.where(ref.notna(), pd.to_numeric(manifest["z"], errors="coerce"))
-
-
-def labelled_quasars(real_root: Path = REAL_ROOT) -> pd.DataFrame:
-    """Manifest rows of sdss/ quasars with a reference z (pipeline QSO class or a curated ref_z)."""
-    man = pd.read_csv(real_root / "manifest.csv")
-    man = man[man["file"].str.startswith("sdss/")].copy()
-    man["z_ref"] = reference_z(man)
-    has_ref = pd.to_numeric(man["ref_z"], errors="coerce").notna()
-    keep = ((man["class"] == "QSO") | has_ref) & man["z_ref"].notna()
-    return man[keep].reset_index(drop=True)
-
-
 def _read_coadd(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    with fits.open(path, memmap=False) as h:
-        d = h[1].data
-        cols = {n.lower(): n for n in d.columns.names}
-        loglam = np.asarray(d[cols["loglam"]], float)
-        flux = np.asarray(d[cols["flux"]], float)
-        ivar = np.asarray(d[cols["ivar"]], float)
-        sky = np.asarray(d[cols["sky"]], float) if "sky" in cols else None
-    return loglam, flux, ivar, sky
+    s = read_spec_file(path)
+    return np.log10(s.wave), s.flux.astype(float), s.ivar.astype(float), None if s.sky is None else s.sky.astype(float)
 
 
 def fit_eigen(loglam: np.ndarray, flux: np.ndarray, ivar: np.ndarray, z: float, which: str) -> dict | None:

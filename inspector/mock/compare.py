@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 from astropy.io import fits  # noqa: E402
 from scipy.ndimage import gaussian_filter1d  # noqa: E402
 
-from inspector.mock.calibration import REAL_ROOT, labelled_quasars  # noqa: E402
+from inspector.realset import REAL_ROOT, labelled_quasars  # noqa: E402
 from inspector.mock.survey import make_arrays  # noqa: E402
 from inspector.mock.templates import ASSETS  # noqa: E402
 
