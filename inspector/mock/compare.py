@@ -120,7 +120,9 @@ def plot_grid(real_pack, mock: pd.DataFrame, out: Path, picks=((0.1, 10), (0.3, 
             ax.plot(w, sm, lw=0.5, c=color)
             ax.set_ylim(lo - 0.1 * abs(hi), hi * 1.15)
             for lam in MAJOR_LINES:
-                ax.axvline(lam * (1 + zz), c="r", lw=0.5, alpha=0.4)
+                if 3500 < lam * (1 + zz) < 10500:
+                    ax.axvline(lam * (1 + zz), c="r", lw=0.5, alpha=0.4)
+            ax.set_xlim(3500, 10500)
             ax.set_title(title, fontsize=8)
             ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("observed wavelength [A]")

@@ -19,6 +19,9 @@ from inspector.mock.templates import qso_basis, std_template
 BAL_FRACTION = 0.12  # of quasars with CIV in the window, z > 1.6
 # Lines a little stronger than the eigen fit's own: matches the real EW(CIV, MgII, Hb) medians (compare.py)
 LINE_SCALE_LOG_MEAN = 0.2
+# Fits of noisy real spectra can combine into an unphysical (negative) model; such draws are redrawn.
+MAX_DRAWS = 30
+MIN_FIT_SN = 2.0
 
 
 @dataclass
@@ -40,12 +43,12 @@ def _draw_coefficients(rng: np.random.Generator, calib: dict, which: str) -> np.
 
     Fits of low S/N spectra are mostly noise, so draws are weighted by S/N.
     """
-    coefs = calib[f"{which}_coef"].astype(float)
     sn = calib[f"{which}_sn"].astype(float)
-    w = np.clip(sn, 0.5, 15.0)
+    coefs = calib[f"{which}_coef"].astype(float)[sn >= MIN_FIT_SN]
+    w = np.clip(sn[sn >= MIN_FIT_SN], 0.5, 15.0)
     pick = coefs[rng.choice(len(coefs), p=w / w.sum())].copy()
     q25, q75 = np.percentile(coefs, [25, 75], axis=0)
-    pick[1:] += rng.normal(0, 0.25 * (q75 - q25)[1:] / 1.35)
+    pick[1:] += rng.normal(0, 0.1 * (q75 - q25)[1:] / 1.35)
     return pick
 
 
@@ -101,14 +104,19 @@ def observed_flux(
 ) -> tuple[np.ndarray, QuasarTruth]:
     """Noiseless observed-frame flux (arbitrary units, median ~1) and the truth record.
 
-    Returns None-free arrays: pixels outside the template's rest range get the
-    nearest template value, which only happens far in the Lyman-limit region.
+    A draw whose continuum dips to zero redward of 1100 A rest (an unphysical
+    combination of noisy real fits) is redrawn. Pixels beyond the template's
+    rest range take its edge value; that only happens far below the Lyman limit.
     """
-    rest_wave, rest_flux, truth, legendre = emitted_rest(rng, calib, z, luminosity)
-    flux = np.interp(wave_obs / (1 + z), rest_wave, rest_flux)
     x = np.linspace(-1, 1, wave_obs.size)
-    flux = flux + np.polynomial.legendre.legval(x, legendre)
-    flux = np.maximum(flux, 0.02 * np.median(np.abs(flux)))
+    judged = wave_obs / (1 + z) > 1100  # the far-UV below is mostly absorbed anyway
+    for _ in range(MAX_DRAWS):
+        rest_wave, rest_flux, truth, legendre = emitted_rest(rng, calib, z, luminosity)
+        flux = np.interp(wave_obs / (1 + z), rest_wave, rest_flux) + np.polynomial.legendre.legval(x, legendre)
+        med = np.median(flux[judged]) if judged.any() else np.median(flux)
+        if med > 0 and np.mean(flux[judged] < 0.1 * med) <= 0.005:
+            break  # a physical spectrum: no stretch of the continuum at or below zero
+    flux = np.maximum(flux, 0.02 * abs(med))
 
     trans = absorption.forest_transmission(rng, wave_obs, z)
     truth.dlas = absorption.draw_dlas(rng, z, float(wave_obs[0]))
