@@ -70,8 +70,7 @@ def train(
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    torch.manual_seed(seed)  # initial weights; shuffling has its own seeded generator
 
     train_ds = SpectraDataset(train_flux, train_z, train_rows, n_pix=cfg.n_pix)
     val_ds = None

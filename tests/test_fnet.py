@@ -92,6 +92,20 @@ def test_auto_impl_and_cache():
     assert next_fast_len(5118) == 5120 and next_fast_len(4619) == 4800
 
 
+def test_paper_fnet_output_shape():
+    m = FNet(FNetConfig.paper()).eval()
+    with torch.inference_mode():
+        y = m(torch.rand(1, FNET_NPIX))
+    assert y.shape == (1,) and torch.isfinite(y).all()
+    # every block keeps the length 4618
+    x = torch.rand(1, 1, FNET_NPIX)
+    with torch.inference_mode():
+        for block in m.trunk:
+            x = block(x)
+            assert x.shape[-1] == FNET_NPIX
+    assert x.shape == (1, 1, FNET_NPIX)
+
+
 def test_fnet_output_shape_and_impls_agree():
     m = FNet(FNetConfig.small()).eval()
     x = torch.rand(3, FNET_NPIX)
