@@ -37,11 +37,12 @@ QN_NBINS = int((QN_LOGLAM_MAX - QN_LOGLAM_MIN) / QN_DLOGLAM)  # 443
 QN_LOGLAM = QN_LOGLAM_MIN + QN_DLOGLAM * (np.arange(QN_NBINS) + 0.5)
 QN_WAVE = 10.0**QN_LOGLAM
 
-# idlspec2d pixmask bits of the and_mask that mean "no usable flux here":
-# 0 NOPLUG, 1 BADTRACE, 2 BADFLAT, 3 BADARC, 4 MANYBADCOLUMNS, 5 MANYREJECTED,
-# 18 FULLREJECT, 24 NODATA. Sky-related bits (BRIGHTSKY etc.) are left to ivar,
-# which the pipeline already lowers there.
-DEFAULT_BAD_MASK_BITS = (0, 1, 2, 3, 4, 5, 18, 24)
+# idlspec2d pixmask bits of the and_mask that mean "no flux here": 18 FULLREJECT
+# and 24 NODATA. The fibre-level bits 0-15 (BADFLAT, MANYBADCOLUMNS, ...) are
+# warnings, not masks: in the real files they sit on ~30,000 pixels with
+# ivar > 0, whole red halves of good spectra; the pipeline already puts ivar = 0
+# where a pixel is unusable, and that is what we trust.
+DEFAULT_BAD_MASK_BITS = (18, 24)
 
 
 def _bad_mask(and_mask: np.ndarray | None, bits: Sequence[int]) -> np.ndarray | None:

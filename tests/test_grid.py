@@ -95,3 +95,26 @@ def test_quasarnet_grid_is_ivar_weighted():
     np.testing.assert_allclose(fl[inner][5:-5], 1.5, rtol=0.15)  # (3*1 + 1*3)/(3+1) = 1.5
     std = grid.standardise_quasarnet(fl, iv)
     assert abs(np.average(std, weights=iv)) < 1e-5
+
+
+def test_real_spectra_keep_their_good_pixels():
+    """Fibre-level warning bits (BADFLAT, MANYBADCOLUMNS) must not mask pixels the pipeline kept.
+
+    They sit on whole halves of good real spectra; only ivar = 0 and the
+    per-pixel no-data bits remove a pixel.
+    """
+    from pathlib import Path
+
+    from inspector.readers import read_spec_file
+
+    files = sorted((Path(__file__).parent / "data" / "real" / "sdss").glob("spec-*.fits"))
+    assert files
+    warned = 0
+    for f in files:
+        s = read_spec_file(f)
+        warned += int((((s.and_mask.astype(np.int64) >> 2) & 1) | ((s.and_mask.astype(np.int64) >> 4) & 1)).sum() > 0)
+        _, iv = grid.resample_one(np.log10(s.wave), s.flux, s.ivar, s.and_mask)
+        native_good = s.ivar > 0
+        in_range = (s.wave > grid.FNET_WAVE[0]) & (s.wave < grid.FNET_WAVE[-1])
+        assert (iv > 0).sum() >= 0.95 * (native_good & in_range).sum(), f.name
+    assert warned > 0, "the fixtures include spectra with fibre-level warning bits"
