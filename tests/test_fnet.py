@@ -1,5 +1,4 @@
 """FNet architecture, the FFT convolution, training and checkpoints (CPU, a few seconds each)."""
-import time
 
 import numpy as np
 import pytest
@@ -133,9 +132,7 @@ def _synthetic(n, seed=0):
 
 def test_tiny_config_overfits():
     flux, z = _synthetic(8)
-    t0 = time.perf_counter()
     model, hist = train(TINY, flux, z, epochs=25, batch_size=8, lr=3e-3, progress=False, seed=0)
-    assert time.perf_counter() - t0 < 20
     assert len(hist) == 25
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] / 10
     assert float(model.z_min) == pytest.approx(z.min()) and float(model.z_max) == pytest.approx(z.max())
