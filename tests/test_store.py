@@ -24,9 +24,8 @@ from inspector.store import (
     REJECTED_SCHEMA,
     SpectrumStore,
     StoreWriter,
-    _read_npy_header,
-    _set_npy_rows,
 )
+from inspector.store.npy import read_npy_header, set_npy_rows
 from model.grid import FNET_NPIX
 
 
@@ -65,13 +64,13 @@ def test_npy_resize_in_place_keeps_data_and_stays_loadable(tmp_path):
     arr = np.lib.format.open_memmap(p, mode="w+", dtype=np.float32, shape=(3, FNET_NPIX))
     arr[:] = np.arange(3, dtype=np.float32)[:, None]
     del arr
-    _, hlen, _ = _read_npy_header(p)
-    _set_npy_rows(p, 1000)  # grow: no copy, header rewritten in place
-    assert _read_npy_header(p)[0] == (1000, FNET_NPIX) and _read_npy_header(p)[1] == hlen
+    _, hlen, _ = read_npy_header(p)
+    set_npy_rows(p, 1000)  # grow: no copy, header rewritten in place
+    assert read_npy_header(p)[0] == (1000, FNET_NPIX) and read_npy_header(p)[1] == hlen
     a = np.load(p, mmap_mode="r")
     assert a.shape == (1000, FNET_NPIX) and (a[:3, 0] == [0, 1, 2]).all() and (a[3:] == 0).all()
     del a
-    _set_npy_rows(p, 2)  # trim
+    set_npy_rows(p, 2)  # trim
     assert np.load(p).shape == (2, FNET_NPIX)
     assert p.stat().st_size == hlen + 2 * FNET_NPIX * 4
     assert (np.load(p)[:, 7] == [0, 1]).all()
@@ -184,7 +183,7 @@ def test_store_json_records_grid_counts_and_software(tmp_path):
 def test_kill_between_folding_rejected_and_index_loses_and_doubles_nothing(tmp_path, monkeypatch):
     """finalize writes rejected.parquet, then index.parquet: a crash in between must be harmless,
     including for a many-spectrum file with one row stored and one rejected."""
-    import inspector.store as store_mod
+    import inspector.store.parts as store_mod
 
     s = tmp_path / "s"
     with StoreWriter(s) as w:
@@ -192,7 +191,7 @@ def test_kill_between_folding_rejected_and_index_loses_and_doubles_nothing(tmp_p
         f, iv = _arrays(0, 3)
         rows = _rows(0, 3)
         w.commit(f, iv, build_index(rows, None), _rejected([rows[0]["file"]]))  # fiber 0 of that file rejected
-        real = store_mod._stream_tables
+        real = store_mod.stream_tables
         calls = []
 
         def crash_on_index(out, *a, **k):
@@ -201,10 +200,10 @@ def test_kill_between_folding_rejected_and_index_loses_and_doubles_nothing(tmp_p
                 raise KeyboardInterrupt  # killed right here
             return real(out, *a, **k)
 
-        monkeypatch.setattr(store_mod, "_stream_tables", crash_on_index)
+        monkeypatch.setattr(store_mod, "stream_tables", crash_on_index)
         with pytest.raises(KeyboardInterrupt):
             w.finalize({})
-        monkeypatch.setattr(store_mod, "_stream_tables", real)
+        monkeypatch.setattr(store_mod, "stream_tables", real)
     assert calls == ["rejected.parquet", INDEX_FILE]
     with StoreWriter(s) as w:
         assert w.state.n_rows == 3
