@@ -38,8 +38,16 @@ disk), `parts` (parquet parts and folding), `writer` (`StoreWriter`),
 from __future__ import annotations
 
 from inspector.store.layout import (
-    BASE_SCHEMA, DERIVED_SCHEMA, FLUX_FILE, INDEX_FILE, IVAR_FILE, META_FILE, PARTS_DIR, REJECTED_FILE,
-    REJECTED_SCHEMA, STORE_FORMAT,
+    BASE_SCHEMA,
+    DERIVED_SCHEMA,
+    FLUX_FILE,
+    INDEX_FILE,
+    IVAR_FILE,
+    META_FILE,
+    PARTS_DIR,
+    REJECTED_FILE,
+    REJECTED_SCHEMA,
+    STORE_FORMAT,
 )
 from inspector.store.reader import SpectrumStore, open_store
 from inspector.store.writer import StoreState, StoreWriter

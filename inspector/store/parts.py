@@ -17,7 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from inspector.store.layout import BASE_SCHEMA, DERIVED_SCHEMA, INDEX_FILE, PARTS_DIR, REJECTED_FILE, REJECTED_SCHEMA
+from inspector.store.layout import (
+    BASE_SCHEMA,
+    DERIVED_SCHEMA,
+    INDEX_FILE,
+    PARTS_DIR,
+    REJECTED_FILE,
+    REJECTED_SCHEMA,
+)
 
 SEQ_KEY = b"inspector.last_seq"
 ROW_GROUP = 4096  # rows per parquet row group in the folded index (bounds finalize's buffer)

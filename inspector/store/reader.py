@@ -12,7 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from inspector.store.layout import (
-    BASE_SCHEMA, DERIVED_SCHEMA, FLUX_FILE, INDEX_FILE, IVAR_FILE, META_FILE, REJECTED_FILE, REJECTED_SCHEMA,
+    BASE_SCHEMA,
+    DERIVED_SCHEMA,
+    FLUX_FILE,
+    INDEX_FILE,
+    IVAR_FILE,
+    META_FILE,
+    REJECTED_FILE,
+    REJECTED_SCHEMA,
 )
 from model.grid import FNET_NPIX
 

@@ -13,10 +13,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from inspector.store.layout import FLUX_FILE, INDEX_FILE, IVAR_FILE, META_FILE, PARTS_DIR, REJECTED_FILE, STORE_FORMAT
+from inspector.store.layout import (
+    FLUX_FILE,
+    INDEX_FILE,
+    IVAR_FILE,
+    META_FILE,
+    PARTS_DIR,
+    REJECTED_FILE,
+    STORE_FORMAT,
+)
 from inspector.store.npy import create_npy, read_npy_header, set_npy_rows
 from inspector.store.parts import (
-    atomic_write_table, fold_parts, iter_batches, part_path, read_small, recover_parts,
+    atomic_write_table,
+    fold_parts,
+    iter_batches,
+    part_path,
+    read_small,
+    recover_parts,
 )
 from model.grid import FNET_DLOGLAM, FNET_LOGLAM_MIN, FNET_NPIX
 
