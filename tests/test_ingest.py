@@ -471,6 +471,33 @@ def test_duplicate_object_keeps_the_first_and_names_it(survey, tmp_path):
     assert rep2.by_category == {"duplicate": 1} and len(SpectrumStore(tmp_path / "s")) == 30
 
 
+@pytest.mark.parametrize("order", ["walk", "spplate-named-first"])
+def test_a_spec_lite_file_wins_over_an_spplate_record_of_the_same_object(tmp_path, order):
+    """spPlate-4055-55359-0020 (flux image only: no ivar, mask or plug map) holds fibre 10 = spec-4055-55359-0010:
+    the spec-lite file is stored, whichever comes first, and the spPlate fibre is rejected naming it."""
+    plate_src = REAL / "other_formats" / "spPlate-4055-55359-0020.fits"
+    spec_src = REAL / "sdss" / "spec-4055-55359-0010.fits"
+    if not (plate_src.exists() and spec_src.exists()):
+        pytest.skip("spPlate-4055-55359-0020 / spec-4055-55359-0010 not in tests/data/real")
+    src = tmp_path / "src"  # as in data/real: a walk meets other_formats/ before sdss/
+    plate, spec = src / "other_formats" / plate_src.name, src / "sdss" / spec_src.name
+    for a, b in ((plate_src, plate), (spec_src, spec)):
+        b.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(a, b)
+    sources = [src] if order == "walk" else [plate, spec]
+    rep = ingest(sources, tmp_path / "s", workers=1, progress=False)
+    store = SpectrumStore(tmp_path / "s")
+    idx = store.index.set_index("object_id")
+    kept = idx.loc["4055-55359-0010"]
+    assert kept["file"] == str(spec.resolve()) and kept["spec_class"] == "QSO"
+    assert kept["z_file"] == pytest.approx(2.953, abs=1e-3)
+    assert (idx["file"] == str(plate.resolve())).sum() == len(store) - 1  # every other spPlate fibre is kept
+    rej = store.rejected
+    assert rep.by_category == {"duplicate": 1} and len(rej) == 1
+    assert rej.loc[0, "file"] == str(plate.resolve()) and rej.loc[0, "hdu_or_fiber"] == "10"
+    assert rej.loc[0, "object_id"] == "4055-55359-0010" and str(spec.resolve()) in rej.loc[0, "reason"]
+
+
 def test_missing_source_file_is_rejected_not_fatal(survey, tmp_path):
     ghost = tmp_path / "spec-4000-55300-0777.fits"
     rep = ingest([survey / "4000" / "spec-4000-55300-0001.fits", ghost], tmp_path / "s", workers=1, progress=False)

@@ -9,13 +9,16 @@ from pathlib import Path
 # File names that are spectra for sure (no header peek needed while walking a tree).
 _SPECTRUM_PREFIXES = ("spec-", "spplate-", "coadd-", "spectra-", "spcframe-", "spframe-")
 _FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
+# Read order between formats: where one object comes in several files, the first read is kept, so
+# spec-lite files (ivar, mask, the pipeline's class and z) go before spPlate / image / DESI files.
+SPEC_LITE, OTHER = 0, 1
 
 
 @dataclass
 class IngestPlan:
     """What an ingest will read, decided before any worker starts."""
 
-    files: list[str]  # absolute paths of spectrum files, in store order
+    files: list[str]  # absolute paths of spectrum files, in store order (spec-lite first, then other formats)
     catalog: Path | None = None  # joined on PLATE/MJD/FIBERID or TARGETID
     catalog_auto: bool = False  # found inside a source directory (mock survey) rather than given
     not_found: list[str] = field(default_factory=list)  # catalog rows whose spec file is missing
@@ -26,20 +29,25 @@ def _is_fits_name(name: str) -> bool:
     return name.lower().endswith(_FITS_SUFFIXES)
 
 
-def looks_like_catalog(path: str | os.PathLike[str]) -> bool:
-    """True for a DR16Q-like catalog: HDU1 a table with Z and object keys and no flux column.
+def _hdu1_columns(path: str | os.PathLike[str]) -> set[str] | None:
+    """Upper-case column names of HDU1 when it is a binary table, else None (also on any failure).
 
-    Only the header of HDU1 is read (cheap), and any failure means "not a
-    catalog", so a broken spectrum file is left to the reader to reject.
+    Only the first two headers are read (cheap), and any failure means "no
+    table", so a broken spectrum file is left to the reader to reject.
     """
     try:
         from astropy.io import fits
 
         hdr = fits.getheader(path, ext=1)  # reads two headers, no data
         if str(hdr.get("XTENSION", "")).strip().upper() != "BINTABLE":
-            return False
-        names = {str(hdr[k]).strip().upper() for k in hdr if k.startswith("TTYPE")}
+            return None
+        return {str(hdr[k]).strip().upper() for k in hdr if k.startswith("TTYPE")}
     except Exception:
+        return None
+
+
+def _is_catalog(names: set[str] | None) -> bool:
+    if names is None:
         return False
     keyed = {"PLATE", "MJD", "FIBERID"} <= names or "TARGETID" in names
     has_z = bool({"Z", "Z_VI", "Z_PIPE"} & names)
@@ -47,9 +55,32 @@ def looks_like_catalog(path: str | os.PathLike[str]) -> bool:
     return keyed and has_z and not spectral
 
 
-def _walk(directory: Path) -> tuple[list[str], list[str]]:
-    """(spectrum files, catalog-like files) under `directory`, sorted by relative path."""
-    spectra: list[str] = []
+def looks_like_catalog(path: str | os.PathLike[str]) -> bool:
+    """True for a DR16Q-like catalog: HDU1 a table with Z and object keys and no flux column."""
+    return _is_catalog(_hdu1_columns(path))
+
+
+def _rank(name: str, names: set[str] | None) -> int:
+    """SPEC_LITE or OTHER: from the file name where it says, else from HDU1's columns (as readers.detect_format)."""
+    lower = name.lower()
+    if lower.startswith("spec-"):
+        return SPEC_LITE
+    if lower.startswith(_SPECTRUM_PREFIXES):
+        return OTHER  # spPlate, DESI coadd/spectra, spCFrame...
+    return SPEC_LITE if names is not None and {"FLUX", "LOGLAM"} <= names else OTHER
+
+
+def _classify_file(p: Path) -> tuple[bool, int]:
+    """(is a catalog, rank if a spectrum file); headers are peeked only for names that do not say."""
+    if p.name.lower().startswith(_SPECTRUM_PREFIXES):
+        return False, _rank(p.name, None)
+    names = _hdu1_columns(p) if p.is_file() else None
+    return _is_catalog(names), _rank(p.name, names)
+
+
+def _walk(directory: Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """([(spectrum file, rank)], catalog-like files) under `directory`, sorted by relative path."""
+    spectra: list[tuple[str, int]] = []
     catalogs: list[str] = []
     found: list[Path] = []
     for root, dirs, names in os.walk(directory):
@@ -58,10 +89,11 @@ def _walk(directory: Path) -> tuple[list[str], list[str]]:
             if _is_fits_name(name) and not name.startswith("."):
                 found.append(Path(root) / name)
     for p in sorted(found, key=lambda q: q.relative_to(directory).as_posix()):
-        if not p.name.lower().startswith(_SPECTRUM_PREFIXES) and looks_like_catalog(p):
+        is_catalog, rank = _classify_file(p)
+        if is_catalog:
             catalogs.append(str(p.resolve()))
         else:
-            spectra.append(str(p.resolve()))
+            spectra.append((str(p.resolve()), rank))
     return spectra, catalogs
 
 
@@ -106,8 +138,13 @@ def plan_sources(
     (that is how a mock survey directory, `spectra/` + `DR16Q_mock.fits`, is
     ingested with its truth joined). A catalog given as a SOURCE is expanded
     into the SAS paths of its rows under `spectra_root`.
+
+    Spec-lite files are planned before every other format (spPlate, image
+    spectra, DESI files), each group in input order: the ingest keeps the
+    first record of an object, and the spec-lite file is the better one
+    (ivar, mask and the pipeline's labels; an spPlate subset may have none).
     """
-    files: list[str] = []
+    files: list[tuple[str, int]] = []
     not_found: list[str] = []
     found_catalogs: list[str] = []
     source_catalogs: list[str] = []
@@ -118,15 +155,17 @@ def plan_sources(
             spectra, cats = _walk(p)
             files.extend(spectra)
             found_catalogs.extend(cats)
-        elif p.is_file() and not p.name.lower().startswith(_SPECTRUM_PREFIXES) and looks_like_catalog(p):
+            continue
+        is_catalog, rank = _classify_file(p)
+        if is_catalog:
             source_catalogs.append(str(p.resolve()))
             fs, miss = _catalog_files(p.resolve(), root)
-            files.extend(fs)
+            files.extend((f, SPEC_LITE) for f in fs)
             not_found.extend(miss)
         else:
-            files.append(str(p.resolve()))  # a missing or broken file is rejected by the reader, with its reason
-    seen: set[str] = set()
-    ordered = [f for f in files if not (f in seen or seen.add(f))]  # type: ignore[func-returns-value]
+            files.append((str(p.resolve()), rank))  # a missing or broken file: the reader rejects it, with its reason
+    rank_of = dict(files)  # a path has the same rank wherever it was met
+    ordered = sorted(dict.fromkeys(f for f, _ in files), key=rank_of.__getitem__)  # stable: input order per rank
     plan = IngestPlan(files=ordered, not_found=list(dict.fromkeys(not_found)))
     if catalog is not None:
         plan.catalog = Path(catalog).resolve()

@@ -7,7 +7,11 @@ Why it is built this way:
   order. That makes the store's row order deterministic, so an interrupted
   ingest that is rerun ends up byte-for-byte with the same rows as an
   uninterrupted one, and duplicate objects are decided the same way every
-  time (the first in input order wins).
+  time: the first in plan order wins, and the plan puts spec-lite files
+  before spPlate / image / DESI files (`inspector.ingest.plan`), so of one
+  object's records the spec-lite one is kept. A store is append-only: a
+  better record arriving in a later run is rejected as a duplicate of the
+  one already stored, naming it.
 * At most `2 x workers` chunks are in flight, so memory does not grow with N
   (parent and workers hold a few chunks, never the survey).
 * The commit protocol itself (arrays first, then an index part by atomic
