@@ -221,6 +221,24 @@ def test_mock_survey_directory_joins_its_catalog_automatically(tmp_path):
     assert (idx.loc[known, "is_qso"] == idx.loc[known, "CLASS_PERSON"].isin([3, 30])).all()
 
 
+def test_every_catalog_column_reaches_the_index(tmp_path):
+    mock = pytest.importorskip("inspector.mock")
+    from inspector.readers import read_catalog
+
+    mock.make_survey(tmp_path / "mock", 40, seed=2, workers=1, progress=False)
+    ingest([tmp_path / "mock"], tmp_path / "s", workers=1, progress=False)
+    idx = SpectrumStore(tmp_path / "s").index
+    cat = read_catalog(tmp_path / "mock" / "DR16Q_mock.fits", extra_columns="*")
+    assert {"MOCK_KIND", "MOCK_INSTRUMENT", "MOCK_TEMPLATE", "MOCK_N_DLA"} <= set(cat.columns)
+    assert set(cat.columns) <= set(idx.columns), set(cat.columns) - set(idx.columns)
+    assert len(idx) == 40 and idx["catalog_match"].all()
+    joined = idx.merge(cat, left_on=["plate", "mjd", "fiberid"], right_on=["PLATE", "MJD", "FIBERID"],
+                       suffixes=("", "_cat"))
+    assert len(joined) == 40
+    for col in ("MOCK_KIND", "MOCK_INSTRUMENT", "MOCK_TEMPLATE", "MOCK_N_DLA", "MOCK_SN_TARGET"):
+        assert joined[col].astype(str).tolist() == joined[f"{col}_cat"].astype(str).tolist(), col
+
+
 def test_real_files_land_on_the_grid_like_resample_one(tmp_path):
     from inspector.readers import read_any
 

@@ -129,7 +129,7 @@ def ingest(
     if plan.catalog is not None:
         from inspector.readers import read_catalog
 
-        join = CatalogJoin(read_catalog(plan.catalog))
+        join = CatalogJoin(read_catalog(plan.catalog, extra_columns="*"))  # every scalar column reaches the index
 
     with StoreWriter(store, fsync=fsync) as writer:
         all_files = plan.files + plan.not_found
