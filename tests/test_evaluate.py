@@ -1,0 +1,159 @@
+"""model.evaluate and `inspector evaluate` against answers worked out by hand."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from model.evaluate import (
+    accuracy_curve,
+    evaluation_tables,
+    fig4,
+    format_tables,
+    object_accuracy_table,
+    paper_reference,
+    sn_bin_groups,
+    worst,
+)
+from model.metrics import C_KMS
+
+# dz / (1 + z) = dv / c; these offsets land clearly inside / between / outside the thresholds
+IN_6K = 3000 / C_KMS  # |dv| = 3000 km/s: right at every threshold
+IN_12K = 9000 / C_KMS  # right at 12000 and 30000 only
+IN_30K = 20000 / C_KMS  # right at 30000 only
+OUT = 100000 / C_KMS  # wrong everywhere
+
+
+def _pred(z_true, frac):
+    return np.asarray(z_true) + np.asarray(frac) * (1 + np.asarray(z_true))
+
+
+@pytest.fixture()
+def hand_set():
+    """10 spectra with known |dv| class, S/N, BAL flag and baseline failure."""
+    z_true = np.array([0.2, 0.3, 0.7, 1.2, 1.7, 2.2, 2.3, 2.7, 3.5, 5.0])
+    frac = np.array([IN_6K, IN_12K, IN_6K, OUT, IN_6K, IN_30K, IN_6K, np.nan, IN_6K, -IN_6K])
+    z_pred = _pred(z_true, frac)  # NaN stays NaN: a failed prediction
+    sn = np.array([1.0, 1.5, 2.5, 4.0, 6.0, 8.0, 12.0, 20.0, np.nan, 3.0])
+    is_bal = np.array([0, 0, 0, 0, 1, 1, 0, 1, 0, 0], bool)
+    qn_failed = np.array([0, 0, 0, 1, 1, 0, 0, 1, 0, 0], bool)
+    return z_pred, z_true, sn, is_bal, qn_failed
+
+
+def test_tables_by_hand(hand_set):
+    z_pred, z_true, sn, is_bal, qn_failed = hand_set
+    t = evaluation_tables(z_pred, z_true, sn=sn, is_bal=is_bal, baseline_failed=qn_failed)
+    assert list(t) == ["overall", "by_z", "by_sn", "bal", "baseline_failed"]
+
+    o = t["overall"].loc["all"]
+    # right at 6000: rows 0, 2, 4, 6, 8, 9 -> 6/10; +row 1 at 12000; +row 5 at 30000
+    assert (o["n"], o["acc@6000"], o["acc@12000"], o["acc@30000"]) == (10, 60.0, 70.0, 80.0)
+
+    bz = t["by_z"]
+    assert list(bz.index) == [
+        "all", "z[0,0.5)", "z[0.5,1)", "z[1,1.5)", "z[1.5,2)", "z[2,2.5)", "z[2.5,3)", "z[3,4)", "z[4,7)",
+    ]  # fmt: skip
+    assert bz["n"].tolist() == [10, 2, 1, 1, 1, 2, 1, 1, 1]
+    assert bz.loc["z[0,0.5)", ["acc@6000", "acc@12000", "acc@30000"]].tolist() == [50.0, 100.0, 100.0]
+    assert bz.loc["z[1,1.5)", "acc@30000"] == 0.0
+    assert bz.loc["z[2,2.5)", ["acc@6000", "acc@12000", "acc@30000"]].tolist() == [50.0, 50.0, 100.0]
+    assert bz.loc["z[2.5,3)", "acc@30000"] == 0.0 and bz.loc["z[2.5,3)", "median_abs_dv"] == math.inf
+    assert bz.loc["z[4,7)", "acc@6000"] == 100.0
+    assert bz.loc["z[0.5,1)", "median_abs_dv"] == pytest.approx(3000.0)
+
+    bs = t["by_sn"]
+    assert list(bs.index) == ["all", "S/N[0,2)", "S/N[2,3)", "S/N[3,5)", "S/N[5,10)", "S/N[10,inf)", "S/N unknown"]
+    assert bs["n"].tolist() == [10, 2, 1, 2, 2, 2, 1]
+    assert bs.loc["S/N[3,5)", "acc@6000"] == 50.0  # z 1.2 wrong, z 5.0 right
+    assert bs.loc["S/N[5,10)", ["acc@6000", "acc@30000"]].tolist() == [50.0, 100.0]
+    assert bs.loc["S/N[10,inf)", "acc@6000"] == 50.0  # 12 right, 20 failed
+
+    b = t["bal"]
+    assert b.loc["BAL", "n"] == 3 and b.loc["not BAL", "n"] == 7
+    assert b.loc["BAL", "acc@6000"] == pytest.approx(100 / 3)
+    assert b.loc["BAL", "acc@30000"] == pytest.approx(200 / 3)
+    assert b.loc["not BAL", "acc@6000"] == pytest.approx(500 / 7)
+
+    f = t["baseline_failed"]
+    assert f.loc["baseline failed", "n"] == 3  # rows 3 (wrong), 4 (right), 7 (failed)
+    assert f.loc["baseline failed", "acc@6000"] == pytest.approx(100 / 3)
+    assert f.loc["baseline ok", "acc@6000"] == pytest.approx(500 / 7)
+
+
+def test_optional_tables_left_out_and_shape_checked(hand_set):
+    z_pred, z_true, *_ = hand_set
+    assert list(evaluation_tables(z_pred, z_true)) == ["overall", "by_z"]
+    with pytest.raises(ValueError, match="sn has 3 values"):
+        evaluation_tables(z_pred, z_true, sn=[1, 2, 3])
+    with pytest.raises(ValueError, match="estimator"):
+        evaluation_tables({"a": z_pred[:5]}, z_true)
+
+
+def test_several_estimators_side_by_side(hand_set):
+    z_pred, z_true, _, _, qn_failed = hand_set
+    z_qn = np.where(qn_failed, -1.0, z_true)  # perfect where it did not fail; -1 is a failure
+    t = evaluation_tables({"FNet": z_pred, "QN": z_qn}, z_true, baseline_failed=qn_failed)
+    f = t["baseline_failed"]
+    assert f.index.names == ["group", "estimator"]
+    assert list(f.index) == [
+        ("all", "FNet"), ("all", "QN"), ("baseline failed", "FNet"), ("baseline failed", "QN"),
+        ("baseline ok", "FNet"), ("baseline ok", "QN"),
+    ]  # fmt: skip
+    assert f.loc[("all", "QN"), "acc@6000"] == 70.0
+    assert f.loc[("baseline failed", "QN"), "acc@30000"] == 0.0
+    assert f.loc[("baseline ok", "QN"), "acc@6000"] == 100.0
+    assert f.loc[("baseline failed", "FNet"), "acc@6000"] == pytest.approx(100 / 3)
+    text = format_tables(t)
+    assert "paper: FNet" in text and "97.0" in text and "87.4" in text and "baseline failed" in text
+
+
+def test_paper_reference():
+    p = paper_reference()
+    assert p.loc["paper: FNet"].tolist() == [97.0, 98.0, 98.9]
+    assert p.loc["paper: QuasarNET"].tolist() == [97.8, 97.9, 98.0]
+    assert p.iloc[2].tolist() == [87.4, 91.6, 95.1]
+
+
+def test_sn_groups_and_curve():
+    g = sn_bin_groups([0.5, 2.0, 100.0, np.nan], (0, 2, np.inf))
+    assert {k: v.tolist() for k, v in g.items()} == {
+        "S/N[0,2)": [True, False, False, False],
+        "S/N[2,inf)": [False, True, True, False],
+        "S/N unknown": [False, False, False, True],
+    }
+    zt = np.zeros(4)
+    zp = np.array([1000, 5000, 20000, np.nan]) / C_KMS
+    np.testing.assert_allclose(accuracy_curve(zp, zt, [999, 1001, 6000, 1e9]), [0, 25, 50, 75])
+
+
+def test_object_accuracy_is_mean_of_hits_per_object():
+    # object a: 2 epochs, one right -> 0.5; b: 1 epoch right -> 1; c: 1 epoch wrong -> 0
+    z_true = np.ones(4)
+    z_pred = _pred(z_true, [IN_6K, OUT, IN_6K, OUT])
+    obj = np.array(["a", "a", "b", "c"])
+    survey = np.array(["BOSS", "SDSS", "BOSS", "SDSS"])
+    t = object_accuracy_table(z_pred, z_true, obj, groups={"BOSS": survey == "BOSS", "SDSS": survey == "SDSS"})
+    assert t.loc["all", "n_objects"] == 3 and t.loc["all", "n_spectra"] == 4
+    assert t.loc["all", "acc@6000"] == pytest.approx(100 * (0.5 + 1 + 0) / 3)
+    assert t.loc["BOSS", "acc@6000"] == 100.0 and t.loc["BOSS", "n_objects"] == 2
+    assert t.loc["SDSS", "acc@6000"] == 0.0 and t.loc["SDSS", "n_objects"] == 2
+    both = object_accuracy_table({"x": z_pred, "truth": z_true}, z_true, obj)
+    assert both.loc[("all", "truth"), "acc@6000"] == 100.0
+
+
+def test_worst_puts_failures_first():
+    z_true = np.array([1.0, 1.0, 1.0])
+    z_pred = np.array([1.01, np.nan, 2.0])
+    w = worst(z_pred, z_true, k=2, columns={"name": ["a", "b", "c"]})
+    assert w["name"].tolist() == ["b", "c"]
+
+
+def test_fig4_writes_png(tmp_path, hand_set):
+    z_pred, z_true, *_ = hand_set
+    p = fig4({"FNet": z_pred, "truth": z_true}, z_true, tmp_path / "f" / "fig4.png", title="hand set")
+    assert p.exists() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rng = np.random.default_rng(0)  # the density-shaded branch
+    zt = rng.uniform(0, 4, 4000)
+    p2 = fig4(zt + rng.normal(0, 0.01, zt.size), zt, tmp_path / "big.png")
+    assert p2.stat().st_size > 10_000
