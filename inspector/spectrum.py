@@ -45,12 +45,33 @@ class Spectrum:
 
     @property
     def object_id(self) -> str:
-        """Survey id as people quote it: PLATE-MJD-FIBER for SDSS, TARGETID for DESI."""
+        """Id of this spectrum as people quote it: PLATE-MJD-FIBER for SDSS; for DESI the TARGETID
+        plus the coadd it comes from, e.g. "39632936152072660-sv3-dark-9144" (healpix 9144 of
+        sv3/dark) or "...-main-dark-80605-cumulative-20210205" (a tile coadd), because one target
+        has a spectrum in each healpix / tile coadd it is in."""
         if self.plate is not None and self.mjd is not None and self.fiberid is not None:
             return f"{self.plate:04d}-{self.mjd:05d}-{self.fiberid:04d}"
         if self.targetid is not None:
-            return str(self.targetid)
+            return "-".join([str(self.targetid), *self._coadd_keys()]) if self.survey == "DESI" else str(self.targetid)
         return self.source
+
+    def _coadd_keys(self) -> list[str]:
+        """What the DESI reader found of the coadd (primary header keys in `extra`): survey, program, then
+        the healpix pixel, or the tile with its coadd group (SPGRP/SPGRPVAL: cumulative/night, pernight/night)."""
+        e = self.extra
+
+        def text(key: str) -> str | None:
+            return None if e.get(key) in (None, "") else str(e[key]).strip().lower()
+
+        keys = [text("SURVEY"), text("PROGRAM")]
+        group = text("SPGRP")
+        if group == "healpix" or ("HPXPIXEL" in e and "TILEID" not in e):
+            keys.append(text("HPXPIXEL") or text("SPGRPVAL"))
+        elif "TILEID" in e:
+            keys.append(text("TILEID"))
+            if group is not None:
+                keys += [group, text("SPGRPVAL")]
+        return [k for k in keys if k is not None]
 
     @property
     def n_pix(self) -> int:

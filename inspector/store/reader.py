@@ -85,7 +85,8 @@ class SpectrumStore:
         return self.meta.get("state") == "complete"
 
     def row_of(self, object_id: str) -> int:
-        """Store row of a survey object id (PLATE-MJD-FIBER or TARGETID); KeyError if absent."""
+        """Store row of a `Spectrum.object_id` (PLATE-MJD-FIBER, or TARGETID-SURVEY-PROGRAM-... for a DESI
+        coadd); KeyError if absent."""
         if self._rows_by_id is None:
             self._rows_by_id = pd.Index(self.index["object_id"].astype(str))
         loc = self._rows_by_id.get_loc(str(object_id))
