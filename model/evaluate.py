@@ -46,6 +46,7 @@ TABLE_TITLES = {
     "by_sn": "by S/N (SN_MEDIAN_ALL)",
     "bal": "BAL quasars or not",
     "baseline_failed": "where the baseline failed (Z_QN = -1) or not",
+    "by_survey": "by survey",
 }
 
 Estimates = Mapping[str, Any] | np.ndarray | Sequence[float]
@@ -148,12 +149,25 @@ def evaluation_tables(
     return tables
 
 
-def format_tables(tables: Mapping[str, pd.DataFrame], reference: bool = True, digits: int = 1) -> str:
-    """All tables as text with titles; the paper's figures after the overall table when `reference`."""
+def _compact(df: pd.DataFrame) -> pd.DataFrame:
+    """Without the "all" rows (the overall table has them) and without empty groups."""
+    groups = df.index.get_level_values(0)
+    keep = (groups != "all") & (df["n"].to_numpy() > 0) if "n" in df else groups != "all"
+    return df[keep] if keep.any() else df
+
+
+def format_tables(
+    tables: Mapping[str, pd.DataFrame], reference: bool = True, digits: int = 1, compact: bool = True
+) -> str:
+    """All tables as text with titles; the paper's figures after the overall table when `reference`.
+
+    `compact`: leave the repeated "all" rows and empty groups out of every
+    table but the overall one (they stay in the DataFrames).
+    """
     out: list[str] = []
     for key, df in tables.items():
         out.append(f"== {TABLE_TITLES.get(key, key)} ==")
-        out.append(format_table(df, digits))
+        out.append(format_table(_compact(df) if compact and key != "overall" else df, digits))
         if reference and key == "overall":
             out.append(paper_reference().to_string(float_format=lambda v: f"{v:.1f}"))
         out.append("")

@@ -1,6 +1,7 @@
 """Figures of the evaluation (matplotlib without pyplot: no display, no global state)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +44,22 @@ def fig4(
         hi = max((float(np.percentile(a, 99.9)) for a in finite if a.size), default=1.0)
         z_max = max(float(np.nanmax(zt)) if zt.size else 1.0, hi, 0.5) * 1.05
 
-    fig = Figure(figsize=(4.3 * (n_est + 1), 4.4))
-    axes = fig.subplots(1, n_est + 1, squeeze=False)[0]
+    # scatter panels in a grid (up to 3 across, 2 rows for 4+), the accuracy panel spanning the right
+    ncol = n_est if n_est <= 3 else math.ceil(n_est / 2)
+    nrow = math.ceil(n_est / ncol)
+    fig = Figure(figsize=(3.7 * ncol + 5.2, 3.7 * nrow + 0.7))
+    gs = fig.add_gridspec(nrow, ncol + 1, width_ratios=[1.0] * ncol + [1.45])
+    axes = [fig.add_subplot(gs[k // ncol, k % ncol]) for k in range(n_est)]
+    axes.append(fig.add_subplot(gs[:, ncol]))
     edges = np.linspace(0.0, z_max, 121)
-    for ax, (name, zp) in zip(axes[:-1], est.items()):
+    for k, (ax, (name, zp)) in enumerate(zip(axes[:-1], est.items())):
         ok = np.isfinite(zp) & np.isfinite(zt)
         if zt.size > SCATTER_MAX:
             *_, im = ax.hist2d(zt[ok], zp[ok], bins=[edges, edges], norm=LogNorm(), cmap="viridis", cmin=1)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="spectra per bin")
         else:
-            ax.scatter(zt[ok], zp[ok], s=6 if zt.size > 300 else 14, alpha=0.6, lw=0, color="tab:blue")
+            color = COLORS[k % len(COLORS)]
+            ax.scatter(zt[ok], zp[ok], s=6 if zt.size > 300 else 14, alpha=0.6, lw=0, color=color)
         ax.plot([0, z_max], [0, z_max], color="k", lw=0.7, ls="--")
         ax.set_xlim(0, z_max)
         ax.set_ylim(0, z_max)
@@ -60,7 +67,7 @@ def fig4(
         ax.set_xlabel("true z")
         ax.set_ylabel(f"{name} z")
         n_fail = int((~np.isfinite(zp)).sum())
-        ax.set_title(f"{name}: {zt.size} spectra" + (f", {n_fail} no z" if n_fail else ""), fontsize=10)
+        ax.set_title(f"{name}: {zt.size} spectra" + (f", {n_fail} no z" if n_fail else ""), fontsize=9)
 
     ax = axes[-1]
     grid = np.logspace(1, np.log10(3e5), 400)
@@ -70,14 +77,15 @@ def fig4(
         ax.plot(grid, curve, color=COLORS[k % len(COLORS)], lw=1.6, label=f"{name} ({a6:.1f}% < 6000)")
     for t in THRESHOLDS_KMS:
         ax.axvline(t, color="0.5", lw=0.8, ls=":")
-        ax.text(t, 2, f" {t:g}", rotation=90, va="bottom", ha="right", fontsize=8, color="0.35")
+        ax.text(t, 0.5, f"{t:g} km/s", rotation=90, va="center", ha="right", fontsize=8, color="0.35",
+                transform=ax.get_xaxis_transform())
     ax.set_xscale("log")
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(0, 101)
     ax.set_xlabel("|dv| threshold (km/s)")
     ax.set_ylabel("spectra with |dv| below it (%)")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_title("accuracy vs velocity threshold", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)

@@ -1,9 +1,11 @@
 """model.evaluate and `inspector evaluate` against answers worked out by hand."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from model.evaluate import (
@@ -157,3 +159,116 @@ def test_fig4_writes_png(tmp_path, hand_set):
     zt = rng.uniform(0, 4, 4000)
     p2 = fig4(zt + rng.normal(0, 0.01, zt.size), zt, tmp_path / "big.png")
     assert p2.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- the command line
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    """A 40-spectrum mock survey ingested into a store (about a second)."""
+    from inspector.ingest import ingest
+    from inspector.mock import make_survey
+
+    root = tmp_path_factory.mktemp("evalstore")
+    make_survey(root / "survey", 40, seed=3, workers=1, progress=False)
+    ingest([str(root / "survey")], root / "store", workers=1, progress=False)
+    return root / "store"
+
+
+def _write_predictions(store, path, split=True):
+    """FNet right on every quasar but the first 3 (off by 0.5 in z); the split column marks every other row test."""
+    from inspector.store import open_store
+
+    idx = open_store(store).index
+    z = idx["z"].to_numpy(float)
+    zf = z.copy()
+    zf[:3] += 0.5
+    df = pd.DataFrame({"row": idx["row"].astype("int64"), "object_id": idx["object_id"].astype(str), "z_fnet": zf})
+    if split:
+        df["split"] = np.where(np.arange(len(df)) % 2 == 0, "test", "train")
+    df.to_parquet(path)
+    return idx, zf
+
+
+def test_cli_store_mode(small_store, tmp_path):
+    from typer.testing import CliRunner
+
+    from inspector.cli import app
+
+    idx, _ = _write_predictions(small_store, tmp_path / "fnet.parquet")
+    failed = np.zeros(len(idx), bool)
+    failed[[0, 4, 6]] = True
+    pd.DataFrame(
+        {"row": idx["row"].astype("int64"), "object_id": idx["object_id"].astype(str),
+         "z_qn": np.where(failed, -1.0, idx["z"].to_numpy(float)), "qn_failed": failed}
+    ).to_parquet(tmp_path / "qn.parquet")  # fmt: skip
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(
+        app,
+        ["evaluate", "--store", str(small_store), "--predictions", str(tmp_path / "fnet.parquet"),
+         "--baseline", str(tmp_path / "qn.parquet"), "--split", "test", "--out-dir", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    # expected: the test rows (even) that are quasars with a z
+    test_rows = np.arange(len(idx)) % 2 == 0
+    qso = idx["is_qso"].to_numpy(bool) & test_rows
+    n = int(qso.sum())
+    n_wrong = int(qso[:3].sum())  # rows 0 and 2 (if quasars) are off by 0.5
+    assert f"scored: {n} quasars" in res.output
+    rec = json.loads((out / "evaluation.json").read_text())
+    overall = {r["estimator"]: r for r in rec["tables"]["overall"]}
+    assert overall["FNet"]["n"] == n
+    assert overall["FNet"]["acc@6000"] == pytest.approx(100 * (n - n_wrong) / n)
+    n_qn_failed = int(qso[[0, 4, 6]].sum())
+    assert overall["QuasarNET-style (ours)"]["acc@6000"] == pytest.approx(100 * (n - n_qn_failed) / n)
+    assert {"catalog Z_PIPE", "catalog Z_PCA", "catalog Z_QN"} <= set(overall)
+    bf = {(r["group"], r["estimator"]): r for r in rec["tables"]["baseline_failed"]}
+    assert bf[("baseline failed", "FNet")]["n"] == n_qn_failed
+    assert bf[("baseline failed", "QuasarNET-style (ours)")]["acc@30000"] == 0.0
+    assert set(rec["tables"]) == {"overall", "by_z", "by_sn", "bal", "baseline_failed"}
+    assert (out / "fig4.png").read_bytes()[:4] == b"\x89PNG"
+    assert "paper: FNet" in res.output
+
+
+def test_cli_store_mode_errors_and_no_split(small_store, tmp_path):
+    from typer.testing import CliRunner
+
+    from inspector.cli import app
+
+    idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
+    run = lambda *a: CliRunner().invoke(app, ["evaluate", "--store", str(small_store), *a])
+    res = run("--predictions", str(tmp_path / "p.parquet"), "--out-dir", str(tmp_path / "o"))
+    assert res.exit_code == 0, res.output
+    assert "no 'split' column" in res.output  # said, not silently ignored
+    assert f"scored: {int(idx['is_qso'].sum())} quasars" in res.output
+
+    bad = pd.read_parquet(tmp_path / "p.parquet")
+    bad["object_id"] = bad["object_id"].iloc[::-1].to_numpy()
+    bad.to_parquet(tmp_path / "bad.parquet")
+    res = run("--predictions", str(tmp_path / "bad.parquet"))
+    assert res.exit_code == 2 and "made on another store" in res.output
+    res = run("--predictions", str(tmp_path / "missing.parquet"))
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_real_mode_on_fixtures(tmp_path, real_dir):
+    """--real on the committed real fixtures with an untrained small FNet: it runs and reports per object."""
+    import torch
+
+    from inspector.cli_evaluate import evaluate_real
+    from model.fnet import FNet, FNetConfig
+    from model.train import save_checkpoint
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = FNet(FNetConfig.small())
+    m.set_label_scaling(0.0, 4.0)
+    save_checkpoint(tmp_path / "tiny.pt", m.eval())
+    ev = evaluate_real(tmp_path / "tiny.pt", out_dir=tmp_path / "real", real_root=real_dir, n_worst=3)
+    assert ev.meta["n_spectra"] == 5
+    obj = ev.tables["objects_by_survey"]
+    assert obj.loc[("all", "FNet"), "n_objects"] == 5
+    # the files' own pipeline z equals z_ref wherever no curated ref_z overrides it
+    assert obj.loc[("survey=BOSS", "pipeline Z (file)"), "n_spectra"] == 2
+    assert "PER OBJECT" in ev.text and "worst 3" in ev.text
+    assert (tmp_path / "real" / "fig4_real.png").exists()
+    assert (tmp_path / "real" / "evaluation_real.json").exists()

@@ -1,0 +1,343 @@
+"""The `inspector evaluate` subcommand: the paper's accuracy tables and Fig. 4.
+
+Two modes.
+
+Store mode (`--store DIR --predictions P.parquet`): FNet's predictions scored
+against the store's `z` on its quasars (`is_qso`), beside the estimators the
+store's catalog carries (Z_PIPE, Z_PCA, Z_QN; a -1 there is "no redshift" and
+counts as wrong) and, with `--baseline quasarnet.parquet`, our QuasarNET-style
+baseline (a failure, qn_failed, counts as wrong) -- all on the same spectra.
+Tables: overall, by true z, by S/N (SN_MEDIAN_ALL), BAL or not (CLASS_PERSON
+30 or BAL_PROB >= 0.5), and split by where the baseline failed (our
+baseline's qn_failed with --baseline, else the catalog's Z_QN = -1).
+
+Real mode (`--real --model fnet.pt [--baseline qn.pt]`): the model run on the
+labelled real SDSS quasars (`inspector.realset`, truth = z_ref), beside the
+files' own pipeline Z, per spectrum and per object. Per object, repeat epochs
+of one object are kept together: every object weighs 1 and scores the
+fraction of its spectra within each threshold (the per-object mean of the
+per-spectrum hits; see `model.evaluate.object_accuracy_table`).
+
+Both print the tables and write fig4*.png and evaluation*.json to --out-dir.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import typer
+
+from inspector.cli import app
+
+CATALOG_ESTIMATORS = ("Z_PIPE", "Z_PCA", "Z_QN")
+FNET = "FNet"
+BASELINE = "QuasarNET-style (ours)"
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation produced: tables by name, the text printed, the files written."""
+
+    tables: dict[str, pd.DataFrame]
+    text: str
+    files: list[Path] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- helpers
+def _no_z_as_nan(values) -> np.ndarray:
+    """Catalog redshift column -> float array with the DR16Q "no redshift" -1 (and NA) as NaN."""
+    z = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    return np.where(z <= -0.99, np.nan, z)
+
+
+def _read_predictions(path: Path, index: pd.DataFrame, z_col: str, what: str) -> pd.DataFrame:
+    """A predictions parquet keyed by store `row`, checked against the store's object ids."""
+    if not path.exists():
+        raise ValueError(f"{what} file {path} does not exist")
+    pred = pd.read_parquet(path)
+    missing = {"row", z_col} - set(pred.columns)
+    if missing:
+        raise ValueError(f"{path}: no column(s) {sorted(missing)} (has {list(pred.columns)[:12]})")
+    rows = pred["row"].to_numpy(np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= len(index)):
+        raise ValueError(f"{path}: rows up to {rows.max()} but the store has {len(index)} spectra")
+    if pd.Index(rows).has_duplicates:
+        raise ValueError(f"{path}: a store row is predicted more than once")
+    if "object_id" in pred.columns:
+        stored = index["object_id"].astype(str).to_numpy()[rows]
+        bad = np.flatnonzero(stored != pred["object_id"].astype(str).to_numpy())
+        if bad.size:
+            r = int(rows[bad[0]])
+            raise ValueError(
+                f"{path}: made on another store: row {r} is {stored[bad[0]]!r} here, "
+                f"{pred['object_id'].iloc[bad[0]]!r} there ({bad.size} rows differ)"
+            )
+    return pred.set_index("row", drop=False)
+
+
+def _select_split(pred: pd.DataFrame, split: str) -> tuple[np.ndarray, str]:
+    """Store rows to score and a note saying which. `split`: "all" or a value of the `split` column."""
+    rows = pred["row"].to_numpy(np.int64)
+    if split == "all":
+        return rows, "all predicted spectra"
+    if "split" not in pred.columns:
+        return rows, (
+            f"all predicted spectra: the predictions say nothing of which rows were trained on "
+            f"(no 'split' column), so --split {split} cannot be honoured; the figures may include training data"
+        )
+    values = pred["split"].astype(str)
+    keep = (values == split).to_numpy()
+    if not keep.any():
+        raise ValueError(f"no predictions in split {split!r} (splits there: {sorted(values.unique())})")
+    return rows[keep], f"split {split!r}"
+
+
+def _bal_flag(index: pd.DataFrame) -> np.ndarray | None:
+    flags = []
+    if "CLASS_PERSON" in index:
+        flags.append(pd.to_numeric(index["CLASS_PERSON"], errors="coerce").to_numpy(np.float64, na_value=np.nan) == 30)
+    if "BAL_PROB" in index:
+        flags.append(pd.to_numeric(index["BAL_PROB"], errors="coerce").to_numpy(np.float64, na_value=np.nan) >= 0.5)
+    return np.logical_or.reduce(flags) if flags else None
+
+
+def _sn(index: pd.DataFrame) -> np.ndarray | None:
+    for col in ("SN_MEDIAN_ALL", "sn_median_all"):
+        if col in index:
+            return pd.to_numeric(index[col], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    return None
+
+
+def _write_json(path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> Path:
+    from model.evaluate import tables_to_records
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "tables": tables_to_records(tables)}, indent=1, default=str))
+    return path
+
+
+# --------------------------------------------------------------------------- store mode
+def evaluate_store(
+    store: Path,
+    predictions: Path,
+    baseline: Path | None = None,
+    split: str = "test",
+    out_dir: Path | None = None,
+    plot: bool = True,
+) -> Evaluation:
+    """Score a predictions parquet on a store's quasars; see the module docstring."""
+    from inspector.store import open_store
+    from model.evaluate import evaluation_tables, fig4, format_tables
+
+    st = open_store(store)
+    index = st.index
+    pred = _read_predictions(Path(predictions), index, "z_fnet", "predictions")
+    rows, split_note = _select_split(pred, split)
+    z_all = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    is_qso = index["is_qso"].astype("boolean").fillna(False).to_numpy(bool)
+    keep = is_qso[rows] & np.isfinite(z_all[rows]) & (z_all[rows] >= 0)
+    rows = np.sort(rows[keep])
+    if rows.size == 0:
+        raise ValueError("no quasar with a redshift among the predicted spectra")
+
+    z_true = z_all[rows]
+    estimators: dict[str, np.ndarray] = {FNET: pred.loc[rows, "z_fnet"].to_numpy(np.float64)}
+    baseline_failed = None
+    failed_from = None
+    if baseline is not None:
+        qn = _read_predictions(Path(baseline), index, "z_qn", "baseline")
+        have = np.isin(rows, qn["row"].to_numpy(np.int64))
+        if not have.all():
+            raise ValueError(f"{baseline}: no baseline prediction for {int((~have).sum())} of the {rows.size} spectra")
+        qn = qn.loc[rows]
+        failed = qn["qn_failed"].to_numpy(bool) if "qn_failed" in qn else (qn["z_qn"].to_numpy(float) <= -0.99)
+        estimators[BASELINE] = np.where(failed, np.nan, qn["z_qn"].to_numpy(np.float64))
+        baseline_failed, failed_from = failed, f"our baseline ({Path(baseline).name}) failed"
+    sub = index.iloc[rows]
+    for col in CATALOG_ESTIMATORS:
+        if col in sub:
+            estimators[f"catalog {col}"] = _no_z_as_nan(sub[col])
+    if baseline_failed is None and "Z_QN" in sub:
+        baseline_failed = np.isnan(_no_z_as_nan(sub["Z_QN"]))  # Z_QN = -1 (or missing)
+        failed_from = "catalog Z_QN = -1"
+    sn, bal = _sn(index), _bal_flag(index)
+    tables = evaluation_tables(
+        estimators, z_true,
+        sn=None if sn is None else sn[rows],
+        is_bal=None if bal is None else bal[rows],
+        baseline_failed=baseline_failed,
+    )  # fmt: skip
+
+    n_pred = len(pred)
+    head = [
+        f"store {store}: {len(index)} spectra; predictions {predictions}: {n_pred} spectra",
+        f"scored: {rows.size} quasars with a true z ({split_note})",
+        f"truth: the store's z (z_source: {', '.join(sorted(map(str, sub['z_source'].dropna().unique()))) or '?'})",
+    ]
+    if failed_from:
+        head.append(f"baseline-failed subset: {failed_from}, {int(np.sum(baseline_failed))} spectra")
+    text = "\n".join(head) + "\n\n" + format_tables(tables)
+
+    out = Path(out_dir) if out_dir is not None else Path(store) / "evaluation" / Path(predictions).stem
+    meta = {
+        "store": str(store), "predictions": str(predictions), "baseline": str(baseline) if baseline else None,
+        "split": split_note, "n_scored": int(rows.size), "estimators": list(estimators),
+        "baseline_failed_from": failed_from,
+    }  # fmt: skip
+    files = [_write_json(out / "evaluation.json", tables, meta)]
+    if plot:
+        files.append(fig4(estimators, z_true, out / "fig4.png", title=f"{Path(predictions).stem} on {Path(store).name}: {rows.size} quasars"))
+    return Evaluation(tables, text, files, meta)
+
+
+# --------------------------------------------------------------------------- real mode
+def _load_fnet(path: Path):
+    from model.train import load_checkpoint
+
+    model, ckpt = load_checkpoint(path)
+    return model, ckpt
+
+
+def _predict_fnet(model, flux: np.ndarray) -> np.ndarray:
+    from model.train import predict
+
+    return np.asarray(predict(model, flux), dtype=np.float64)
+
+
+def _predict_baseline(path: Path, flux: np.ndarray, ivar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z with failures as NaN, failed) from a QuasarNET-style baseline checkpoint."""
+    from model.quasarnet_train import load_quasarnet, predict_quasarnet
+
+    qn, _ = load_quasarnet(path)
+    df = predict_quasarnet(qn, flux, ivar)
+    failed = df["qn_failed"].to_numpy(bool)
+    return np.where(failed, np.nan, df["z_qn"].to_numpy(np.float64)), failed
+
+
+def evaluate_real(
+    model_path: Path,
+    baseline: Path | None = None,
+    out_dir: Path | None = None,
+    real_root: Path | None = None,
+    n_worst: int = 10,
+    plot: bool = True,
+) -> Evaluation:
+    """Run an FNet checkpoint (and a baseline) on the labelled real SDSS quasars; see the module docstring."""
+    from inspector import realset
+    from model.evaluate import (
+        Z_EDGES,
+        compare_table,
+        evaluation_tables,
+        fig4,
+        format_tables,
+        object_accuracy_table,
+        worst,
+    )
+    from model.metrics import format_table, z_bin_groups
+
+    root = Path(real_root) if real_root is not None else realset.REAL_ROOT
+    if not realset.available(root):
+        raise ValueError(f"the real SDSS set is not at {root} (set FNET_REAL_DATA or --real-root)")
+    flux, ivar, table = realset.load_on_grid(root)
+    model, _ = _load_fnet(Path(model_path))
+    z_true = table["z_ref"].to_numpy(np.float64)
+    estimators = {FNET: _predict_fnet(model, flux)}
+    if baseline is not None:
+        estimators[BASELINE], _ = _predict_baseline(Path(baseline), flux, ivar)
+    estimators["pipeline Z (file)"] = _no_z_as_nan(table["z"])
+    objects = table["object_group"].astype(str).to_numpy()
+    survey = table["survey"].astype(str).to_numpy()
+    sn = pd.to_numeric(table["sn_median_all"], errors="coerce").to_numpy(np.float64)
+    survey_groups = {f"survey={s}": survey == s for s in ("SDSS-I/II", "BOSS", "eBOSS") if (survey == s).any()}
+    for s in sorted(set(survey) - {"SDSS-I/II", "BOSS", "eBOSS"}):
+        survey_groups[f"survey={s}"] = survey == s
+
+    tables = evaluation_tables(estimators, z_true, sn=sn)
+    tables["by_survey"] = compare_table(estimators, z_true, survey_groups)
+    zg = z_bin_groups(z_true, Z_EDGES)
+    obj_tables = {
+        "objects_by_z": object_accuracy_table(estimators, z_true, objects, zg),
+        "objects_by_survey": object_accuracy_table(estimators, z_true, objects, survey_groups),
+    }
+    w = worst(
+        estimators[FNET], z_true, n_worst,
+        columns={
+            "file": [Path(f).name for f in table["file"]], "object": objects, "survey": survey, "sn": sn,
+            "z_pipe": estimators["pipeline Z (file)"],
+            **({"z_baseline": estimators[BASELINE]} if BASELINE in estimators else {}),
+        },
+    )  # fmt: skip
+
+    head = (
+        f"real SDSS quasars ({root}): {len(table)} spectra of {len(set(objects))} objects; "
+        f"truth z_ref (curated ref_z where given, else the file's Z); model {model_path}"
+    )
+    parts = [head, "", "PER SPECTRUM", format_tables(tables), "PER OBJECT (each object weighs 1: the mean of its spectra's hits)"]
+    for key, title in (("objects_by_z", "by true redshift"), ("objects_by_survey", "by survey")):
+        parts += [f"== {title} ==", format_table(obj_tables[key]), ""]
+    parts += [f"== worst {n_worst} spectra for {FNET} ==", w.to_string(index=False, float_format=lambda v: f"{v:.4f}" if abs(v) < 100 else f"{v:.0f}")]
+    text = "\n".join(parts) + "\n"
+
+    all_tables = {**tables, **obj_tables}
+    out = Path(out_dir) if out_dir is not None else Path("evaluation") / f"real-{Path(model_path).stem}"
+    meta = {
+        "real_root": str(root), "model": str(model_path), "baseline": str(baseline) if baseline else None,
+        "n_spectra": len(table), "n_objects": len(set(objects)), "estimators": list(estimators),
+        "per_object_rule": "every object weighs 1; its score is the fraction of its spectra within the threshold",
+        "worst": w.to_dict(orient="records"),
+    }  # fmt: skip
+    files = [_write_json(out / "evaluation_real.json", all_tables, meta)]
+    if plot:
+        files.append(fig4(estimators, z_true, out / "fig4_real.png", title=f"{Path(model_path).stem} on {len(table)} real SDSS quasar spectra"))
+    return Evaluation(all_tables, text, files, meta)
+
+
+# --------------------------------------------------------------------------- the command
+@app.command("evaluate")
+def evaluate_command(
+    store: Path | None = typer.Option(None, "--store", help="Spectrum store whose quasars are scored."),
+    predictions: Path | None = typer.Option(
+        None, "--predictions", help="FNet predictions parquet (row, object_id, z_fnet), e.g. STORE/predictions/fnet.parquet."
+    ),
+    baseline: Path | None = typer.Option(
+        None, "--baseline",
+        help="QuasarNET-style baseline: its predictions parquet (row, z_qn, qn_failed) with --store, its checkpoint with --real.",
+    ),
+    split: str = typer.Option(
+        "test", "--split", help="'all', or which value of the predictions' split column to score (test, val, train)."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir",
+        help="Where fig4*.png and evaluation*.json go (default STORE/evaluation/<predictions stem>, or evaluation/real-<model stem>).",
+    ),
+    real: bool = typer.Option(False, "--real", help="Score --model on the labelled real SDSS quasars instead."),
+    model: Path | None = typer.Option(None, "--model", help="FNet checkpoint (with --real)."),
+    real_root: Path | None = typer.Option(None, "--real-root", help="Real data directory (default ../shared/data/real)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads for --real (default: torch's)."),
+) -> None:
+    """Print the paper's accuracy tables (|dv| < 6000/12000/30000 km/s) and save a Fig. 4 plot."""
+    try:
+        if real:
+            if model is None:
+                raise ValueError("--real needs --model fnet.pt")
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+            ev = evaluate_real(model, baseline, out_dir, real_root)
+        else:
+            if store is None or predictions is None:
+                raise ValueError("give --store and --predictions (or --real --model)")
+            ev = evaluate_store(store, predictions, baseline, split, out_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        typer.echo(ev.text)
+    for f in ev.files:
+        typer.echo(f"wrote {f}")
