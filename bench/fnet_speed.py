@@ -29,15 +29,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from model.fnet import FNet, FNetConfig, count_parameters  # noqa: E402
-from model.grid import FNET_NPIX  # noqa: E402
+from model.fnet import FNet, FNetConfig, count_parameters
+from model.grid import FNET_NPIX
 
 
 def _sync(dev: torch.device) -> None:

@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="fnet-predict-bench-"))
     try:
         store = make_store(tmp, args.n, args.seed, args.workers)
-        child = [a for a in (argv if argv is not None else sys.argv[1:])]
+        child = list(argv if argv is not None else sys.argv[1:])
         cmd = [sys.executable, str(Path(__file__).resolve()), "--store", str(store), *child]
         return subprocess.call(cmd)  # a fresh process: its peak RSS is the prediction's alone
     finally:
