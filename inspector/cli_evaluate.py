@@ -80,21 +80,71 @@ def _read_predictions(path: Path, index: pd.DataFrame, z_col: str, what: str) ->
     return pred.set_index("row", drop=False)
 
 
-def _select_split(pred: pd.DataFrame, split: str) -> tuple[np.ndarray, str]:
-    """Store rows to score and a note saying which. `split`: "all" or a value of the `split` column."""
+def _held_out_rows(store: Path, index: pd.DataFrame, predictions: Path) -> tuple[np.ndarray | None, str]:
+    """Rows the model behind `predictions` did not train on, from the predictions' JSON sidecar.
+
+    (None, why) when that cannot be known. A model trained on another store
+    never saw this one: every row is held out. A model trained on this store
+    held out the validation split `inspector train` drew (grouped by object),
+    which is rebuilt from the val_fraction and seed its provenance records.
+    """
+    side_path = Path(predictions).with_suffix(".json")
+    if not side_path.exists():
+        return None, f"no sidecar {side_path.name} naming the model's training data"
+    try:
+        side = json.loads(side_path.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable sidecar {side_path.name} ({exc})"
+    prov = (side.get("model") or {}).get("provenance") or {}
+    trained_on = prov.get("store")
+    if not trained_on:
+        return None, "the model's provenance does not name its training store"
+    if Path(trained_on).resolve() != Path(store).resolve():
+        return np.arange(len(index), dtype=np.int64), f"held out: the model was trained on another store ({trained_on})"
+    seed = (prov.get("train_args") or {}).get("seed", prov.get("seed"))
+    val_fraction = prov.get("val_fraction", (prov.get("train_args") or {}).get("val_fraction"))
+    if seed is None or val_fraction is None or prov.get("store_rows") not in (None, len(index)):
+        return None, "the model was trained on this store and its provenance does not say which rows were held out"
+    try:
+        from inspector.cli_train import object_groups, training_rows
+    except ImportError:
+        return None, "the training split cannot be rebuilt here (no inspector.cli_train)"
+    from model.data import split_rows
+
+    rows = training_rows(index)
+    _, val = split_rows(rows, float(val_fraction), seed=int(seed), groups=object_groups(index.iloc[rows]))
+    return val, f"held out: the validation split of training on this store (val_fraction {val_fraction}, seed {seed})"
+
+
+def _select_split(
+    pred: pd.DataFrame, split: str, store: Path | None = None, index: pd.DataFrame | None = None,
+    predictions: Path | None = None,
+) -> tuple[np.ndarray, str]:
+    """Store rows to score and a note saying which.
+
+    split "all": every predicted row. Otherwise the rows whose `split` column
+    equals it, if the predictions have that column; else, for "test" (or
+    "val"), the rows the model did not train on, as far as the predictions'
+    sidecar tells (`_held_out_rows`); else every row, with a note saying the
+    figures may include training data.
+    """
     rows = pred["row"].to_numpy(np.int64)
     if split == "all":
         return rows, "all predicted spectra"
-    if "split" not in pred.columns:
-        return rows, (
-            f"all predicted spectra: the predictions say nothing of which rows were trained on "
-            f"(no 'split' column), so --split {split} cannot be honoured; the figures may include training data"
-        )
-    values = pred["split"].astype(str)
-    keep = (values == split).to_numpy()
-    if not keep.any():
-        raise ValueError(f"no predictions in split {split!r} (splits there: {sorted(values.unique())})")
-    return rows[keep], f"split {split!r}"
+    if "split" in pred.columns:
+        values = pred["split"].astype(str)
+        keep = (values == split).to_numpy()
+        if not keep.any():
+            raise ValueError(f"no predictions in split {split!r} (splits there: {sorted(values.unique())})")
+        return rows[keep], f"split {split!r}"
+    why = "no 'split' column"
+    if split in ("test", "val") and store is not None and index is not None and predictions is not None:
+        held, why = _held_out_rows(store, index, predictions)
+        if held is not None:
+            return rows[np.isin(rows, held)], why
+    return rows, (
+        f"all predicted spectra: --split {split} cannot be honoured ({why}); the figures may include training data"
+    )
 
 
 def _bal_flag(index: pd.DataFrame) -> np.ndarray | None:
@@ -137,7 +187,7 @@ def evaluate_store(
     st = open_store(store)
     index = st.index
     pred = _read_predictions(Path(predictions), index, "z_fnet", "predictions")
-    rows, split_note = _select_split(pred, split)
+    rows, split_note = _select_split(pred, split, Path(store), index, Path(predictions))
     z_all = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
     is_qso = index["is_qso"].astype("boolean").fillna(False).to_numpy(bool)
     keep = is_qso[rows] & np.isfinite(z_all[rows]) & (z_all[rows] >= 0)

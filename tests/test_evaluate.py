@@ -238,8 +238,19 @@ def test_cli_store_mode_errors_and_no_split(small_store, tmp_path):
     run = lambda *a: CliRunner().invoke(app, ["evaluate", "--store", str(small_store), *a])
     res = run("--predictions", str(tmp_path / "p.parquet"), "--out-dir", str(tmp_path / "o"))
     assert res.exit_code == 0, res.output
-    assert "no 'split' column" in res.output  # said, not silently ignored
+    assert "--split test cannot be honoured (no sidecar p.json" in res.output  # said, not silently ignored
     assert f"scored: {int(idx['is_qso'].sum())} quasars" in res.output
+
+    # a sidecar naming another training store: every row is held out
+    side = {"model": {"provenance": {"store": str(tmp_path / "elsewhere"), "train_args": {"seed": 0}}}}
+    (tmp_path / "p.json").write_text(json.dumps(side))
+    res = run("--predictions", str(tmp_path / "p.parquet"), "--out-dir", str(tmp_path / "o"))
+    assert res.exit_code == 0 and "held out: the model was trained on another store" in res.output
+    # trained on this very store, with no record of the split: say so, score all
+    side["model"]["provenance"]["store"] = str(small_store)
+    (tmp_path / "p.json").write_text(json.dumps(side))
+    res = run("--predictions", str(tmp_path / "p.parquet"), "--out-dir", str(tmp_path / "o"))
+    assert res.exit_code == 0 and "does not say which rows were held out" in res.output
 
     bad = pd.read_parquet(tmp_path / "p.parquet")
     bad["object_id"] = bad["object_id"].iloc[::-1].to_numpy()
