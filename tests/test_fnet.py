@@ -6,9 +6,8 @@ import torch
 from torch import nn
 
 from model.fftconv import FFTConv1d, fft_conv1d, next_fast_len
-from model.fnet import PAPER_N_PARAMS, FNet, FNetConfig, count_parameters
+from model.fnet import PAPER_N_PARAMS, FNet, FNetConfig, ZBins, count_parameters, decode_posterior
 from model.grid import FNET_LOGLAM, FNET_NPIX
-from model.train import load_checkpoint, predict, save_checkpoint, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -110,13 +109,95 @@ def test_fnet_output_shape_and_impls_agree():
     x = torch.rand(3, FNET_NPIX)
     with torch.no_grad():
         y = m(x)
-        assert y.shape == (3,)
-        assert m(x.unsqueeze(1)).shape == (3,)
+        assert y.shape == (3, 400)
+        assert m(x.unsqueeze(1)).shape == (3, 400)
         m.set_conv_impl("direct")
         y_direct = m(x)
     assert torch.allclose(y, y_direct, rtol=1e-4, atol=1e-4 * y.abs().max().item())
     with pytest.raises(ValueError):
         m(torch.rand(2, 100))
+
+
+def test_small_config():
+    cfg = FNetConfig.small()
+    assert (cfg.output, cfg.n_bins, cfg.input_pool, cfg.trunk_len) == ("bins", 400, 2, FNET_NPIX // 2)
+    m = FNet(cfg)
+    assert count_parameters(m) == 704_280
+    # the published topology: residual blocks of 3 convs + BN, last stage to 1 channel, flatten + dense head
+    assert all(len([c for c in b.body if isinstance(c, nn.BatchNorm1d)]) == 3 for b in m.trunk)
+    assert isinstance(m.trunk[0].shortcut, nn.Conv1d) and cfg.out_channels == 1
+    assert FNetConfig.small(output="regression").n_out == 1
+    assert FNetConfig.from_dict(cfg.to_dict()) == cfg
+    # old checkpoints (no output / input_pool fields) read as the published regression network
+    old = {k: v for k, v in FNetConfig.paper().to_dict().items() if k not in ("output", "input_pool", "n_bins")}
+    assert FNetConfig.from_dict(old) == FNetConfig.paper()
+    with pytest.raises(ValueError, match="output"):
+        FNetConfig(output="softmax")
+
+
+def test_head_stays_float32_under_autocast():
+    m = FNet(FNetConfig.small(output="regression")).eval()
+    x = torch.rand(2, FNET_NPIX)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x)
+    assert y.dtype == torch.float32
+
+
+def _gauss_posterior(bins, comps, floor=1e-5):
+    """Posterior over the bins: sum of (weight, z, sigma in log(1+z)) Gaussians plus a flat floor."""
+    p = np.full(bins.n, float(floor))
+    for w, z, s in comps:
+        g = np.exp(-0.5 * ((bins.centers - np.log1p(z)) / s) ** 2)
+        p += w * g / g.sum()
+    return p / p.sum()
+
+
+def test_bins_decoding_two_peaks():
+    bins = ZBins(400, 6.5)
+    assert bins.index(np.array([-0.1, 0.0, 6.5, 9.0])).tolist() == [0, 0, 399, 399]
+    assert bins.index(np.expm1(bins.centers[[5, 200]])).tolist() == [5, 200]
+    # main peak at z = 2.0 (60%), a rival at z = 1.2 (30%: e.g. MgII taken for CIII]), a tiny bump at 4.0
+    sig = 0.004
+    p = _gauss_posterior(bins, [(0.6, 2.0, sig), (0.3, 1.2, sig), (0.003, 4.0, sig)], floor=0.097 / 400)
+    d = decode_posterior(p[None], bins)
+    assert d.z[0] == pytest.approx(2.0, abs=3e-3)
+    assert d.alternatives.z[0, 0] == pytest.approx(1.2, abs=3e-3)
+    assert d.alternatives.p[0, 0] == pytest.approx(0.3, abs=0.03)
+    assert d.alternatives.p_z[0] == pytest.approx(0.6, abs=0.05)
+    assert np.isnan(d.alternatives.z[0, 1:]).all()  # the 0.3% bump is below min_alt_prob
+    assert np.nansum(d.alternatives.p) + d.alternatives.p_z[0] < 1
+    # 60% + 30% in two peaks: the 68% interval must reach the second peak
+    assert d.z_err[0] > (2.0 - 1.2) / 2 * 0.9
+    # one Gaussian peak: z_err = the 1-sigma half width, in z
+    wide = 0.02
+    d1 = decode_posterior(_gauss_posterior(bins, [(1.0, 2.0, wide)], floor=0)[None], bins)
+    assert abs(np.log1p(d1.z[0]) - np.log1p(2.0)) < 0.5 * bins.width  # a wide peak, a +-3-bin window
+    assert d1.z_err[0] == pytest.approx(3.0 * wide, rel=0.1)
+    assert np.isnan(d1.alternatives.z[0]).all()
+    # a delta in one bin: z is the bin centre, z_err a fraction of the bin
+    delta = np.zeros(400)
+    delta[123] = 1.0
+    d2 = decode_posterior(delta[None], bins)
+    assert d2.z[0] == pytest.approx(np.expm1(bins.centers[123]))
+    assert 0 < d2.z_err[0] < (1 + d2.z[0]) * bins.width
+
+
+def test_bins_alternatives_separated():
+    bins = ZBins(400, 6.5)
+    # two maxima 3 bins (~4,500 km/s) apart count as one; a third far away is an alternative
+    p = _gauss_posterior(bins, [(0.5, 2.0, 0.002), (0.25, np.expm1(np.log1p(2.0) + 3 * bins.width), 0.002),
+                                (0.2, 0.8, 0.002)])  # fmt: skip
+    d = decode_posterior(p[None], bins)
+    alt = d.alternatives.z[0]
+    assert alt[0] == pytest.approx(0.8, abs=3e-3)
+    c = 299792.458
+    assert all(abs(np.log1p(a) - np.log1p(d.z[0])) * c >= 6000 for a in alt[np.isfinite(alt)])
+
+
+def test_regression_decode_has_no_alternatives():
+    m = FNet(FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 2, 1), (2, 1, 1)), head=(8,)))
+    d = m.decode(torch.tensor([0.5, 0.25]))
+    assert d.z.shape == (2,) and np.isnan(d.z_err).all() and np.isnan(d.alternatives.z).all()
 
 
 def _synthetic(n, seed=0):
@@ -128,28 +209,6 @@ def _synthetic(n, seed=0):
             flux[i] += 3 * np.exp(-0.5 * ((FNET_LOGLAM - np.log10(line * (1 + z[i]))) / 0.002) ** 2)
     flux += 0.05 * rng.standard_normal(flux.shape).astype(np.float32)
     return flux, z
-
-
-def test_tiny_config_overfits():
-    flux, z = _synthetic(8)
-    model, hist = train(TINY, flux, z, epochs=25, batch_size=8, lr=3e-3, progress=False, seed=0)
-    assert len(hist) == 25
-    assert hist[-1]["train_loss"] < hist[0]["train_loss"] / 10
-    assert float(model.z_min) == pytest.approx(z.min()) and float(model.z_max) == pytest.approx(z.max())
-
-
-def test_checkpoint_round_trip(tmp_path):
-    flux, z = _synthetic(6, seed=1)
-    model, hist = train(TINY, flux, z, flux, z, epochs=2, batch_size=3, progress=False)
-    p = save_checkpoint(tmp_path / "m.pt", model, metrics={"val_acc@6000": np.float64(12.5)}, history=hist)
-    loaded, meta = load_checkpoint(p)
-    assert loaded.cfg == TINY
-    assert meta["metrics"] == {"val_acc@6000": 12.5}
-    assert meta["label_scaling"] == {"z_min": float(z.min()), "z_max": float(z.max())}
-    assert len(meta["history"]) == 2 and "val_acc@6000" in meta["history"][0]
-    assert np.array_equal(predict(model, flux), predict(loaded, flux))
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, loaded.state_dict()[k]), k
 
 
 def test_cached_weight_spectrum_outside_inference_mode():
