@@ -1,16 +1,49 @@
-"""Train FNet, predict with it, and save / load it.
+"""Train FNet: the published recipe, resumable, seeded, on a CPU or a GPU.
 
-`train` is the published recipe at CPU scale: MSE on the min-max scaled
-redshift, Adam with weight decay 1e-5, gradient-norm clipping, He-normal init,
-seeded shuffling. The label scaling is stored in the model (buffers z_min /
-z_max) and in the checkpoint. Hooks for what comes next (paper step schedule,
-resume, bf16 on CUDA) are the `scheduler` factory and `device` arguments and the
-`extra` dict of a checkpoint.
+`train` is the published recipe (Adam, weight decay 1e-5, gradient-norm
+clipping, He-normal init) with the loss of the model's output head: MSE on the
+min-max scaled redshift (regression, as published) or label-smoothed
+cross-entropy over log(1+z) bins. The label scaling is stored in the model
+(buffers z_min / z_max) and in every checkpoint.
+
+Device: "auto" takes CUDA when available, with bfloat16 autocast for the
+convolutions (the dense head stays float32), else the CPU in float32.
+
+Schedules: "step" (the paper: lr x0.1 at epochs 75, 85 and 90; the default for
+regression), "plateau" (the published code: ReduceLROnPlateau on the
+validation loss, here x0.5 after 2 epochs without improvement), "cosine"
+(cosine decay to lr/100 over `epochs`; the default for the bins head, which is
+trained for a few epochs on a CPU where the paper's milestones never come),
+"none"; or pass any `scheduler(optimizer)` factory.
+
+Reproducible: `seed` fixes the initial weights (torch.manual_seed) and the
+order of every epoch (a numpy Generator seeded with (seed, epoch), so epoch k's
+order does not depend on how the run got there). On a CPU, the same seed and
+thread count give the same weights bit for bit.
+
+Resumable: with `checkpoint_path`, a training checkpoint (model, optimizer,
+scheduler, epoch, torch RNG state, metrics history, data hash, arguments, git
+revision) is written atomically after every epoch; `resume=True` continues
+from it, and an interrupted-then-resumed run ends with the same weights as an
+uninterrupted one. Resuming refuses a checkpoint whose config, training data
+(hash of the training rows' ids and z) or arguments (other than `epochs`)
+differ from the call's.
+
+Balanced-z sampling (`balance_z=True`): each epoch draws N training spectra
+with replacement, with probability inverse to the training n(z) in bins of
+0.05 in log(1+z), capped so that no spectrum is drawn more than 10x as often
+as under uniform sampling (a lone z = 5 spectrum would otherwise fill epochs).
+The survey's n(z) under-samples z < 0.8 and z > 3.5.
 """
 from __future__ import annotations
 
+import math
+import platform
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +52,97 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    _plain,
+    data_hash,
+    git_revision,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .data import SpectraDataset, make_loader
 from .fnet import FNet, FNetConfig
-from .grid import normalise
-from .metrics import accuracy_row
-
-CHECKPOINT_FORMAT = "fnet-inspector/fnet-checkpoint/1"
+from .metrics import THRESHOLDS_KMS, accuracy_row
+from .predict import autocast_for, predict, resolve_device
 
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+SCHEDULES = ("auto", "step", "plateau", "cosine", "none")
+PAPER_MILESTONES = (75, 85, 90)
+BALANCE_BIN = 0.05  # width in log(1+z) of the n(z) histogram for balanced sampling
+BALANCE_MAX_RATIO = 10.0  # no spectrum drawn more than this x as often as uniformly
+# training arguments that must match to resume (epochs may grow)
+RESUME_KEYS = ("batch_size", "lr", "weight_decay", "clip_grad_norm", "seed", "schedule", "balance_z")
 
 
-def step_schedule(milestones=(75, 85, 90), gamma: float = 0.1) -> SchedulerFactory:
+def step_schedule(milestones=PAPER_MILESTONES, gamma: float = 0.1) -> SchedulerFactory:
     """The paper's schedule (x0.1 at epochs 75/85/90) as a `scheduler` factory for `train`."""
     return lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma)
+
+
+def make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int, lr: float) -> Any:
+    if name == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, list(PAPER_MILESTONES), 0.1)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2, min_lr=lr * 1e-3)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=lr * 0.01)
+    if name == "none":
+        return None
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
+
+
+def resolve_schedule(schedule: str, cfg: FNetConfig) -> str:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule == "auto":
+        return "step" if cfg.output == "regression" else "cosine"
+    return schedule
+
+
+def balanced_weights(z: np.ndarray, bin_width: float = BALANCE_BIN, max_ratio: float = BALANCE_MAX_RATIO) -> np.ndarray:
+    """Sampling probabilities (sum 1) inverse to n(z) in bins of `bin_width` in log(1+z), capped at max_ratio / N."""
+    u = np.log1p(np.clip(np.asarray(z, dtype=np.float64), 0.0, None))
+    idx = np.floor((u - u.min()) / bin_width).astype(np.int64)
+    counts = np.bincount(idx)
+    w = 1.0 / counts[idx]
+    w /= w.sum()
+    n = w.size
+    for _ in range(50):  # clip and renormalise until the cap holds
+        if w.max() <= max_ratio / n * (1 + 1e-9):
+            break
+        w = np.minimum(w, max_ratio / n)
+        w /= w.sum()
+    return w
+
+
+def epoch_order(n: int, seed: int, epoch: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Indices 0..n-1 in the order of epoch `epoch` (a permutation, or n weighted draws with replacement)."""
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    if weights is None:
+        return rng.permutation(n)
+    return rng.choice(n, size=n, replace=True, p=weights)
+
+
+def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    out = [order[i : i + batch_size] for i in range(0, order.size, batch_size)]
+    if len(out) > 1 and out[-1].size == 1:  # a size-1 batch would break BatchNorm in train mode
+        out.pop()
+    return out
+
+
+def _rng_state() -> dict[str, Any]:
+    st: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
 
 
 def train(
@@ -49,28 +160,44 @@ def train(
     seed: int = 0,
     train_rows: np.ndarray | None = None,
     val_rows: np.ndarray | None = None,
+    train_ids: Sequence[Any] | np.ndarray | None = None,
+    schedule: str = "auto",
     scheduler: SchedulerFactory | None = None,
-    device: str | torch.device | None = None,
+    balance_z: bool = False,
+    device: str | torch.device | None = "auto",
     num_threads: int | None = None,
     eval_batch_size: int = 256,
     progress: bool = True,
     model: FNet | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    callback: Callable[[int, dict[str, float], FNet], Any] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> tuple[FNet, list[dict[str, float]]]:
     """Train an FNet; returns (model in eval mode, history: one dict per epoch).
 
     Flux arrays are N x n_pix float32 on the FNet grid, not normalised (arrays
     or memmaps); z arrays are aligned with them. `train_rows` / `val_rows`
     select rows of those arrays without copying (so one memmap can hold both
-    splits). The label scaling is the min / max of the training redshifts.
-    History entries: epoch, lr, train_loss (MSE, scaled units), seconds, and
-    when validation data is given val_loss, val_acc@6000/12000/30000 (%) and
-    val_median_abs_dv (km/s). `scheduler(optimizer)` is stepped once per epoch.
+    splits); `train_ids` (aligned with train_flux, e.g. object ids) names the
+    rows in the data hash (default: the row numbers). The label scaling is the
+    min / max of the training redshifts.
+
+    History entries: epoch, lr, train_loss, seconds, and with validation data
+    val_loss, val_acc@6000/12000/30000 (%) and val_median_abs_dv (km/s);
+    the progress bar shows them as the epoch ends. `schedule` (see the module
+    docstring) or a `scheduler(optimizer)` factory is stepped once per epoch.
     Pass `model` to continue training an existing one (its label scaling kept).
+    `checkpoint_path` / `resume`: see the module docstring. `callback(epoch,
+    record, model)` runs after each epoch's checkpoint is written; returning
+    True stops training there (an exception propagates, the checkpoint stays).
+    `model.provenance` is set to the data hash, git revision, arguments,
+    versions and times (merged with `provenance`), and `save_checkpoint` stores it.
     """
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    torch.manual_seed(seed)  # initial weights; shuffling has its own seeded generator
+    dev = resolve_device(device)
+    sched_name = resolve_schedule(schedule, cfg) if scheduler is None else "custom"
 
     train_ds = SpectraDataset(train_flux, train_z, train_rows, n_pix=cfg.n_pix)
     val_ds = None
@@ -78,32 +205,82 @@ def train(
         val_ds = SpectraDataset(val_flux, val_z, val_rows, n_pix=cfg.n_pix)
     if len(train_ds) == 0:
         raise ValueError("no training spectra")
+    zt = train_ds.labels
+    if not np.all(np.isfinite(zt)):
+        raise ValueError("training redshifts must be finite")
+    ids = np.asarray(train_ids)[train_ds.rows] if train_ids is not None else train_ds.rows
+    dhash = data_hash(ids, zt)
+    args = {
+        "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
+        "clip_grad_norm": None if clip_grad_norm is None else float(clip_grad_norm), "seed": int(seed),
+        "schedule": sched_name, "balance_z": bool(balance_z),
+    }  # fmt: skip
 
-    if model is None:
+    ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else None
+    state = None
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        state = read_checkpoint(ckpt_path)
+        _check_resumable(state, cfg, dhash, args, ckpt_path)
+
+    torch.manual_seed(seed)  # initial weights; epoch orders have their own seeded generators
+    if state is not None:
+        model = model_from_checkpoint(state, str(ckpt_path))
+    elif model is None:
         model = FNet(cfg)
-        zt = train_ds.labels
         model.set_label_scaling(float(np.min(zt)), float(np.max(zt)))
     model.to(dev)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = scheduler(opt) if scheduler is not None else None
-    loss_fn = nn.MSELoss()
-    # a size-1 last batch would break BatchNorm in train mode
-    drop_last = len(train_ds) > batch_size and len(train_ds) % batch_size == 1
-    loader = make_loader(train_ds, batch_size, shuffle=True, seed=seed, drop_last=drop_last)
+    sched = scheduler(opt) if scheduler is not None else make_scheduler(sched_name, opt, epochs, lr)
+    weights = balanced_weights(zt) if balance_z else None
 
     history: list[dict[str, float]] = []
-    bar = tqdm(total=epochs * len(loader), disable=not progress, unit="batch", dynamic_ncols=True)
+    start_epoch = 1
+    prov = {
+        "data_hash": dhash, "n_train": len(train_ds), "n_val": 0 if val_ds is None else len(val_ds),
+        "train_args": args, "git": git_revision(), "device": str(dev), "threads": torch.get_num_threads(),
+        "torch_version": str(torch.__version__), "numpy_version": np.__version__,
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "train_seconds": 0.0,
+    }  # fmt: skip
+    prov.update(_plain(provenance or {}))
+    if state is not None:
+        tr = state["training"]
+        opt.load_state_dict(tr["optimizer"])
+        if sched is not None and tr.get("scheduler") is not None:
+            sched.load_state_dict(tr["scheduler"])
+        history = list(state.get("history") or [])
+        start_epoch = int(tr["epoch"]) + 1
+        _set_rng_state(tr["rng"])
+        old = state.get("provenance") or {}
+        prov["started"] = old.get("started", prov["started"])
+        prov["train_seconds"] = float(old.get("train_seconds", 0.0))
+        prov["resumed_at_epochs"] = list(old.get("resumed_at_epochs", [])) + [start_epoch - 1]
+    model.provenance = prov
+
+    amp = autocast_for(dev)
+    n_batches = len(_batches(np.arange(len(train_ds)), batch_size))
+    bar = tqdm(
+        total=max(0, epochs - start_epoch + 1) * n_batches, disable=not progress, unit="batch", dynamic_ncols=True
+    )
+    pool = ThreadPoolExecutor(1)  # reads + normalises the next batch while this one trains
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start_epoch, epochs + 1):
             model.train()
             t0 = time.perf_counter()
             total, count = 0.0, 0
-            for x, z in loader:
+            batches = _batches(epoch_order(len(train_ds), seed, epoch, weights), batch_size)
+            nxt = pool.submit(train_ds.__getitems__, batches[0])
+            for bi in range(len(batches)):
+                x, z = nxt.result()
+                if bi + 1 < len(batches):
+                    nxt = pool.submit(train_ds.__getitems__, batches[bi + 1])
                 x = x.to(dev, non_blocking=True)
-                y = model.scale_z(z.to(dev))
+                z = z.to(dev)
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
+                with amp:
+                    out = model(x)
+                loss = model.loss(out, z)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}")
                 loss.backward()
@@ -119,110 +296,92 @@ def train(
                 "lr": opt.param_groups[0]["lr"],
                 "train_loss": total / max(count, 1),
             }
-            if sched is not None:
-                sched.step()
             if val_ds is not None and len(val_ds):
-                zp = _predict_ds(model, val_ds, eval_batch_size, dev)
-                zv = val_ds.labels
-                yv = (zv - float(model.z_min)) / float(model.z_max - model.z_min)
-                yp = (zp - float(model.z_min)) / float(model.z_max - model.z_min)
-                rec["val_loss"] = float(np.mean((yp - yv) ** 2))
-                row = accuracy_row(zp, zv)
+                zp, vloss = evaluate_dataset(model, val_ds, eval_batch_size, dev)
+                rec["val_loss"] = vloss
+                row = accuracy_row(zp, val_ds.labels)
                 rec.update({f"val_{k}": v for k, v in row.items() if k != "n"})
                 bar.set_postfix(
-                    epoch=epoch, loss=f"{rec['train_loss']:.3g}", val_acc6000=f"{rec['val_acc@6000']:.1f}%"
-                )
+                    epoch=epoch, loss=f"{rec['train_loss']:.3g}",
+                    **{f"acc{t // 1000}k": f"{rec[f'val_acc@{t}']:.1f}%" for t in THRESHOLDS_KMS},
+                )  # fmt: skip
+            if sched is not None:
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(rec.get("val_loss", rec["train_loss"]))
+                else:
+                    sched.step()
             rec["seconds"] = time.perf_counter() - t0
             history.append(rec)
+            prov["train_seconds"] = float(prov["train_seconds"]) + rec["seconds"]
+            prov["epochs_done"] = epoch
+            if ckpt_path is not None:
+                training = {
+                    "optimizer": opt.state_dict(),
+                    "scheduler": None if sched is None else _plain_sched(sched.state_dict()),
+                    "epoch": epoch,
+                    "rng": _rng_state(),
+                    "args": args,
+                }
+                save_checkpoint(ckpt_path, model, metrics=_last_metrics(history), history=history, training=training)
+            if callback is not None and callback(epoch, rec, model) is True:
+                break
     finally:
         bar.close()
+        pool.shutdown(wait=True)
+    prov["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     model.eval()
     return model, history
 
 
+def _plain_sched(sd: dict[str, Any]) -> dict[str, Any]:
+    # MultiStepLR keeps its milestones in a collections.Counter; make it a plain dict
+    return {k: (dict(v) if type(v) is not dict and isinstance(v, dict) else v) for k, v in sd.items()}
+
+
+def _last_metrics(history: list[dict[str, float]]) -> dict[str, float]:
+    return {k: v for k, v in history[-1].items() if k.startswith("val_")} if history else {}
+
+
+def _check_resumable(state: dict[str, Any], cfg: FNetConfig, dhash: str, args: dict[str, Any], path: Path) -> None:
+    if "training" not in state:
+        raise ValueError(f"{path} is a finished model, not a training checkpoint; cannot resume from it")
+    if FNetConfig.from_dict(state["config"]) != cfg:
+        raise ValueError(f"{path} was trained with another config; resume with the same one or start afresh")
+    old_hash = (state.get("provenance") or {}).get("data_hash")
+    if old_hash != dhash:
+        raise ValueError(
+            f"{path} was trained on other data (hash {old_hash} != {dhash}): the training rows or labels changed"
+        )
+    old = state["training"].get("args", {})
+    diff = {k: (old.get(k), args[k]) for k in RESUME_KEYS if old.get(k) != args[k]}
+    if diff:
+        raise ValueError(f"{path}: cannot resume with other training arguments {diff} (checkpoint, now)")
+
+
 @torch.inference_mode()
+def evaluate_dataset(model: FNet, ds: SpectraDataset, batch_size: int, dev: torch.device) -> tuple[np.ndarray, float]:
+    """(predicted z, mean loss) over a labelled dataset, in eval mode."""
+    was_training = model.training
+    model.eval()
+    zs, loss_sum, n = [], 0.0, 0
+    amp = autocast_for(dev)
+    try:
+        for x, z in make_loader(ds, batch_size):
+            with amp:
+                out = model(x.to(dev))
+            zs.append(model.output_z(out).cpu().numpy())
+            loss_sum += float(model.loss(out, z.to(dev))) * x.shape[0]
+            n += x.shape[0]
+    finally:
+        model.train(was_training)
+    return (np.concatenate(zs) if zs else np.zeros(0)), (loss_sum / n if n else math.nan)
+
+
 def _predict_ds(model: FNet, ds: SpectraDataset, batch_size: int, dev: torch.device) -> np.ndarray:
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for x, _ in make_loader(ds, batch_size):
-            out.append(model.predict_z(x.to(dev)).cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0)
+    return evaluate_dataset(model, ds, batch_size, dev)[0]
 
 
-@torch.inference_mode()
-def predict(model: FNet, flux_batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Redshifts (float64, shape (N,)) for N x n_pix raw (not normalised) flux on the FNet grid."""
-    flux = np.asarray(flux_batch, dtype=np.float32)
-    if flux.ndim == 1:
-        flux = flux[None]
-    dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for i in range(0, flux.shape[0], batch_size):
-            x = torch.from_numpy(normalise(flux[i : i + batch_size])).to(dev)
-            out.append(model.predict_z(x).cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def _plain(obj: Any) -> Any:
-    """Numpy scalars / arrays and DataFrames -> Python builtins (for weights_only loading)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # pandas DataFrame
-        return _plain(obj.to_dict(orient="index"))
-    return obj
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: FNet,
-    metrics: dict[str, Any] | None = None,
-    history: list[dict[str, float]] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write config, label scaling, state dict, metrics (and history / extra) to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "config": model.cfg.to_dict(),
-        "label_scaling": {"z_min": float(model.z_min), "z_max": float(model.z_max)},
-        "state_dict": state,
-        "metrics": _plain(metrics or {}),
-        "history": _plain(history or []),
-        "extra": _plain(extra or {}),
-        "torch_version": str(torch.__version__),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[FNet, dict[str, Any]]:
-    """(model in eval mode, the checkpoint dict without the state dict); loads with weights_only=True."""
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an FNet checkpoint (format {ckpt.get('format')!r})")
-    model = FNet(FNetConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt.pop("state_dict"))
-    ls = ckpt["label_scaling"]
-    if abs(float(model.z_min) - ls["z_min"]) > 1e-12 or abs(float(model.z_max) - ls["z_max"]) > 1e-12:
-        raise ValueError(f"{path}: label scaling in the state dict disagrees with the metadata")
-    model.to(map_location).eval()
-    return model, ckpt
+__all__ = [
+    "CHECKPOINT_FORMAT", "SCHEDULES", "train", "predict", "save_checkpoint", "load_checkpoint", "step_schedule",
+    "balanced_weights", "epoch_order", "evaluate_dataset",
+]
