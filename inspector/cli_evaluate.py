@@ -281,6 +281,7 @@ def evaluate_real(
     from inspector import realset
     from model.evaluate import (
         Z_EDGES,
+        compact,
         compare_table,
         evaluation_tables,
         fig4,
@@ -329,7 +330,7 @@ def evaluate_real(
     )
     parts = [head, "", "PER SPECTRUM", format_tables(tables), "PER OBJECT (each object weighs 1: the mean of its spectra's hits)"]
     for key, title in (("objects_by_z", "by true redshift"), ("objects_by_survey", "by survey")):
-        parts += [f"== {title} ==", format_table(obj_tables[key]), ""]
+        parts += [f"== {title} ==", format_table(compact(obj_tables[key], keep_all=True)), ""]
     parts += [f"== worst {n_worst} spectra for {FNET} ==", w.to_string(index=False, float_format=lambda v: f"{v:.4f}" if abs(v) < 100 else f"{v:.0f}")]
     text = "\n".join(parts) + "\n"
 

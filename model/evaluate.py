@@ -149,25 +149,27 @@ def evaluation_tables(
     return tables
 
 
-def _compact(df: pd.DataFrame) -> pd.DataFrame:
-    """Without the "all" rows (the overall table has them) and without empty groups."""
-    groups = df.index.get_level_values(0)
-    keep = (groups != "all") & (df["n"].to_numpy() > 0) if "n" in df else groups != "all"
+def compact(df: pd.DataFrame, keep_all: bool = False) -> pd.DataFrame:
+    """The table without empty groups and (unless `keep_all`) without its "all" rows, for printing."""
+    keep = np.ones(len(df), bool) if keep_all else (df.index.get_level_values(0) != "all")
+    for col in ("n", "n_objects"):
+        if col in df:
+            keep &= df[col].to_numpy() > 0
     return df[keep] if keep.any() else df
 
 
 def format_tables(
-    tables: Mapping[str, pd.DataFrame], reference: bool = True, digits: int = 1, compact: bool = True
+    tables: Mapping[str, pd.DataFrame], reference: bool = True, digits: int = 1, compact_tables: bool = True
 ) -> str:
     """All tables as text with titles; the paper's figures after the overall table when `reference`.
 
-    `compact`: leave the repeated "all" rows and empty groups out of every
+    `compact_tables`: leave the repeated "all" rows and empty groups out of every
     table but the overall one (they stay in the DataFrames).
     """
     out: list[str] = []
     for key, df in tables.items():
         out.append(f"== {TABLE_TITLES.get(key, key)} ==")
-        out.append(format_table(_compact(df) if compact and key != "overall" else df, digits))
+        out.append(format_table(compact(df) if compact_tables and key != "overall" else df, digits))
         if reference and key == "overall":
             out.append(paper_reference().to_string(float_format=lambda v: f"{v:.1f}"))
         out.append("")
@@ -282,7 +284,7 @@ def fig4(z_pred: Estimates, z_true, path, **kwargs):
 
 
 __all__ = [
-    "PAPER_REFERENCE", "SN_EDGES", "Z_EDGES", "accuracy_curve", "as_estimates", "compare_table",
+    "PAPER_REFERENCE", "SN_EDGES", "Z_EDGES", "accuracy_curve", "as_estimates", "compact", "compare_table",
     "evaluation_tables", "fig4", "format_tables", "object_accuracy_table", "paper_reference",
     "sn_bin_groups", "tables_to_records", "worst",
 ]
