@@ -108,7 +108,7 @@ class QuasarNetConfig:
             raise ValueError(f"{self.n_bins} bins are too few for {self.n_conv} convolutions")
 
     @classmethod
-    def paper(cls) -> "QuasarNetConfig":
+    def paper(cls) -> QuasarNetConfig:
         return cls()
 
     @property
@@ -130,7 +130,7 @@ class QuasarNetConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "QuasarNetConfig":
+    def from_dict(cls, d: dict[str, Any]) -> QuasarNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -359,7 +359,7 @@ def decode(out: dict[str, torch.Tensor] | dict[str, np.ndarray], cfg: QuasarNetC
     """
     box = _np(out["box"])
     offset = _np(out["offset"])
-    n, nl, nb = box.shape
+    n, nl, _ = box.shape
     conf = 1.0 / (1.0 + np.exp(-box.astype(np.float64)))
     j = conf.argmax(axis=2)  # (n, nl)
     c_line = np.take_along_axis(conf, j[..., None], axis=2)[..., 0]
