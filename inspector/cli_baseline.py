@@ -1,0 +1,228 @@
+"""The `inspector baseline` subcommands: train the QuasarNET-style line finder on a store, predict with it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from inspector.cli import app
+
+baseline_app = typer.Typer(
+    help="QuasarNET-style baseline (443-bin line finder): train on a spectrum store, predict Z_QN for it.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")
+
+PREDICTIONS_FILE = Path("predictions") / "quasarnet.parquet"
+
+
+def _labels(store):
+    import numpy as np
+
+    idx = store.index
+    z = idx["z"].astype("float64").to_numpy(na_value=np.nan) if "z" in idx else np.full(len(idx), np.nan)
+    is_qso = idx["is_qso"].astype("boolean").fillna(False).to_numpy(dtype=bool) if "is_qso" in idx else None
+    bal = None
+    if "BAL_PROB" in idx:  # DR16Q / mock: 1 BAL, 0 not, -1 not measured
+        bal = idx["BAL_PROB"].astype("float64").to_numpy(na_value=np.nan)
+    return z, is_qso, bal
+
+
+def _fingerprint(object_ids) -> str:
+    """sha256 of the store's object ids in row order: ties a checkpoint's split to the store it was made on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for oid in object_ids:
+        h.update(str(oid).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _splits(n: int, usable, val_fraction: float, test_fraction: float, seed: int, split_from: Path | None, index):
+    """(train, val, test) store rows: our own seeded split of `usable`, or the `split` column of a predictions file."""
+    import numpy as np
+    import pandas as pd
+
+    from model.data import split_rows
+
+    if split_from is not None:
+        pred = pd.read_parquet(split_from, columns=None)
+        if not {"row", "split"} <= set(pred.columns):
+            raise ValueError(f"{split_from}: needs 'row' and 'split' columns")
+        if "object_id" in pred.columns:
+            rows = pred["row"].to_numpy(np.int64)
+            if rows.size and (rows.max() >= n or np.any(
+                    index["object_id"].astype(str).to_numpy()[rows] != pred["object_id"].astype(str).to_numpy())):
+                raise ValueError(f"{split_from} was made on another store (object ids differ)")
+        lab = pd.Series("test", index=np.arange(n), dtype=object)
+        lab[pred["row"].to_numpy(np.int64)] = pred["split"].astype(str).to_numpy()
+        lab = lab.to_numpy()
+        use = np.zeros(n, bool)
+        use[usable] = True
+        return tuple(np.flatnonzero(use & (lab == s)) for s in ("train", "val", "test"))
+    rest, test = split_rows(usable, test_fraction, seed=seed) if test_fraction > 0 else (usable, usable[:0])
+    frac = val_fraction / (1.0 - test_fraction) if test_fraction < 1 else 0.0
+    train, val = split_rows(rest, frac, seed=seed + 1) if val_fraction > 0 else (rest, rest[:0])
+    return train, val, test
+
+
+@baseline_app.command("train")
+def train_command(
+    store: Path = typer.Option(..., "--store", help="Spectrum store directory (from `inspector ingest`)."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint to write (e.g. qn.pt)."),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(256, "--batch-size", min=2, help="QuasarNET used 256."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (Keras default, as QuasarNET)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", min=0.0, max=0.5, help="Scored every epoch."),
+    test_fraction: float = typer.Option(
+        0.1, "--test-fraction", min=0.0, max=0.5, help="Held out entirely; `predict` marks these rows split=test."
+    ),
+    split_from: Path | None = typer.Option(
+        None, "--split-from",
+        help="A predictions parquet with row and split (train/val/test) columns, e.g. FNet's on the same store: "
+        "use its split, so both models are scored on the same unseen spectra.",
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train the baseline on the labelled spectra of a store (z and is_qso from its index)."""
+    import numpy as np
+    import torch
+
+    from inspector.store import open_store
+    from model.metrics import format_table
+    from model.quasarnet_train import save_quasarnet, train_quasarnet
+
+    st = open_store(store)
+    z, is_qso, bal = _labels(st)
+    if is_qso is None or len(st) == 0:
+        typer.echo(f"error: {store} has no labelled spectra (is_qso / z columns)", err=True)
+        raise typer.Exit(2)
+    usable = np.flatnonzero(~(is_qso & ~np.isfinite(z)))
+    try:
+        tr, va, te = _splits(len(st), usable, val_fraction, test_fraction, seed, split_from, st.index)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"training on {tr.size} spectra ({int(is_qso[tr].sum())} quasars), validating on {va.size}, "
+               f"holding out {te.size}; {epochs} epochs")
+    t0 = time.perf_counter()
+    model, hist = train_quasarnet(
+        st.flux, st.ivar, z, is_qso, tr, va if va.size else None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        bal=bal, num_threads=threads, progress=progress,
+    )
+    secs = time.perf_counter() - t0
+    last = hist[-1]
+    metrics = {k: v for k, v in last.items() if k.startswith("val_")}
+    save_quasarnet(out, model, metrics=metrics, history=hist, extra={
+        "store": str(Path(store).resolve()), "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
+        "store_rows": len(st), "store_fingerprint": _fingerprint(st.index["object_id"]),
+        "train_rows": torch.from_numpy(tr.astype(np.int64)), "val_rows": torch.from_numpy(va.astype(np.int64)),
+        "split_from": str(split_from) if split_from else None, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "train_seconds": secs,
+        "train_spectra_per_s": epochs * tr.size / secs if secs > 0 else None,
+    })
+    if "val_acc@6000" in last:
+        import pandas as pd
+
+        cols = ("acc@6000", "acc@12000", "acc@30000", "median_abs_dv")
+        tab = pd.DataFrame([[int(last["val_n_qso"]), *(last[f"val_{c}"] for c in cols)]],
+                           columns=["n", *cols], index=pd.Index(["val quasars"], name="group"))
+        typer.echo(format_table(tab))
+        typer.echo(f"failures (Z_QN = -1) among validation quasars: {100 * last['val_failed_frac']:.1f}%")
+    if "val_other_rejected_frac" in last:
+        typer.echo(f"validation non-quasars rejected: {100 * last['val_other_rejected_frac']:.1f}%")
+    typer.echo(f"trained in {secs:.0f} s; wrote {out}")
+
+
+def _split_labels(extra: dict, st):
+    """train/val/test per store row when the checkpoint was trained on this store (its first rows unchanged)."""
+    import numpy as np
+
+    n0 = extra.get("store_rows")
+    if n0 is None or "train_rows" not in extra or n0 > len(st):
+        return None
+    if extra.get("store_fingerprint") != _fingerprint(st.index["object_id"].iloc[:n0]):
+        return None
+    lab = np.full(len(st), "test", dtype=object)  # rows appended after training are unseen too
+    lab[np.asarray(extra["train_rows"], dtype=np.int64)] = "train"
+    lab[np.asarray(extra["val_rows"], dtype=np.int64)] = "val"
+    return lab
+
+
+@baseline_app.command("predict")
+def predict_command(
+    store: Path = typer.Option(..., "--store", help="Spectrum store directory."),
+    model_path: Path = typer.Option(..., "--model", help="Checkpoint from `inspector baseline train`."),
+    out: Path | None = typer.Option(None, "--out", help=f"Output parquet (default STORE/{PREDICTIONS_FILE})."),
+    batch_size: int = typer.Option(1024, "--batch-size", min=1),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Z_QN for every spectrum of a store, streamed in batches to a parquet file.
+
+    Columns: row, object_id, z_qn (-1 = failure), z_qn_conf, z_qn_line, is_qso_qn,
+    qn_failed, bal_prob, per line (lya civ ciii mgii hb ha) qn_z_<line> and qn_conf_<line>, and, when the
+    model was trained on this store, split (train, val, or test = never seen in training).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+    from tqdm.auto import tqdm
+
+    from inspector.store import open_store
+    from model.quasarnet_train import iter_predict, load_quasarnet
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        model, ckpt = load_quasarnet(model_path)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    st = open_store(store)
+    out = out or Path(store) / PREDICTIONS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    ids = st.index["object_id"].astype(str).to_numpy() if "object_id" in st.index else None
+    split = _split_labels(ckpt.get("extra", {}), st)
+    if split is None:
+        typer.echo("note: the model was not trained on this store (or it changed): no split column written")
+    writer = None
+    n_failed = n_done = 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(st), disable=not progress, unit="spec", dynamic_ncols=True)
+    try:
+        for rows, df in iter_predict(model, st.flux, st.ivar, batch_size=batch_size):
+            df.insert(0, "row", rows.astype(np.int64))
+            df.insert(1, "object_id", ids[rows] if ids is not None else rows.astype(str))
+            df["z_qn_line"] = df["z_qn_line"].astype(str)
+            if split is not None:
+                df["split"] = split[rows]
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            n_failed += int(df["qn_failed"].sum())
+            n_done += len(df)
+            bar.update(len(df))
+        if writer is None:  # empty store: write the empty table with the right columns
+            from model.quasarnet_train import predict_quasarnet
+
+            df = predict_quasarnet(model, np.zeros((0, st.flux.shape[1]), np.float32),
+                                   np.zeros((0, st.flux.shape[1]), np.float32))
+            df.insert(0, "row", np.zeros(0, np.int64))
+            df.insert(1, "object_id", np.zeros(0, dtype=object))
+            df["z_qn_line"] = df["z_qn_line"].astype(str)
+            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    tmp.replace(out)
+    secs = time.perf_counter() - t0
+    rate = f", {n_done / secs:.0f} spectra/s" if secs > 0 and n_done else ""
+    typer.echo(f"{n_done} spectra, {n_failed} failures (Z_QN = -1){rate}; wrote {out}")
