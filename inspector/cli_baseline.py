@@ -41,7 +41,8 @@ def _fingerprint(object_ids) -> str:
 
 
 def _splits(n: int, usable, val_fraction: float, test_fraction: float, seed: int, split_from: Path | None, index):
-    """(train, val, test) store rows: our own seeded split of `usable`, or the `split` column of a predictions file."""
+    """(train, val, test) store rows: the `split` column of a predictions file, or our own seeded split of
+    `usable`, grouped by astronomical object like `inspector train` (so no object is in two splits)."""
     import numpy as np
     import pandas as pd
 
@@ -62,9 +63,14 @@ def _splits(n: int, usable, val_fraction: float, test_fraction: float, seed: int
         use = np.zeros(n, bool)
         use[usable] = True
         return tuple(np.flatnonzero(use & (lab == s)) for s in ("train", "val", "test"))
-    rest, test = split_rows(usable, test_fraction, seed=seed) if test_fraction > 0 else (usable, usable[:0])
-    frac = val_fraction / (1.0 - test_fraction) if test_fraction < 1 else 0.0
-    train, val = split_rows(rest, frac, seed=seed + 1) if val_fraction > 0 else (rest, rest[:0])
+    from inspector.cli_train import object_groups  # repeat epochs of one object stay on one side
+
+    groups = object_groups(index)
+    rest, test = (split_rows(usable, test_fraction, seed=seed, groups=groups[usable])
+                  if test_fraction > 0 else (usable, usable[:0]))
+    frac = val_fraction / (1.0 - test_fraction)
+    train, val = (split_rows(rest, frac, seed=seed + 1, groups=groups[rest])
+                  if val_fraction > 0 else (rest, rest[:0]))
     return train, val, test
 
 

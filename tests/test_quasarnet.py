@@ -239,3 +239,11 @@ def test_cli_train_and_predict(tmp_path):
     assert (pred.loc[pred["qn_failed"], "z_qn"] == Z_QN_FAILED).all()
     assert set(pred["split"]) == {"train", "val", "test"}
     assert pred["split"].value_counts()["test"] == 6  # --test-fraction 0.1: held out from training
+
+    # --split-from: reuse another model's split (here this one's), so both are scored on the same unseen spectra
+    res = runner.invoke(app, ["baseline", "train", "--store", str(store), "--out", str(tmp_path / "qn2.pt"),
+                              "--epochs", "1", "--batch-size", "16", "--threads", "1", "--no-progress",
+                              "--split-from", str(store / "predictions" / "quasarnet.parquet")])
+    assert res.exit_code == 0, res.output
+    a, b = load_quasarnet(tmp_path / "qn.pt")[1]["extra"], load_quasarnet(tmp_path / "qn2.pt")[1]["extra"]
+    assert torch.equal(a["train_rows"], b["train_rows"]) and torch.equal(a["val_rows"], b["val_rows"])
