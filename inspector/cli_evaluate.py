@@ -102,18 +102,30 @@ def _held_out_rows(store: Path, index: pd.DataFrame, predictions: Path) -> tuple
     if Path(trained_on).resolve() != Path(store).resolve():
         return np.arange(len(index), dtype=np.int64), f"held out: the model was trained on another store ({trained_on})"
     seed = (prov.get("train_args") or {}).get("seed", prov.get("seed"))
-    val_fraction = prov.get("val_fraction", (prov.get("train_args") or {}).get("val_fraction"))
-    if seed is None or val_fraction is None or prov.get("store_rows") not in (None, len(index)):
+    recorded = prov.get("val_fraction", (prov.get("train_args") or {}).get("val_fraction"))
+    if seed is None or not prov.get("data_hash"):
         return None, "the model was trained on this store and its provenance does not say which rows were held out"
     try:
         from inspector.cli_train import object_groups, training_rows
+        from model.checkpoint import data_hash
     except ImportError:
-        return None, "the training split cannot be rebuilt here (no inspector.cli_train)"
+        return None, "the training split cannot be rebuilt here (no inspector.cli_train / model.checkpoint)"
     from model.data import split_rows
 
+    # Rebuild `inspector train`'s split (its val_fraction as recorded, else its default 0.1) and accept it
+    # only if the training rows hash to the model's recorded data hash: then it is exactly the split used.
     rows = training_rows(index)
-    _, val = split_rows(rows, float(val_fraction), seed=int(seed), groups=object_groups(index.iloc[rows]))
-    return val, f"held out: the validation split of training on this store (val_fraction {val_fraction}, seed {seed})"
+    groups = object_groups(index.iloc[rows])
+    ids = index["object_id"].astype(str).to_numpy()
+    z = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    for vf in [float(recorded)] if recorded is not None else [0.1]:
+        train, val = split_rows(rows, vf, seed=int(seed), groups=groups)
+        if data_hash(ids[train], z[train]) == prov["data_hash"]:
+            return val, (
+                f"held out: the validation split of training on this store (val_fraction {vf:g}, seed {seed}; "
+                "verified against the model's training-data hash)"
+            )
+    return None, "the model was trained on this store and its training split could not be rebuilt (data hash differs)"
 
 
 def _select_split(
@@ -199,12 +211,17 @@ def evaluate_store(
     estimators: dict[str, np.ndarray] = {FNET: pred.loc[rows, "z_fnet"].to_numpy(np.float64)}
     baseline_failed = None
     failed_from = None
+    notes: list[str] = []
     if baseline is not None:
         qn = _read_predictions(Path(baseline), index, "z_qn", "baseline")
         have = np.isin(rows, qn["row"].to_numpy(np.int64))
         if not have.all():
             raise ValueError(f"{baseline}: no baseline prediction for {int((~have).sum())} of the {rows.size} spectra")
         qn = qn.loc[rows]
+        if "split" in qn:
+            seen = int((qn["split"].astype(str) == "train").sum())
+            if seen:
+                notes.append(f"note: the baseline was trained on {seen} of the {rows.size} scored spectra; its figures are optimistic")
         failed = qn["qn_failed"].to_numpy(bool) if "qn_failed" in qn else (qn["z_qn"].to_numpy(float) <= -0.99)
         estimators[BASELINE] = np.where(failed, np.nan, qn["z_qn"].to_numpy(np.float64))
         baseline_failed, failed_from = failed, f"our baseline ({Path(baseline).name}) failed"
@@ -231,6 +248,7 @@ def evaluate_store(
     ]
     if failed_from:
         head.append(f"baseline-failed subset: {failed_from}, {int(np.sum(baseline_failed))} spectra")
+    head += notes
     text = "\n".join(head) + "\n\n" + format_tables(tables)
 
     out = Path(out_dir) if out_dir is not None else Path(store) / "evaluation" / Path(predictions).stem

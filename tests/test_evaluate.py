@@ -283,3 +283,35 @@ def test_real_mode_on_fixtures(tmp_path, real_dir):
     assert "PER OBJECT" in ev.text and "worst 3" in ev.text
     assert (tmp_path / "real" / "fig4_real.png").exists()
     assert (tmp_path / "real" / "evaluation_real.json").exists()
+
+
+def test_cli_train_predict_evaluate_rebuilds_the_held_out_split(small_store, tmp_path):
+    """inspector train -> predict -> evaluate --split test scores exactly the validation split training held out."""
+    import torch
+    from typer.testing import CliRunner
+
+    from inspector.cli import app
+    from inspector.cli_evaluate import evaluate_store
+
+    torch.set_num_threads(1)
+    runner = CliRunner()
+    model = tmp_path / "m.pt"
+    res = runner.invoke(app, ["train", "--store", str(small_store), "--out", str(model), "--epochs", "1",
+                              "--threads", "1", "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    pred = tmp_path / "m.parquet"
+    res = runner.invoke(app, ["predict", "--store", str(small_store), "--model", str(model), "--out", str(pred)])
+    assert res.exit_code == 0, res.output
+    n_val = torch.load(model, weights_only=True)["provenance"]["n_val"]
+    assert n_val > 0
+    ev = evaluate_store(small_store, pred, split="test", out_dir=tmp_path / "ev", plot=False)
+    assert "verified against the model's training-data hash" in ev.meta["split"]
+    assert ev.meta["n_scored"] == n_val
+    ev_all = evaluate_store(small_store, pred, split="all", out_dir=tmp_path / "ev", plot=False)
+    assert ev_all.meta["n_scored"] > n_val
+    # a sidecar whose hash no longer matches (e.g. the store's labels changed): refused, not guessed
+    side = json.loads(pred.with_suffix(".json").read_text())
+    side["model"]["provenance"]["data_hash"] = "0" * 40
+    pred.with_suffix(".json").write_text(json.dumps(side))
+    ev = evaluate_store(small_store, pred, split="test", out_dir=tmp_path / "ev", plot=False)
+    assert "could not be rebuilt" in ev.meta["split"] and ev.meta["n_scored"] == ev_all.meta["n_scored"]
