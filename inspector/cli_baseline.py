@@ -163,7 +163,7 @@ def predict_command(
     store: Path = typer.Option(..., "--store", help="Spectrum store directory."),
     model_path: Path = typer.Option(..., "--model", help="Checkpoint from `inspector baseline train`."),
     out: Path | None = typer.Option(None, "--out", help=f"Output parquet (default STORE/{PREDICTIONS_FILE})."),
-    batch_size: int = typer.Option(1024, "--batch-size", min=1),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:

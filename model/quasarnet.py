@@ -173,15 +173,16 @@ class QNRebinner:
             raise ValueError(f"flux and ivar must be N x {self.n_pix}, got {flux.shape} and {ivar.shape}")
         f = flux[..., self.lo : self.hi]
         iv = ivar[..., self.lo : self.hi]
-        ok = np.isfinite(f) & np.isfinite(iv) & (iv > 0)
-        w = np.where(ok, iv, 0.0).astype(np.float64)
-        wf = np.where(ok, f, 0.0) * w
+        bad = ~(np.isfinite(f) & np.isfinite(iv) & (iv > 0))
+        w = np.where(bad, np.float32(0), iv)  # float32 temporaries, float64 sums: lean on big batches
+        wf = np.where(bad, np.float32(0), f)
+        wf *= w
         out_shape = (*f.shape[:-1], self.n_bins)
         fl = np.zeros(out_shape, dtype=np.float64)
         wt = np.zeros(out_shape, dtype=np.float64)
         if self.starts.size:
-            fl[..., self.bin_of_run] = np.add.reduceat(wf, self.starts, axis=-1)
-            wt[..., self.bin_of_run] = np.add.reduceat(w, self.starts, axis=-1)
+            fl[..., self.bin_of_run] = np.add.reduceat(wf, self.starts, axis=-1, dtype=np.float64)
+            wt[..., self.bin_of_run] = np.add.reduceat(w, self.starts, axis=-1, dtype=np.float64)
         has = wt > 0
         fl = np.divide(fl, wt, out=np.zeros_like(fl), where=has)
         return fl.astype(np.float32), wt.astype(np.float32)
