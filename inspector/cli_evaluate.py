@@ -175,6 +175,13 @@ def _sn(index: pd.DataFrame) -> np.ndarray | None:
     return None
 
 
+def _sources(sub: pd.DataFrame) -> str:
+    if "z_source" not in sub:
+        return "?"
+    counts = sub["z_source"].astype("string").fillna("none").value_counts()
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
 def _write_json(path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> Path:
     from model.evaluate import tables_to_records
 
@@ -244,7 +251,7 @@ def evaluate_store(
     head = [
         f"store {store}: {len(index)} spectra; predictions {predictions}: {n_pred} spectra",
         f"scored: {rows.size} quasars with a true z ({split_note})",
-        f"truth: the store's z (z_source: {', '.join(sorted(map(str, sub['z_source'].dropna().unique()))) or '?'})",
+        f"truth: the store's z (z_source: {_sources(sub)})",
     ]
     if failed_from:
         head.append(f"baseline-failed subset: {failed_from}, {int(np.sum(baseline_failed))} spectra")
@@ -264,13 +271,6 @@ def evaluate_store(
 
 
 # --------------------------------------------------------------------------- real mode
-def _load_fnet(path: Path):
-    from model.train import load_checkpoint
-
-    model, ckpt = load_checkpoint(path)
-    return model, ckpt
-
-
 def _predict_fnet(model, flux: np.ndarray) -> np.ndarray:
     from model.train import predict
 
@@ -313,7 +313,9 @@ def evaluate_real(
     if not realset.available(root):
         raise ValueError(f"the real SDSS set is not at {root} (set FNET_REAL_DATA or --real-root)")
     flux, ivar, table = realset.load_on_grid(root)
-    model, _ = _load_fnet(Path(model_path))
+    from model.train import load_checkpoint
+
+    model, _ = load_checkpoint(Path(model_path))
     z_true = table["z_ref"].to_numpy(np.float64)
     estimators = {FNET: _predict_fnet(model, flux)}
     if baseline is not None:
