@@ -114,6 +114,8 @@ def train_command(
     ckpt = checkpoint_path_for(out)
     if ckpt.exists() and not resume:
         typer.echo(f"note: {ckpt} exists; starting afresh and overwriting it (use --resume to continue it)")
+    if resume and not ckpt.exists():
+        typer.echo(f"note: no training checkpoint at {ckpt}; starting afresh")
 
     n_params = count_parameters(FNet(cfg))
     typer.echo(
