@@ -122,10 +122,11 @@ def test_small_config():
     cfg = FNetConfig.small()
     assert (cfg.output, cfg.n_bins, cfg.input_pool, cfg.trunk_len) == ("bins", 400, 2, FNET_NPIX // 2)
     m = FNet(cfg)
-    assert count_parameters(m) == 704_280
-    # the published topology: residual blocks of 3 convs + BN, last stage to 1 channel, flatten + dense head
+    assert count_parameters(m) == 2_479_728
+    # the published topology: residual blocks of 3 convs + BN, 1x1 shortcuts, flatten + dense head
     assert all(len([c for c in b.body if isinstance(c, nn.BatchNorm1d)]) == 3 for b in m.trunk)
-    assert isinstance(m.trunk[0].shortcut, nn.Conv1d) and cfg.out_channels == 1
+    assert isinstance(m.trunk[0].shortcut, nn.Conv1d) and isinstance(m.trunk[2].shortcut, nn.Conv1d)
+    assert cfg.out_channels == 4 and m.head[1].in_features == 4 * FNET_NPIX // 2
     assert FNetConfig.small(output="regression").n_out == 1
     assert FNetConfig.from_dict(cfg.to_dict()) == cfg
     # old checkpoints (no output / input_pool fields) read as the published regression network
