@@ -80,10 +80,13 @@ def main() -> None:
     real_x, real_z = normalise(real_flux), real["z_ref"].to_numpy()
 
     perm = rng.permutation(len(z))
-    val, tr = perm[:1500], perm[1500:]
+    n_val = min(1500, len(z) // 10)
+    val, tr = perm[:n_val], perm[n_val:]
     labels = np.clip(np.digitize(np.log1p(z), LOG_EDGES) - 1, 0, N_BINS - 1)
     net = classifier()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+    steps = args.epochs * (len(tr) // 64)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)  # a constant rate left the last epoch noisy
     for epoch in range(args.epochs):
         order = rng.permutation(tr)
         for i in range(0, len(order) - 63, 64):
@@ -92,6 +95,7 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
         zv, zr = predict(net, x[val]), predict(net, real_x)
         acc = lambda zp, zt: 100 * np.mean(np.abs(dv_kms(zp, zt)) < 6000)  # noqa: E731
         print(f"epoch {epoch + 1}: {time.time() - t0:.0f} s, mock validation {acc(zv, z[val]):.1f}%, real {acc(zr, real_z):.1f}% within 6000 km/s")
