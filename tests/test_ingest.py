@@ -561,3 +561,16 @@ def test_reason_categories():
     assert classify("truncated: HDU 1 needs 147200 data bytes") == "truncated"
     assert classify("unrecognised FITS layout (HDUs 0:empty): not a spec ... file") == "missing-hdu"
     assert classify("unrecognised FITS layout (HDUs 0:empty, 1:table): not a spec ...") == "unrecognised-layout"
+
+
+def test_catalog_rows_without_a_plate_are_not_reported_missing(tmp_path):
+    """A DESI-only row (no PLATE; read_catalog fills -1) has no SAS path to look for."""
+    from astropy.table import Table
+
+    from inspector.ingest import plan_sources
+
+    cat = tmp_path / "cat.fits"
+    Table({"TARGETID": [39632936152072660, 39632936152073654], "PLATE": [-1, 4055], "MJD": [-1, 55359], "FIBERID": [-1, 10], "Z": [1.9, 2.95]}).write(cat)
+    plan = plan_sources([cat], spectra_root=tmp_path)
+    assert plan.files == []
+    assert len(plan.not_found) == 1 and plan.not_found[0].endswith("4055/spec-4055-55359-0010.fits")

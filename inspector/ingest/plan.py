@@ -114,9 +114,12 @@ def _catalog_files(catalog: Path, spectra_root: Path | None) -> tuple[list[str],
     missing: list[str] = []
     for plate, mjd, fib in zip(cat["PLATE"].to_numpy(), cat["MJD"].to_numpy(), cat["FIBERID"].to_numpy()):
         try:
-            p = sas_spec_path(root, int(plate), int(mjd), int(fib))
+            ids = int(plate), int(mjd), int(fib)
         except (TypeError, ValueError):
-            continue  # a row with no plate (e.g. DESI-only): nothing to locate
+            continue
+        if min(ids) < 0:
+            continue  # a row with no plate (DESI-only; read_catalog fills -1): nothing to locate
+        p = sas_spec_path(root, *ids)
         if p.exists():
             found.append(str(p.resolve()))
         elif p.with_name(p.name + ".gz").exists():
