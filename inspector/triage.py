@@ -1,0 +1,433 @@
+"""Triage: which spectra a person should look at, and in what order.
+
+One table, `RULES`, holds every rule: its name, what it means, its default
+threshold, its priority weight, and a vectorised function over the *triage
+frame* (the store index joined to a predictions file, one row per spectrum;
+see `triage_frame`). `apply_rules` runs them all and returns one row per
+flagged spectrum with the rules that fired, the value each rule looked at and
+a priority score (the sum of the weights of the rules that fired), which
+orders the inspection queue.
+
+Conventions
+- dv = c (z_fnet - z_ref) / (1 + z_ref) in km/s (`model.metrics.dv_kms`); a
+  dv rule fires on |dv| > threshold.
+- A catalog redshift of -1 (DR16Q's "no redshift") or a missing one is not a
+  redshift: the dv rule against it does not fire. In particular Z_QN = -1 is
+  the `qn_failed` rule only, never also `dv_qn` (no double counting).
+- A rule whose input is missing for a spectrum (NaN S/N, no p_fnet from a
+  regression model, a store without the catalog column) does not fire there.
+- Thresholds and weights can be overridden per call (`thresholds=`,
+  `weights=`; the CLI's --threshold rule=value / --weight rule=value). A
+  threshold of None (CLI: "off") disables a rule; a disabled-by-default rule
+  (dv_pca) is enabled by giving it a threshold.
+- The training range of `z_outside_training` comes from the predictions'
+  sidecar (`training_z_range`): the model's label scaling (min / max of the
+  training redshifts), else the z range its output can express.
+
+Pure numpy / pandas: about a second for 1.44 M spectra on one core.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from model.metrics import C_KMS, dv_kms
+
+# Columns of the triage frame (built by `triage_frame`); rules read only these.
+FRAME_COLUMNS = ("row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_pipe", "z_qn", "z_pca", "sn")
+# Catalog column -> frame column (upper case as in DR16Q; lower-case fallbacks from the spectrum files).
+CATALOG_SOURCES = {
+    "z_pipe": ("Z_PIPE",),
+    "z_qn": ("Z_QN",),
+    "z_pca": ("Z_PCA",),
+    "sn": ("SN_MEDIAN_ALL", "sn_median_all"),
+}
+NO_Z = -0.99  # catalog z at or below this is DR16Q's -1 "no redshift"
+
+RuleFn = Callable[[pd.DataFrame, float, Mapping[str, Any]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One triage rule.
+
+    `func(frame, threshold, context) -> (value, fired)`: `value` is the float
+    the rule judged (one per frame row, NaN where it could not judge; written
+    to the output column `value_column`), `fired` a boolean array. `context`
+    carries what is not per spectrum (the training z range).
+    """
+
+    name: str
+    description: str
+    threshold: float | None  # None: disabled unless a threshold is given
+    weight: float
+    func: RuleFn
+    value_column: str
+    unit: str = ""
+    needs: tuple[str, ...] = ()  # frame columns the rule reads (beyond z_fnet)
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold is not None
+
+
+def _f(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return frame[col].to_numpy(np.float64, na_value=np.nan)
+
+
+def _catalog_z(frame: pd.DataFrame, col: str) -> np.ndarray:
+    z = _f(frame, col)
+    return np.where(z <= NO_Z, np.nan, z)
+
+
+def _dv_rule(col: str) -> RuleFn:
+    def fn(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dv = dv_kms(_f(frame, "z_fnet"), _catalog_z(frame, col))
+            return dv, np.abs(dv) > threshold  # NaN (no catalog z, no prediction) -> False
+
+    return fn
+
+
+def _qn_failed(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    z = _f(frame, "z_qn")
+    return z, z <= threshold
+
+
+def _fnet_uncertain(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sig = C_KMS * _f(frame, "z_fnet_err") / (1.0 + _f(frame, "z_fnet"))
+        return sig, sig > threshold
+
+
+def _fnet_low_p(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    p = _f(frame, "p_fnet")
+    with np.errstate(invalid="ignore"):
+        return p, p < threshold
+
+
+def _low_sn(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    sn = _f(frame, "sn")
+    with np.errstate(invalid="ignore"):
+        return sn, sn < threshold
+
+
+def _outside_training(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    z = _f(frame, "z_fnet")
+    rng = ctx.get("z_range")
+    if rng is None:
+        return np.full(z.shape, np.nan), np.zeros(z.shape, bool)
+    lo, hi = float(rng[0]), float(rng[1])
+    # distance outside [lo, hi] in z: 0 inside, NaN without a prediction
+    out = np.maximum(np.maximum(lo - z, z - hi), 0.0)
+    with np.errstate(invalid="ignore"):
+        return out, out > threshold
+
+
+def _fnet_missing(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    z = _f(frame, "z_fnet")
+    bad = (~np.isfinite(z)).astype(np.float64)
+    return bad, bad > threshold
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("fnet_missing", "FNet gave no finite redshift (value 1; fires above the threshold)", 0.5, 3.0, _fnet_missing, "fnet_missing"),
+    Rule("dv_pipe", "|dv(FNet, Z_PIPE)| above the threshold", 3000.0, 1.0, _dv_rule("z_pipe"),
+         "dv_pipe_kms", "km/s", ("z_pipe",)),
+    Rule("dv_qn", "|dv(FNet, Z_QN)| above the threshold, where QuasarNET gave a redshift", 3000.0, 1.0,
+         _dv_rule("z_qn"), "dv_qn_kms", "km/s", ("z_qn",)),
+    Rule("qn_failed", "QuasarNET gave no redshift: Z_QN at or below the threshold (DR16Q: -1)", NO_Z, 1.5, _qn_failed, "z_qn", "", ("z_qn",)),
+    Rule("dv_pca", "|dv(FNet, Z_PCA)| above the threshold (off by default)", None, 0.5, _dv_rule("z_pca"),
+         "dv_pca_kms", "km/s", ("z_pca",)),
+    Rule("fnet_uncertain", "FNet uncertainty c z_fnet_err / (1 + z_fnet) above the threshold", 6000.0, 1.0,
+         _fnet_uncertain, "sigma_v_kms", "km/s", ("z_fnet_err",)),
+    Rule("fnet_low_p", "FNet posterior mass near its z (p_fnet) below the threshold", 0.5, 0.5, _fnet_low_p,
+         "p_fnet", "", ("p_fnet",)),
+    Rule("low_sn", "median S/N per pixel (SN_MEDIAN_ALL) below the threshold", 2.0, 0.5, _low_sn,
+         "sn_median_all", "", ("sn",)),
+    Rule("z_outside_training", "FNet z further than the threshold outside the training z range", 0.0, 1.0,
+         _outside_training, "dz_outside_training", ""),
+)  # fmt: skip
+RULE_NAMES = tuple(r.name for r in RULES)
+
+
+def _check_names(what: str, names) -> None:
+    unknown = sorted(set(names) - set(RULE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown rule(s) in {what}: {unknown}; rules are {list(RULE_NAMES)}")
+
+
+def _as_threshold(name: str, v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in {"off", "none", "disable", "disabled"}:
+            return None
+        try:
+            v = float(s)
+        except ValueError:
+            raise ValueError(f"threshold for {name}: {v!r} is neither a number nor 'off'") from None
+    x = float(v)
+    if math.isnan(x):
+        raise ValueError(f"threshold for {name} is NaN")
+    return x
+
+
+def configured_rules(
+    thresholds: Mapping[str, Any] | None = None, weights: Mapping[str, float] | None = None
+) -> tuple[Rule, ...]:
+    """`RULES` with thresholds / weights overridden (unknown names are an error; None or 'off' disables)."""
+    thresholds = dict(thresholds or {})
+    weights = dict(weights or {})
+    _check_names("thresholds", thresholds)
+    _check_names("weights", weights)
+    out = []
+    for r in RULES:
+        if r.name in thresholds:
+            r = replace(r, threshold=_as_threshold(r.name, thresholds[r.name]))
+        if r.name in weights:
+            w = float(weights[r.name])
+            if not math.isfinite(w) or w < 0:
+                raise ValueError(f"weight for {r.name} must be finite and >= 0, got {weights[r.name]!r}")
+            r = replace(r, weight=w)
+        out.append(r)
+    return tuple(out)
+
+
+def parse_assignments(items: list[str] | None, what: str = "--threshold") -> dict[str, str]:
+    """["dv_pipe=5000", "low_sn=off"] -> {"dv_pipe": "5000", "low_sn": "off"}."""
+    out: dict[str, str] = {}
+    for it in items or []:
+        name, sep, value = it.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{what} expects rule=value, got {it!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+# --------------------------------------------------------------------------- inputs
+def training_z_range(sidecar: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """The z range a model was trained on, from a predictions sidecar (see `inspector.cli_predict`).
+
+    In order: provenance "z_range" / "label_range" if a trainer recorded one,
+    the label scaling (min / max of the training redshifts), else the range the
+    output can express (bins head: [0, z_max_bins]); None if none is known.
+    """
+    if not sidecar:
+        return None
+    m = sidecar.get("model") or {}
+    prov = m.get("provenance") or {}
+    for key in ("z_range", "label_range"):
+        v = prov.get(key)
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            return float(v[0]), float(v[1])
+    ls = m.get("label_scaling") or {}
+    if ls.get("z_min") is not None and ls.get("z_max") is not None and float(ls["z_max"]) > float(ls["z_min"]):
+        return float(ls["z_min"]), float(ls["z_max"])
+    cfg = m.get("config") or {}
+    if cfg.get("output") == "bins" and cfg.get("z_max_bins"):
+        return 0.0, float(cfg["z_max_bins"])
+    return None
+
+
+def read_sidecar(predictions: str | Path) -> dict[str, Any] | None:
+    p = Path(predictions).with_suffix(".json")
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def triage_frame(index_df: pd.DataFrame, predictions_df: pd.DataFrame) -> pd.DataFrame:
+    """The store index joined to the predictions by store `row`: the columns `FRAME_COLUMNS`.
+
+    Spectra without a prediction row get NaN predictions (they fire
+    `fnet_missing`). A predictions file made on another store (its object ids
+    differ at the same rows) is an error. Catalog columns the store lacks are NaN.
+    """
+    n = len(index_df)
+    if "row" in index_df.columns:
+        rows = index_df["row"].to_numpy(np.int64)
+        if not np.array_equal(rows, np.arange(n)):
+            raise ValueError("the index's `row` column is not 0..N-1 in order (not a store index?)")
+    missing = {"row", "z_fnet"} - set(predictions_df.columns)
+    if missing:
+        raise ValueError(f"predictions have no column(s) {sorted(missing)} (has {list(predictions_df.columns)[:12]})")
+    prow = predictions_df["row"].to_numpy(np.int64)
+    if prow.size and (prow.min() < 0 or prow.max() >= n):
+        raise ValueError(f"predictions reach row {prow.max()} but the store has {n} spectra")
+    counts = np.bincount(prow, minlength=n) if prow.size else np.zeros(n, np.int64)
+    if (counts > 1).any():
+        raise ValueError(f"predictions hold store row {int(np.argmax(counts > 1))} more than once")
+
+    oid = index_df["object_id"].astype(str).to_numpy() if "object_id" in index_df.columns else np.arange(n).astype(str)
+    if "object_id" in predictions_df.columns:
+        pid = predictions_df["object_id"].astype(str).to_numpy()
+        bad = np.flatnonzero(oid[prow] != pid)
+        if bad.size:
+            raise ValueError(
+                f"predictions were made on another store: row {int(prow[bad[0]])} is {oid[prow[bad[0]]]!r} here, "
+                f"{pid[bad[0]]!r} there ({bad.size} rows differ)"
+            )
+    cols: dict[str, Any] = {"row": np.arange(n, dtype=np.int64), "object_id": oid}
+    for c in ("z_fnet", "z_fnet_err", "p_fnet"):
+        v = np.full(n, np.nan)
+        if c in predictions_df.columns:
+            v[prow] = predictions_df[c].to_numpy(np.float64, na_value=np.nan)
+        cols[c] = v
+    for c, sources in CATALOG_SOURCES.items():
+        v = np.full(n, np.nan)
+        for s in sources:
+            if s in index_df.columns:
+                v = pd.to_numeric(index_df[s], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+                break
+        cols[c] = v
+    frame = pd.DataFrame(cols)
+    frame.attrs["catalog_columns"] = {
+        c: next((s for s in sources if s in index_df.columns), None) for c, sources in CATALOG_SOURCES.items()
+    }
+    return frame
+
+
+# --------------------------------------------------------------------------- rules
+def apply_rules(
+    index_df: pd.DataFrame,
+    predictions_df: pd.DataFrame,
+    thresholds: Mapping[str, Any] | None = None,
+    *,
+    weights: Mapping[str, float] | None = None,
+    z_range: tuple[float, float] | None = None,
+    frame: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per flagged spectrum, highest priority first.
+
+    Columns: row, object_id, priority (sum of the weights of the rules that
+    fired), n_rules, rules (list of rule names, in `RULES` order), z_fnet, then
+    one value column per enabled rule (`Rule.value_column`: dv_pipe_kms,
+    dv_qn_kms, z_qn, sigma_v_kms, p_fnet, sn_median_all, dz_outside_training,
+    ...). Ties in priority keep store-row order.
+
+    `thresholds` / `weights` override the defaults of `RULES` by rule name;
+    `z_range` is the training z range (`training_z_range(sidecar)`; without it
+    `z_outside_training` never fires). `frame` skips the join if you already
+    have `triage_frame(index_df, predictions_df)`. The result's `attrs` hold the
+    rules used (threshold, weight), the z range, the number of spectra and
+    per-rule counts (`summary(result)` prints them).
+    """
+    rules = [r for r in configured_rules(thresholds, weights) if r.enabled]
+    if frame is None:
+        frame = triage_frame(index_df, predictions_df)
+    n = len(frame)
+    ctx = {"z_range": z_range}
+    if len(rules) > 62:
+        raise ValueError("at most 62 rules")
+    mask = np.zeros(n, np.int64)
+    priority = np.zeros(n, np.float64)
+    values: dict[str, np.ndarray] = {}
+    fired_counts: dict[str, int] = {}
+    for bit, r in enumerate(rules):
+        value, fired = r.func(frame, float(r.threshold), ctx)
+        fired = np.asarray(fired, bool)
+        values[r.value_column] = np.asarray(value, np.float64)
+        fired_counts[r.name] = int(fired.sum())
+        mask |= fired.astype(np.int64) << bit
+        priority += r.weight * fired
+    sel = np.flatnonzero(mask)
+    # highest priority first; stable, so equal priorities stay in row order
+    sel = sel[np.argsort(-priority[sel], kind="stable")]
+    m = mask[sel]
+    codes, inv = np.unique(m, return_inverse=True)
+    names_of = np.empty(codes.size, dtype=object)
+    n_of = np.empty(codes.size, dtype=np.int64)
+    for i, code in enumerate(codes):
+        names_of[i] = [r.name for b, r in enumerate(rules) if (int(code) >> b) & 1]
+        n_of[i] = len(names_of[i])
+    out: dict[str, Any] = {
+        "row": frame["row"].to_numpy(np.int64)[sel],
+        "object_id": frame["object_id"].to_numpy()[sel],
+        "priority": priority[sel],
+        "n_rules": n_of[inv].astype(np.int16),
+        "rules": names_of[inv],
+        "z_fnet": frame["z_fnet"].to_numpy(np.float64)[sel],
+    }
+    for col, v in values.items():
+        if col not in out:
+            out[col] = v[sel]
+    res = pd.DataFrame(out)
+    res.attrs["triage"] = {
+        "n_spectra": int(n),
+        "n_flagged": int(sel.size),
+        "n_multi": int((n_of[inv] >= 2).sum()),
+        "z_range": None if z_range is None else [float(z_range[0]), float(z_range[1])],
+        "rules": {
+            r.name: {"threshold": r.threshold, "weight": r.weight, "unit": r.unit, "description": r.description,
+                     "value_column": r.value_column, "n_fired": fired_counts[r.name]}
+            for r in rules
+        },
+        "disabled": [r.name for r in configured_rules(thresholds, weights) if not r.enabled],
+        "catalog_columns": dict(frame.attrs.get("catalog_columns", {})),
+    }  # fmt: skip
+    return res
+
+
+def summary(flags: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: threshold, weight, n spectra it sends to people, % of the survey, n sent by it alone.
+
+    Plus rows "queue (any rule)" and "flagged by >= 2 rules". Reads the attrs
+    `apply_rules` left on its result.
+    """
+    meta = flags.attrs.get("triage") or {}
+    n = int(meta.get("n_spectra", 0))
+    alone = flags.loc[flags["n_rules"] == 1, "rules"].str[0].value_counts() if len(flags) else pd.Series(dtype=int)
+    rows = []
+    for name, r in (meta.get("rules") or {}).items():
+        k = int(r["n_fired"])
+        rows.append({
+            "rule": name, "threshold": r["threshold"], "weight": r["weight"], "n": k,
+            "percent": 100.0 * k / n if n else float("nan"), "only_this_rule": int(alone.get(name, 0)),
+        })  # fmt: skip
+    q = len(flags)
+    rows.append({"rule": "queue (any rule)", "threshold": None, "weight": None, "n": q,
+                 "percent": 100.0 * q / n if n else float("nan"), "only_this_rule": None})  # fmt: skip
+    m = int(meta.get("n_multi", int((flags["n_rules"] >= 2).sum()) if len(flags) else 0))
+    rows.append({"rule": "flagged by >= 2 rules", "threshold": None, "weight": None, "n": m,
+                 "percent": 100.0 * m / n if n else float("nan"), "only_this_rule": None})  # fmt: skip
+    return pd.DataFrame(rows).set_index("rule")
+
+
+def format_summary(flags: pd.DataFrame) -> str:
+    """`summary` as aligned text, with the survey size and the z range on top."""
+    meta = flags.attrs.get("triage") or {}
+    t = summary(flags)
+    txt = t.copy()
+    txt["threshold"] = t["threshold"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:g}")
+    txt["weight"] = t["weight"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:g}")
+    txt["percent"] = t["percent"].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}%")
+    txt["only_this_rule"] = t["only_this_rule"].map(lambda v: "" if v is None or pd.isna(v) else f"{int(v)}")
+    head = f"{meta.get('n_spectra', 0)} spectra; training z range: "
+    zr = meta.get("z_range")
+    head += "unknown (z_outside_training cannot fire)" if zr is None else f"[{zr[0]:.3f}, {zr[1]:.3f}]"
+    absent = [k for k, v in (meta.get("catalog_columns") or {}).items() if v is None]
+    if absent:
+        head += f"\nno catalog column for {absent}: the rules on them cannot fire"
+    if meta.get("disabled"):
+        head += f"\ndisabled: {', '.join(meta['disabled'])}"
+    return head + "\n" + txt.to_string()
+
+
+def rules_table() -> pd.DataFrame:
+    """The rule table as a DataFrame (name, description, default threshold, unit, weight)."""
+    return pd.DataFrame(
+        [{"rule": r.name, "threshold": r.threshold, "unit": r.unit, "weight": r.weight, "description": r.description}
+         for r in RULES]  # fmt: skip
+    ).set_index("rule")
