@@ -101,14 +101,18 @@ def read_triage(path: Path):
 def triage_command(
     store: Path | None = typer.Option(None, "--store", help="Spectrum store directory."),
     predictions: Path | None = typer.Option(
-        None, "--predictions", help="Predictions parquet from `inspector predict` (or its name under STORE/predictions)."
+        None, "--predictions", help="Predictions parquet (`inspector predict`), or its name under STORE/predictions."
     ),
     threshold: list[str] | None = typer.Option(
         None, "--threshold", help="rule=value (repeatable); value 'off' disables a rule. See --list-rules."
     ),
     weight: list[str] | None = typer.Option(None, "--weight", help="rule=weight (repeatable): priority weights."),
-    out: Path | None = typer.Option(None, "--out", help="Output parquet (default STORE/triage/<predictions-stem>.parquet)."),
-    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL: also load the flags into the inspection database."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output parquet (default STORE/triage/<predictions-stem>.parquet)."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="SQLAlchemy URL: also load the flags into the inspection database."
+    ),
     list_rules: bool = typer.Option(False, "--list-rules", help="Print the rule table and exit."),
 ) -> None:
     """Flag the spectra a person should inspect and rank them by priority.

@@ -138,12 +138,14 @@ def _fnet_missing(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any])
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("fnet_missing", "FNet gave no finite redshift (value 1; fires above the threshold)", 0.5, 3.0, _fnet_missing, "fnet_missing"),
+    Rule("fnet_missing", "FNet gave no finite redshift (value 1; fires above the threshold)", 0.5, 3.0,
+         _fnet_missing, "fnet_missing"),
     Rule("dv_pipe", "|dv(FNet, Z_PIPE)| above the threshold", 3000.0, 1.0, _dv_rule("z_pipe"),
          "dv_pipe_kms", "km/s", ("z_pipe",)),
     Rule("dv_qn", "|dv(FNet, Z_QN)| above the threshold, where QuasarNET gave a redshift", 3000.0, 1.0,
          _dv_rule("z_qn"), "dv_qn_kms", "km/s", ("z_qn",)),
-    Rule("qn_failed", "QuasarNET gave no redshift: Z_QN at or below the threshold (DR16Q: -1)", NO_Z, 1.5, _qn_failed, "z_qn", "", ("z_qn",)),
+    Rule("qn_failed", "QuasarNET gave no redshift: Z_QN at or below the threshold (DR16Q: -1)", NO_Z, 1.5,
+         _qn_failed, "z_qn", "", ("z_qn",)),
     Rule("dv_pca", "|dv(FNet, Z_PCA)| above the threshold (off by default)", None, 0.5, _dv_rule("z_pca"),
          "dv_pca_kms", "km/s", ("z_pca",)),
     Rule("fnet_uncertain", "FNet uncertainty c z_fnet_err / (1 + z_fnet) above the threshold", 6000.0, 1.0,
@@ -429,5 +431,5 @@ def rules_table() -> pd.DataFrame:
     """The rule table as a DataFrame (name, description, default threshold, unit, weight)."""
     return pd.DataFrame(
         [{"rule": r.name, "threshold": r.threshold, "unit": r.unit, "weight": r.weight, "description": r.description}
-         for r in RULES]  # fmt: skip
+         for r in RULES]
     ).set_index("rule")

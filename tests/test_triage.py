@@ -70,8 +70,10 @@ def test_rule_table_is_one_table():
     assert len(set(RULE_NAMES)) == len(RULES)
     for r in RULES:
         assert r.name and r.description and r.weight >= 0 and r.value_column
-    with pytest.raises(Exception):
-        RULES[0].threshold = 1.0  # frozen
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
+        RULES[0].threshold = 1.0  # type: ignore[misc]
 
 
 def test_each_rule_on_hand_made_rows():
