@@ -1,0 +1,391 @@
+"""The vetted catalog: one row per spectrum with its final redshift and where it came from.
+
+`export_catalog(rows, out_base, meta)` writes FITS (astropy Table with units
+and a provenance header), CSV and Parquet with the same columns, plus a JSON
+sidecar `<out_base>.json` with the provenance (also in the Parquet file's
+metadata, key `fnet_inspector.export`). Pure pandas / numpy / astropy /
+pyarrow: it does not know where the rows came from.
+
+Input contract (`rows`, a pandas DataFrame, one row per spectrum):
+
+==============  =======  ===================================================
+column          type     meaning
+==============  =======  ===================================================
+object_id       str      the store's object id (PLATE-MJD-FIBER, or DESI's)
+ra, dec         float    degrees
+z_final         float    the catalog redshift (NaN: a person said no z, e.g.
+                         bad spectrum)
+z_source        str      "person" (an inspector's latest decision),
+                         "consensus" (resolved between inspectors), or
+                         "model" (the model's z, auto-accepted: nobody
+                         decided)
+quality         int/NA   0-4 as in DESI VI; NA where nobody decided
+inspectors      str or   who decided, comma-separated ("" for none); a list
+                list     is joined with ","
+n_decisions     int      decisions recorded for the spectrum (0: none)
+z_fnet          float    the model's z (NaN: no prediction)
+z_fnet_err      float    its uncertainty (NaN: none)
+z_pipe, z_qn,   float    the survey catalog's redshifts, copied as given
+z_pca                    (DR16Q writes -1 for "none"; NaN: no catalog)
+model_version   str      the model that gave z_fnet (e.g. its sha1)
+==============  =======  ===================================================
+
+Optional columns, written when present: plate, mjd, fiberid, targetid
+(integers, -1 for none), z_vi, sn_median_all, spectral_type, issue_flags,
+decision, comment, decided_at, triage_rules, priority. Any other column is
+an error (so a typo never silently drops or leaks a column).
+
+Rules checked at the boundary (ValueError naming the column): required
+columns present, object_id unique and non-empty, z_source in
+`Z_SOURCES`, quality in 0-4 or NA, n_decisions >= 0 and >= 1 where the source
+is a person or the consensus.
+
+Columns the export adds: dv_fnet_kms = c (z_fnet - z_final) / (1 + z_final)
+(how far the model was from the final z; 0 where the source is the model)
+and dv_pipe_kms = c (z_pipe - z_final) / (1 + z_final) (NaN where Z_PIPE is
+missing or -1), in km/s.
+
+Options: `only_inspected` keeps rows with n_decisions >= 1; `min_quality=Q`
+keeps rows whose quality is >= Q (rows without a quality are dropped).
+
+FITS specifics: units in TUNITn (z columns dimensionless, written as '';
+ra/dec deg; dv km/s); quality is a masked int16 with TNULL = -1; string
+columns hold UTF-8 bytes (FITS strings are ASCII; astropy decodes them back
+to the same text). Header keywords: MODELVER, DATE (UTC ISO, when written),
+NROWS (rows written), NTOTAL (rows before the filters), NINSPECT,
+NPERSON / NCONSENS / NMODEL (per source), ONLYINSP, MINQUAL, and one
+`HIERARCH THRESH <RULE>` per triage threshold (the string 'off' for a
+disabled rule), PROVJSON (the sidecar's file name).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+C_KMS = 299792.458  # as model.metrics (db/ never imports model/)
+Z_SOURCES = ("person", "consensus", "model")
+INSPECTED_SOURCES = ("person", "consensus")
+FORMATS = ("fits", "csv", "parquet")
+META_KEY = b"fnet_inspector.export"
+
+REQUIRED_COLUMNS = (
+    "object_id", "ra", "dec", "z_final", "z_source", "quality", "inspectors", "n_decisions",
+    "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "model_version",
+)  # fmt: skip
+INT_OPTIONAL = ("plate", "mjd", "fiberid", "targetid")
+FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority")
+STR_OPTIONAL = ("spectral_type", "issue_flags", "decision", "comment", "decided_at", "triage_rules")
+OPTIONAL_COLUMNS = (*INT_OPTIONAL, *FLOAT_OPTIONAL, *STR_OPTIONAL)
+DERIVED_COLUMNS = ("dv_fnet_kms", "dv_pipe_kms")
+STR_COLUMNS = ("object_id", "z_source", "inspectors", "model_version", *STR_OPTIONAL)
+Z_COLUMNS = ("z_final", "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "z_vi")
+UNITS = {
+    **{c: "" for c in Z_COLUMNS},  # dimensionless
+    "ra": "deg", "dec": "deg", "dv_fnet_kms": "km / s", "dv_pipe_kms": "km / s",
+}  # fmt: skip
+DESCRIPTIONS = {
+    "object_id": "store object id (PLATE-MJD-FIBER or DESI TARGETID-...)",
+    "ra": "right ascension (J2000)", "dec": "declination (J2000)",
+    "z_final": "vetted redshift", "z_source": "person | consensus | model (auto-accepted)",
+    "quality": "visual-inspection quality 0-4 (DESI VI); -1/empty: not inspected",
+    "inspectors": "comma-separated inspectors", "n_decisions": "decisions recorded",
+    "z_fnet": "model redshift", "z_fnet_err": "model redshift uncertainty",
+    "z_pipe": "survey pipeline z (catalog Z_PIPE)", "z_qn": "QuasarNET z (catalog Z_QN; -1: none)",
+    "z_pca": "PCA z (catalog Z_PCA; -1: none)", "model_version": "model that gave z_fnet",
+    "dv_fnet_kms": "c (z_fnet - z_final) / (1 + z_final)", "dv_pipe_kms": "c (z_pipe - z_final) / (1 + z_final)",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the table
+def _str_col(s: pd.Series) -> pd.Series:
+    def one(v: Any) -> str:
+        if isinstance(v, (list, tuple, set, np.ndarray)):
+            return ",".join(str(x) for x in v)
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return ""
+        return str(v)
+
+    return pd.Series([one(v) for v in s], index=s.index, dtype=object)
+
+
+def _float(s: pd.Series) -> np.ndarray:
+    return pd.to_numeric(s, errors="raise").to_numpy(np.float64, na_value=np.nan)
+
+
+def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Validate `rows` against the contract and return the normalised table that gets written.
+
+    Column order: the required columns, the derived dv columns, then the
+    optional columns present. Types: floats float64, quality Int16 (NA =
+    not inspected), n_decisions int32, ids Int64 (-1 = none), strings str.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"catalog rows lack column(s) {missing}; the contract is {list(REQUIRED_COLUMNS)}")
+    extra = [c for c in rows.columns if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS]
+    if extra:
+        raise ValueError(f"catalog rows have unknown column(s) {extra}; optional ones are {list(OPTIONAL_COLUMNS)}")
+    rows = rows.reset_index(drop=True)
+    out: dict[str, Any] = {}
+    oid = _str_col(rows["object_id"])
+    if (oid == "").any():
+        raise ValueError(f"object_id is empty at row {int(np.flatnonzero(oid == '')[0])}")
+    dup = oid[oid.duplicated()]
+    if len(dup):
+        raise ValueError(f"object_id {dup.iloc[0]!r} appears more than once ({len(dup)} duplicates)")
+    out["object_id"] = oid
+    for c in ("ra", "dec", "z_final"):
+        out[c] = _float(rows[c])
+    src = _str_col(rows["z_source"])
+    bad = ~src.isin(Z_SOURCES)
+    if bad.any():
+        raise ValueError(f"z_source {src[bad].iloc[0]!r} is not one of {Z_SOURCES}")
+    out["z_source"] = src
+    q = pd.to_numeric(rows["quality"], errors="raise").astype("Float64")
+    qv = q.dropna()
+    bad_q = (qv < 0) | (qv > 4) | (qv != qv.round())
+    if bad_q.any():
+        raise ValueError(f"quality must be an integer 0-4 or NA, got {qv[bad_q].iloc[0]}")
+    out["quality"] = q.astype("Int16")
+    out["inspectors"] = _str_col(rows["inspectors"])
+    nd = pd.to_numeric(rows["n_decisions"], errors="raise").fillna(0)
+    if (nd < 0).any():
+        raise ValueError("n_decisions must be >= 0")
+    nd = nd.astype(np.int32).to_numpy()
+    no_dec = src.isin(INSPECTED_SOURCES).to_numpy() & (nd < 1)
+    if no_dec.any():
+        i = int(np.flatnonzero(no_dec)[0])
+        raise ValueError(f"{oid[i]}: z_source {src[i]!r} but n_decisions = 0")
+    out["n_decisions"] = nd
+    for c in ("z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca"):
+        out[c] = _float(rows[c])
+    out["model_version"] = _str_col(rows["model_version"])
+    zf = out["z_final"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["dv_fnet_kms"] = C_KMS * (out["z_fnet"] - zf) / (1.0 + zf)
+        zp = np.where(out["z_pipe"] <= -0.99, np.nan, out["z_pipe"])
+        out["dv_pipe_kms"] = C_KMS * (zp - zf) / (1.0 + zf)
+    for c in INT_OPTIONAL:
+        if c in rows.columns:
+            out[c] = pd.to_numeric(rows[c], errors="raise").astype("Int64").fillna(-1)
+    for c in FLOAT_OPTIONAL:
+        if c in rows.columns:
+            out[c] = _float(rows[c])
+    for c in STR_OPTIONAL:
+        if c in rows.columns:
+            out[c] = _str_col(rows[c])
+    df = pd.DataFrame(out)
+    for c in STR_COLUMNS:
+        if c in df.columns:
+            df[c] = df[c].astype(str)
+    return df
+
+
+def select_rows(table: pd.DataFrame, only_inspected: bool = False, min_quality: int | None = None) -> pd.DataFrame:
+    """The export filters: n_decisions >= 1; quality >= min_quality (NA quality fails it)."""
+    keep = np.ones(len(table), bool)
+    if only_inspected:
+        keep &= table["n_decisions"].to_numpy() >= 1
+    if min_quality is not None:
+        if not 0 <= int(min_quality) <= 4:
+            raise ValueError(f"min_quality must be 0-4, got {min_quality}")
+        keep &= (table["quality"] >= int(min_quality)).fillna(False).to_numpy(bool)
+    return table.loc[keep].reset_index(drop=True)
+
+
+def counts(table: pd.DataFrame) -> dict[str, int]:
+    """n rows, n inspected (n_decisions >= 1), n per source."""
+    src = table["z_source"].value_counts()
+    return {
+        "n_rows": len(table),
+        "n_inspected": int((table["n_decisions"] >= 1).sum()),
+        **{f"n_{s}": int(src.get(s, 0)) for s in Z_SOURCES},
+    }
+
+
+def overlay_decisions(base: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
+    """`base` catalog rows (every spectrum, source "model") with the decided spectra replaced.
+
+    `decided` holds one row per decided spectrum: object_id and any of z_final,
+    z_source, quality, inspectors, n_decisions, spectral_type, issue_flags,
+    decision, comment, decided_at. Its values win over `base`'s; object ids
+    not in `base` are an error (a decision on a spectrum the catalog lacks).
+    """
+    if "object_id" not in decided.columns:
+        raise ValueError("decided rows need an object_id column")
+    if decided["object_id"].astype(str).duplicated().any():
+        raise ValueError("decided rows must have one row per object_id (the latest / resolved decision)")
+    base = base.reset_index(drop=True).copy()
+    pos = pd.Index(base["object_id"].astype(str)).get_indexer(decided["object_id"].astype(str))
+    if (pos < 0).any():
+        first = decided["object_id"].iloc[int(np.flatnonzero(pos < 0)[0])]
+        raise ValueError(f"decision for {first!r}, not in the catalog")
+    for c in decided.columns:
+        if c == "object_id":
+            continue
+        if c not in base.columns:
+            base[c] = pd.Series([pd.NA] * len(base), dtype=decided[c].dtype if c != "quality" else "Int16")
+        if c == "quality":
+            base[c] = base[c].astype("Int16")
+        elif base[c].dtype != decided[c].dtype:
+            base[c] = base[c].astype(object)
+        base.loc[pos, c] = decided[c].to_numpy()
+    return base
+
+
+# --------------------------------------------------------------------------- writers
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str))
+
+
+def _base_path(out_base: str | os.PathLike[str]) -> Path:
+    p = Path(out_base)
+    if p.suffix.lower() in {".fits", ".csv", ".parquet", ".json", ".fit"}:
+        p = p.with_suffix("")
+    return p
+
+
+def _atomic(path: Path, write) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _fits_key(rule: str) -> str:
+    return "HIERARCH THRESH " + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in rule.upper())
+
+
+def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
+    import astropy.units as u
+    from astropy.table import MaskedColumn, Table
+
+    t = Table()
+    for c in table.columns:
+        s = table[c]
+        if c == "quality":
+            t[c] = MaskedColumn(
+                s.fillna(-1).to_numpy(np.int16), mask=s.isna().to_numpy(), fill_value=-1, dtype=np.int16
+            )
+        elif c in STR_COLUMNS:
+            vals = [v.encode("utf-8") for v in s.astype(str)]
+            width = max([len(v) for v in vals] + [1])
+            t[c] = np.array(vals, dtype=f"S{width}")
+        elif c in INT_OPTIONAL:
+            t[c] = s.to_numpy(np.int64)
+        elif c == "n_decisions":
+            t[c] = s.to_numpy(np.int32)
+        else:
+            t[c] = s.to_numpy(np.float64)
+        if c in UNITS:
+            t[c].unit = u.Unit(UNITS[c]) if UNITS[c] else u.dimensionless_unscaled
+    n = prov["counts"]
+    hdr = {
+        "EXTNAME": "CATALOG",
+        "MODELVER": prov["model_version"],
+        "DATE": prov["created"],
+        "NROWS": n["n_rows"],
+        "NTOTAL": prov["counts_before_filters"]["n_rows"],
+        "NINSPECT": n["n_inspected"],
+        "NPERSON": n["n_person"],
+        "NCONSENS": n["n_consensus"],
+        "NMODEL": n["n_model"],
+        "ONLYINSP": bool(prov["only_inspected"]),
+        "MINQUAL": -1 if prov["min_quality"] is None else int(prov["min_quality"]),
+        "ZSOURCES": ",".join(Z_SOURCES),
+        "PROVJSON": prov["sidecar"],
+    }
+    for rule, v in (prov.get("thresholds") or {}).items():
+        hdr[_fits_key(str(rule))] = "off" if v is None else (float(v) if isinstance(v, (int, float)) else str(v))
+    t.meta.update(hdr)
+    t.meta["comments"] = [
+        "FNet Inspector vetted catalog. z_source: person | consensus | model (auto-accepted).",
+        "MINQUAL -1: no minimum quality. quality -1 (TNULL): not inspected.",
+    ]
+    from astropy.io import fits
+
+    hdu = fits.table_to_hdu(t)
+    for i, c in enumerate(table.columns, start=1):
+        if c in DESCRIPTIONS:  # TCOMMn: the HEASARC convention for a column's description
+            hdu.header[f"TCOMM{i}"] = DESCRIPTIONS[c]
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def _write_parquet(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    at = pa.Table.from_pandas(table, preserve_index=False)
+    at = at.replace_schema_metadata({**(at.schema.metadata or {}), META_KEY: json.dumps(prov).encode()})
+    pq.write_table(at, path)
+
+
+def export_catalog(
+    rows: pd.DataFrame,
+    out_base: str | os.PathLike[str],
+    meta: Mapping[str, Any] | None = None,
+    formats: Sequence[str] | Iterable[str] = FORMATS,
+    only_inspected: bool = False,
+    min_quality: int | None = None,
+) -> list[Path]:
+    """Write the catalog as `<out_base>.fits/.csv/.parquet` and `<out_base>.json`; return the paths written.
+
+    `rows` follows the contract in the module docstring. `meta` is the
+    provenance: "model_version" (else taken from the rows), "thresholds"
+    ({rule: value or None}) used for the triage queue, anything else
+    JSON-able (store, predictions, database, code revision...) goes to the
+    sidecar and the Parquet metadata as given. The date written is now (UTC),
+    unless meta["created"] is given. Each file is written atomically. The
+    sidecar is last in the returned list.
+    """
+    formats = [f.lower() for f in formats]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"formats must be some of {FORMATS}, got {formats}")
+    meta = dict(meta or {})
+    table = catalog_table(rows)
+    before = counts(table)
+    table = select_rows(table, only_inspected, min_quality)
+    base = _base_path(out_base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    versions = sorted(set(table["model_version"]) - {""}) if len(table) else []
+    model_version = str(meta.get("model_version") or ",".join(versions) or "unknown")
+    created = str(meta.get("created") or datetime.now(UTC).isoformat(timespec="seconds"))
+    sidecar = base.with_name(base.name + ".json")
+    prov: dict[str, Any] = _jsonable({
+        **meta,
+        "model_version": model_version,
+        "created": created,
+        "counts": counts(table),
+        "counts_before_filters": before,
+        "only_inspected": bool(only_inspected),
+        "min_quality": None if min_quality is None else int(min_quality),
+        "thresholds": dict(meta.get("thresholds") or {}),
+        "columns": {c: {"unit": UNITS.get(c), "description": DESCRIPTIONS.get(c)} for c in table.columns},
+        "sidecar": sidecar.name,
+    })  # fmt: skip
+    written: list[Path] = []
+    for f in formats:
+        path = base.with_name(f"{base.name}.{f}")
+        if f == "fits":
+            _atomic(path, lambda p: _write_fits(table, p, prov))
+        elif f == "csv":
+            _atomic(path, lambda p: table.to_csv(p, index=False))
+        else:
+            _atomic(path, lambda p: _write_parquet(table, p, prov))
+        written.append(path)
+    prov["files"] = [p.name for p in written]
+    _atomic(sidecar, lambda p: p.write_text(json.dumps(prov, indent=1)))
+    written.append(sidecar)
+    return written

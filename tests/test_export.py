@@ -1,0 +1,214 @@
+"""db.export and `inspector export`: the vetted catalog read back with astropy and pandas."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from typer.testing import CliRunner
+
+from db.export import (
+    C_KMS,
+    DERIVED_COLUMNS,
+    REQUIRED_COLUMNS,
+    catalog_table,
+    export_catalog,
+    overlay_decisions,
+)
+
+THRESHOLDS = {"dv_pipe": 3000.0, "dv_qn": 3000.0, "low_sn": 2.0, "dv_pca": None}
+
+
+def _rows() -> pd.DataFrame:
+    """Five spectra: two left to the model, one person (unicode name), one consensus, one "bad spectrum" (no z)."""
+    return pd.DataFrame({
+        "object_id": ["0300-51600-0001", "0300-51600-0003", "0300-51600-0004", "0300-51600-0006", "0300-51600-0013"],
+        "ra": [359.37887, 0.893906, 0.747022, 359.777713, 358.693759],
+        "dec": [-4.982112, -5.52016, -4.255844, -5.536588, -6.141274],
+        "z_final": [2.0, 0.8, 1.05, 2.1381, np.nan],
+        "z_source": ["model", "model", "person", "consensus", "person"],
+        "quality": pd.array([None, None, 4, 3, 0], dtype="Int16"),
+        "inspectors": ["", "", ["Zoë Ångström"], ["alice", "bob"], "carol"],
+        "n_decisions": [0, 0, 1, 3, 1],
+        "z_fnet": [2.0, 0.8, 2.70, 2.1381, 1.2],
+        "z_fnet_err": [0.01, 0.02, 0.05, 0.01, np.nan],
+        "z_pipe": [2.02, 0.8, 2.70, -1.0, 1.2],
+        "z_qn": [2.017, -1.0, 1.045, 2.135, 1.19],
+        "z_pca": [2.016, 0.794, 1.057, 2.138, -1.0],
+        "model_version": ["abc123"] * 5,
+        "plate": pd.array([300, 300, 300, 300, None], dtype="Int64"),
+        "spectral_type": ["", "", "QSO", "QSO", ""],
+    })  # fmt: skip
+
+
+def test_fits_read_back_units_header_values(tmp_path):
+    meta = {"model_version": "fnet-small@abc123", "thresholds": THRESHOLDS, "store": "/data/store"}
+    paths = export_catalog(_rows(), tmp_path / "cat", meta)
+    assert [p.name for p in paths] == ["cat.fits", "cat.csv", "cat.parquet", "cat.json"]
+
+    t = Table.read(tmp_path / "cat.fits", mask_invalid=False)  # NaN stays NaN; quality is masked by TNULL
+    assert len(t) == 5
+    assert t["ra"].unit == u.deg and t["dec"].unit == u.deg
+    assert t["dv_fnet_kms"].unit == u.km / u.s and t["dv_pipe_kms"].unit == u.km / u.s
+    hdr = fits.getheader(tmp_path / "cat.fits", 1)
+    names = [hdr[f"TTYPE{i}"] for i in range(1, hdr["TFIELDS"] + 1)]
+    for zc in ("z_final", "z_fnet", "z_pipe", "z_qn", "z_pca"):
+        assert hdr[f"TUNIT{names.index(zc) + 1}"] == ""  # dimensionless
+    assert hdr["MODELVER"] == "fnet-small@abc123"
+    assert hdr["NROWS"] == 5 and hdr["NTOTAL"] == 5 and hdr["NINSPECT"] == 3
+    assert (hdr["NPERSON"], hdr["NCONSENS"], hdr["NMODEL"]) == (2, 1, 2)
+    assert hdr["THRESH DV_PIPE"] == 3000.0 and hdr["THRESH LOW_SN"] == 2.0 and hdr["THRESH DV_PCA"] == "off"
+    assert hdr["ONLYINSP"] is False and hdr["MINQUAL"] == -1
+    assert hdr["DATE"].endswith("+00:00") and hdr["PROVJSON"] == "cat.json"
+
+    assert [str(x) for x in t["object_id"]] == list(_rows()["object_id"])
+    assert [str(x) for x in t["z_source"]] == ["model", "model", "person", "consensus", "person"]
+    assert str(t["inspectors"][2]) == "Zoë Ångström" and str(t["inspectors"][3]) == "alice,bob"
+    assert list(t["quality"].mask) == [True, True, False, False, False]
+    assert list(t["quality"].filled(-1)) == [-1, -1, 4, 3, 0]
+    np.testing.assert_allclose(t["z_final"][:4], [2.0, 0.8, 1.05, 2.1381])
+    assert np.isnan(t["z_final"][4])
+    assert list(t["plate"]) == [300, 300, 300, 300, -1]
+    # derived dv: the model vs the final z; pipeline vs the final z (-1 = none -> NaN)
+    assert t["dv_fnet_kms"][0] == 0.0
+    assert t["dv_fnet_kms"][2] == pytest.approx(C_KMS * (2.70 - 1.05) / 2.05)
+    assert t["dv_pipe_kms"][0] == pytest.approx(C_KMS * 0.02 / 3.0)
+    assert np.isnan(t["dv_pipe_kms"][3])
+
+
+def test_csv_parquet_same_columns_and_provenance(tmp_path):
+    export_catalog(_rows(), tmp_path / "cat.fits", {"thresholds": THRESHOLDS}, formats=("csv", "parquet"))
+    assert not (tmp_path / "cat.fits").exists()  # only the formats asked for; a suffix on the base is dropped
+    csv = pd.read_csv(tmp_path / "cat.csv", keep_default_na=False, na_values=[""])
+    pq_ = pd.read_parquet(tmp_path / "cat.parquet")
+    cols = list(REQUIRED_COLUMNS) + list(DERIVED_COLUMNS) + ["plate", "spectral_type"]
+    assert list(csv.columns) == cols and list(pq_.columns) == cols
+    assert csv["inspectors"].fillna("").tolist() == ["", "", "Zoë Ångström", "alice,bob", "carol"]
+    assert pq_["inspectors"].tolist() == ["", "", "Zoë Ångström", "alice,bob", "carol"]
+    assert pq_["quality"].isna().tolist() == [True, True, False, False, False]
+    assert csv["quality"].isna().tolist() == [True, True, False, False, False]
+    np.testing.assert_allclose(csv["z_final"], pq_["z_final"], equal_nan=True)
+    np.testing.assert_allclose(csv["dv_fnet_kms"], pq_["dv_fnet_kms"], equal_nan=True)
+    side = json.loads((tmp_path / "cat.json").read_text())
+    assert side["model_version"] == "abc123"  # from the rows when meta does not say
+    assert side["counts"] == {"n_rows": 5, "n_inspected": 3, "n_person": 2, "n_consensus": 1, "n_model": 2}
+    assert side["thresholds"]["dv_pca"] is None and side["files"] == ["cat.csv", "cat.parquet"]
+    assert side["columns"]["dv_fnet_kms"]["unit"] == "km / s"
+    import pyarrow.parquet as pq
+
+    pmeta = json.loads(pq.read_schema(tmp_path / "cat.parquet").metadata[b"fnet_inspector.export"])
+    assert pmeta["counts"] == side["counts"] and pmeta["created"] == side["created"]
+
+
+def test_only_inspected_and_min_quality(tmp_path):
+    export_catalog(_rows(), tmp_path / "a", {}, formats=("fits", "parquet"), only_inspected=True)
+    a = pd.read_parquet(tmp_path / "a.parquet")
+    assert a["object_id"].str[-4:].tolist() == ["0004", "0006", "0013"]
+    h = fits.getheader(tmp_path / "a.fits", 1)
+    assert h["NROWS"] == 3 and h["NTOTAL"] == 5 and h["NMODEL"] == 0 and h["ONLYINSP"] is True
+
+    export_catalog(_rows(), tmp_path / "b", {}, formats=("fits", "csv"), min_quality=3)
+    t = Table.read(tmp_path / "b.fits")
+    assert [str(x)[-4:] for x in t["object_id"]] == ["0004", "0006"]  # no quality (model rows) fails the cut
+    assert fits.getheader(tmp_path / "b.fits", 1)["MINQUAL"] == 3
+    assert len(pd.read_csv(tmp_path / "b.csv")) == 2
+
+    export_catalog(_rows(), tmp_path / "c", {}, formats=("parquet",), min_quality=4, only_inspected=True)
+    assert pd.read_parquet(tmp_path / "c.parquet")["object_id"].tolist() == ["0300-51600-0004"]
+    # an empty selection still writes valid (empty) files
+    export_catalog(_rows().iloc[:2], tmp_path / "d", {}, only_inspected=True)
+    assert len(Table.read(tmp_path / "d.fits")) == 0 and len(pd.read_parquet(tmp_path / "d.parquet")) == 0
+    with pytest.raises(ValueError, match="min_quality"):
+        export_catalog(_rows(), tmp_path / "e", {}, min_quality=5)
+
+
+def test_contract_is_checked(tmp_path):
+    r = _rows()
+    with pytest.raises(ValueError, match="lack column"):
+        catalog_table(r.drop(columns=["z_qn"]))
+    with pytest.raises(ValueError, match="unknown column"):
+        catalog_table(r.assign(zfinal=1.0))
+    with pytest.raises(ValueError, match="z_source"):
+        catalog_table(r.assign(z_source=["model", "robot", "person", "consensus", "person"]))
+    with pytest.raises(ValueError, match="quality"):
+        catalog_table(r.assign(quality=[None, None, 5, 3, 0]))
+    with pytest.raises(ValueError, match="n_decisions = 0"):
+        catalog_table(r.assign(n_decisions=[0, 0, 0, 3, 1]))
+    with pytest.raises(ValueError, match="more than once"):
+        catalog_table(r.assign(object_id=["a", "a", "b", "c", "d"]))
+    with pytest.raises(ValueError, match="formats"):
+        export_catalog(r, tmp_path / "x", {}, formats=("votable",))
+
+
+def test_overlay_decisions():
+    base = _rows().iloc[:2].assign(z_source="model", quality=pd.array([None, None], dtype="Int16"),
+                                   inspectors="", n_decisions=0)  # fmt: skip
+    dec = pd.DataFrame({"object_id": ["0300-51600-0003"], "z_final": [0.85], "z_source": ["person"],
+                        "quality": [4], "inspectors": ["alice"], "n_decisions": [2]})  # fmt: skip
+    out = catalog_table(overlay_decisions(base, dec))
+    assert out["z_source"].tolist() == ["model", "person"]
+    assert out["z_final"].tolist() == [2.0, 0.85] and out["quality"].isna().tolist() == [True, False]
+    assert out["dv_fnet_kms"][1] == pytest.approx(C_KMS * (0.8 - 0.85) / 1.85)
+    with pytest.raises(ValueError, match="not in the catalog"):
+        overlay_decisions(base, dec.assign(object_id="nope"))
+
+
+# --------------------------------------------------------------------------- CLI on a mock store
+@pytest.fixture(scope="module")
+def mock_store(tmp_path_factory) -> Path:
+    from inspector.ingest import ingest
+    from inspector.mock import make_survey
+
+    tmp = tmp_path_factory.mktemp("export")
+    make_survey(tmp / "s", 60, seed=3, workers=1)
+    ingest([str(tmp / "s")], tmp / "store", workers=1, progress=False)
+    return tmp / "store"
+
+
+def test_cli_export_model_only(mock_store, tmp_path):
+    from inspector.cli import app
+    from inspector.store import open_store
+
+    ix = open_store(mock_store).index
+    n = len(ix)
+    zf = pd.to_numeric(ix["Z_PIPE"]).to_numpy(float) + 0.001
+    zf[5] = np.nan
+    pred = pd.DataFrame({"row": np.arange(n), "object_id": ix["object_id"].astype(str), "z_fnet": zf,
+                         "z_fnet_err": np.full(n, 0.01), "p_fnet": np.full(n, 0.9), "model_sha1": "e" * 40})  # fmt: skip
+    pp = mock_store / "predictions" / "fnet_x.parquet"
+    pp.parent.mkdir(exist_ok=True)
+    pred.to_parquet(pp, index=False)
+    pp.with_suffix(".json").write_text(json.dumps({"model": {"sha1": "e" * 40, "path": "/models/fnet_x.pt"}}))
+    # a triage run before the export: its thresholds go into the header
+    runner = CliRunner()
+    res = runner.invoke(app, ["triage", "--store", str(mock_store), "--predictions", str(pp), "--threshold", "dv_pipe=5000"])
+    assert res.exit_code == 0, res.output
+
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(pp), "--out", str(tmp_path / "cat")])
+    assert res.exit_code == 0, res.output
+    t = Table.read(tmp_path / "cat.fits", mask_invalid=False)
+    assert len(t) == n and {str(s) for s in t["z_source"]} == {"model"}
+    np.testing.assert_allclose(np.asarray(t["z_final"]), zf, equal_nan=True)
+    np.testing.assert_allclose(np.asarray(t["z_pipe"]), pd.to_numeric(ix["Z_PIPE"]).to_numpy(float))
+    np.testing.assert_allclose(np.asarray(t["z_qn"]), pd.to_numeric(ix["Z_QN"]).to_numpy(float))
+    np.testing.assert_allclose(np.asarray(t["ra"]), ix["ra"].to_numpy(float))
+    assert t["quality"].mask.all() and (np.asarray(t["n_decisions"]) == 0).all()
+    hdr = fits.getheader(tmp_path / "cat.fits", 1)
+    assert hdr["MODELVER"].startswith("fnet_x") and "e" * 12 in hdr["MODELVER"]
+    assert hdr["THRESH DV_PIPE"] == 5000.0 and hdr["NMODEL"] == n and hdr["NINSPECT"] == 0
+    side = json.loads((tmp_path / "cat.json").read_text())
+    assert side["store"] == str(mock_store.resolve()) and side["triage"].endswith("fnet_x.parquet")
+    assert "catalog" in res.output and str(n) in res.output
+
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", "fnet_x", "--out",
+                              str(tmp_path / "insp"), "--only-inspected", "--formats", "parquet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_parquet(tmp_path / "insp.parquet")) == 0 and not (tmp_path / "insp.fits").exists()
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", "fnet_x", "--out",
+                              str(tmp_path / "q"), "--min-quality", "9"])  # fmt: skip
+    assert res.exit_code != 0
