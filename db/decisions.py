@@ -1,0 +1,239 @@
+"""Recording decisions (append-only) and reading them back: history and the current state.
+
+    with session_scope(engine) as s:
+        d = record_decision(s, "7166-56602-0590", "alice", "correct", z_final=2.31, quality=4,
+                            flags=["bad_z"], comment="CIV and CIII] clear", model_version_id=mv.id, z_model=0.83)
+        history(s, "7166-56602-0590")  # every decision on it, oldest first
+
+Each `record_decision` call is one write transaction of its own (it commits;
+see `db.engine.run_write`): the decision, the resolution links of a 'resolve',
+the triage counters the queue reads, and the release of the inspector's lease
+on the spectrum all land together or not at all.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, distinct, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from db.engine import run_write
+from db.schema import (
+    Decision,
+    Inspector,
+    ModelVersion,
+    QueueLease,
+    Resolution,
+    Spectrum,
+    TriageFlag,
+    utcnow,
+)
+from db.validate import DECIDING_ACTIONS, DecisionError, check_decision, check_name
+
+SpectrumRef = int | str | Spectrum
+
+
+# --------------------------------------------------------------------------- lookups
+def insert_ignore(session: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (conflict) DO NOTHING, on SQLite or PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model).values(**values)
+    session.execute(ins.on_conflict_do_nothing(index_elements=list(conflict)))
+
+
+def inspector_id(session: Session, name: str, *, create: bool = True) -> int | None:
+    """The id of inspector `name` (trimmed); created on first use when `create` (safe under concurrency)."""
+    name = check_name(name)
+    found = session.scalar(select(Inspector.id).where(Inspector.name == name))
+    if found is not None or not create:
+        return found
+    insert_ignore(session, Inspector, {"name": name, "created_at": utcnow()}, ["name"])
+    return session.scalar(select(Inspector.id).where(Inspector.name == name))
+
+
+def get_inspector(session: Session, name: str) -> Inspector:
+    """The `Inspector` row for `name`, created on first use (flushes, does not commit)."""
+    iid = inspector_id(session, name)
+    return session.get_one(Inspector, iid)
+
+
+def spectrum_query(ref: SpectrumRef) -> Select[tuple[int]]:
+    """SELECT spectra.id for a spectrum id (int), object id (str) or `Spectrum`."""
+    if isinstance(ref, Spectrum):
+        return select(Spectrum.id).where(Spectrum.id == ref.id)
+    if isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
+        return select(Spectrum.id).where(Spectrum.id == int(ref))
+    if isinstance(ref, str):
+        return select(Spectrum.id).where(Spectrum.object_id == ref)
+    raise DecisionError("spectrum", ref, "must be a spectrum id (int), an object id (str) or a Spectrum")
+
+
+def spectrum_id(session: Session, ref: SpectrumRef, *, lock: bool = False) -> int:
+    """The spectra.id of `ref`; DecisionError if there is none. `lock`: FOR UPDATE on PostgreSQL."""
+    q = spectrum_query(ref)
+    sid = session.scalar(q.with_for_update() if lock else q)
+    if sid is None:
+        raise DecisionError("spectrum", ref.object_id if isinstance(ref, Spectrum) else ref, "is not in the database")
+    return sid
+
+
+def get_spectrum(session: Session, ref: SpectrumRef) -> Spectrum:
+    return session.get_one(Spectrum, spectrum_id(session, ref))
+
+
+# --------------------------------------------------------------------------- writing
+def refresh_triage_counters(session: Session, spectrum_ids: Iterable[int] | None = None) -> None:
+    """Recompute triage_flags.n_inspectors / first_inspector_id from the decisions (all rows if None)."""
+    tf = TriageFlag
+    deciding = (Decision.spectrum_id == tf.spectrum_id) & Decision.action.in_(DECIDING_ACTIONS)
+    n = select(func.count(distinct(Decision.inspector_id))).where(deciding).scalar_subquery()
+    first = select(Decision.inspector_id).where(deciding).order_by(Decision.id).limit(1).scalar_subquery()
+    stmt = update(tf).values(n_inspectors=n, first_inspector_id=first)
+    if spectrum_ids is not None:
+        ids = list(spectrum_ids)
+        if not ids:
+            return
+        stmt = stmt.where(tf.spectrum_id.in_(ids))
+    session.execute(stmt.execution_options(synchronize_session=False))
+
+
+def record_decision(
+    session: Session,
+    spectrum: SpectrumRef,
+    inspector: str,
+    action: str,
+    z_final: float | None = None,
+    quality: int | None = None,
+    flags: Any = None,
+    spectral_type: str | None = None,
+    comment: str | None = None,
+    model_version_id: int | None = None,
+    z_model: float | None = None,
+    *,
+    resolves: Iterable[int] | None = None,
+    decided_at: datetime | None = None,
+) -> Decision:
+    """Append one decision and commit; returns it (with its id).
+
+    spectrum: spectra.id (int), object id (str) or a `Spectrum`.
+    action: one of `db.validate.ACTIONS` (accept with no z_final takes z_model).
+    flags: issue flag names, a {name: bool} mapping or a bitmask (`db.validate.FLAGS`).
+    resolves: for action 'resolve' only, the ids of the decisions (on this spectrum) it settles.
+    decided_at: default now (UTC); give it only to import decisions made elsewhere.
+
+    Values are checked first (`DecisionError` naming the field); then, in one
+    transaction: the decision row, its resolution links, the queue's triage
+    counters, and the release of this inspector's lease on the spectrum.
+    """
+    clean = check_decision(action, z_final, quality, flags, spectral_type, comment, z_model)
+    name = check_name(inspector)
+    resolve_ids = sorted({int(i) for i in resolves}) if resolves is not None else []
+    if clean.action == "resolve" and not resolve_ids:
+        raise DecisionError("resolves", resolves, "must list the decisions a 'resolve' settles")
+    if clean.action != "resolve" and resolve_ids:
+        raise DecisionError("resolves", resolves, f"is only for action 'resolve', not {clean.action!r}")
+    if model_version_id is not None and (
+        isinstance(model_version_id, bool) or not isinstance(model_version_id, numbers.Integral)
+    ):
+        raise DecisionError("model_version_id", model_version_id, "must be a model version id (int) or None")
+    if decided_at is not None and not isinstance(decided_at, datetime):
+        raise DecisionError("decided_at", decided_at, "must be a datetime")
+
+    def work() -> Decision:
+        sid = spectrum_id(session, spectrum, lock=True)  # PostgreSQL: decisions on one spectrum in turn
+        iid = inspector_id(session, name)
+        if model_version_id is not None and session.get(ModelVersion, int(model_version_id)) is None:
+            raise DecisionError("model_version_id", model_version_id, "is not a known model version")
+        if resolve_ids:
+            found = session.scalars(
+                select(Decision.id).where(Decision.id.in_(resolve_ids), Decision.spectrum_id == sid)
+            ).all()
+            missing = sorted(set(resolve_ids) - set(found))
+            if missing:
+                raise DecisionError("resolves", missing, "are not decisions on this spectrum")
+        d = Decision(
+            spectrum_id=sid, inspector_id=iid, action=clean.action, z_final=clean.z_final, quality=clean.quality,
+            flags=clean.flags, spectral_type=clean.spectral_type, comment=clean.comment,
+            decided_at=decided_at or utcnow(),
+            model_version_id=None if model_version_id is None else int(model_version_id), z_model=clean.z_model,
+        )  # fmt: skip
+        session.add(d)
+        session.flush()
+        for rid in resolve_ids:
+            session.add(Resolution(resolution_id=d.id, decision_id=rid))
+        if clean.action in DECIDING_ACTIONS:
+            refresh_triage_counters(session, [sid])
+        session.execute(
+            delete(QueueLease)
+            .where(QueueLease.spectrum_id == sid, QueueLease.inspector_id == iid)
+            .execution_options(synchronize_session=False)
+        )
+        session.flush()
+        return d
+
+    return run_write(session, work)
+
+
+# --------------------------------------------------------------------------- reading
+def history(session: Session, spectrum: SpectrumRef) -> list[Decision]:
+    """Every decision on a spectrum, oldest first (inspector and `resolves` loaded)."""
+    sid = spectrum_id(session, spectrum)
+    q = (
+        select(Decision)
+        .where(Decision.spectrum_id == sid)
+        .options(selectinload(Decision.resolves))
+        .order_by(Decision.id)
+    )
+    return list(session.scalars(q).unique())
+
+
+def latest_query(
+    spectrum_ids: Iterable[int] | None = None, actions: Sequence[str] = DECIDING_ACTIONS
+) -> Select[tuple[Decision]]:
+    """SELECT the latest decision per (spectrum, inspector) among `actions`."""
+    last = select(func.max(Decision.id)).where(Decision.action.in_(list(actions)))
+    if spectrum_ids is not None:
+        last = last.where(Decision.spectrum_id.in_(list(spectrum_ids)))
+    last = last.group_by(Decision.spectrum_id, Decision.inspector_id)
+    return select(Decision).where(Decision.id.in_(last)).order_by(Decision.spectrum_id, Decision.id)
+
+
+def latest_decisions(
+    session: Session,
+    spectrum_ids: Iterable[int] | None = None,
+    *,
+    include_skips: bool = False,
+) -> list[Decision]:
+    """The current state: each inspector's latest decision on each spectrum (older ones stay in `history`).
+
+    Skips are left out unless `include_skips` (a skip is not a judgement).
+    Ordered by spectrum, then decision id.
+    """
+    actions = DECIDING_ACTIONS + (("skip",) if include_skips else ())
+    ids = None if spectrum_ids is None else list(spectrum_ids)
+    if ids is not None and not ids:
+        return []
+    return list(session.scalars(latest_query(ids, actions)).unique())
+
+
+def decisions_of(session: Session, inspector: str, *, limit: int | None = None) -> list[Decision]:
+    """An inspector's decisions, newest first."""
+    iid = inspector_id(session, inspector, create=False)
+    if iid is None:
+        return []
+    q = select(Decision).where(Decision.inspector_id == iid).order_by(Decision.id.desc())
+    return list(session.scalars(q.limit(limit) if limit else q).unique())
+
+
+def count_decisions(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Decision)) or 0
+
+
+__all__ = [
+    "count_decisions", "decisions_of", "get_inspector", "get_spectrum", "history", "inspector_id", "latest_decisions",
+    "latest_query", "record_decision", "refresh_triage_counters", "spectrum_id",
+]  # fmt: skip

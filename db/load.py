@@ -1,0 +1,404 @@
+"""Bulk loading from DataFrames: spectra (a store's index), model versions, predictions, triage flags.
+
+Plain values in, no `inspector`/`model` imports: the CLI reads the store and
+the predictions Parquet and hands the frames over.
+
+    n = load_spectra(s, store.index)                               # upsert by object_id
+    mv = add_model_version(s, name="fnet-small", sha1=side["model"]["sha1"], config=..., make_current=True)
+    load_predictions(s, predictions_df, mv.id)                     # row/object_id, z_fnet, z_fnet_err, z_alt1..3
+    load_triage_flags(s, flags_df)                                 # object_id, rule, value, priority[, model_version_id]
+
+Each loader is one write transaction (commits), in chunks of executemany
+inserts with bound parameters; re-loading updates rows in place.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.decisions import refresh_triage_counters
+from db.engine import run_write
+from db.schema import (
+    Base,
+    Decision,
+    ModelVersion,
+    Prediction,
+    Spectrum,
+    TriageFlag,
+    utcnow,
+)
+from db.validate import DecisionError, check_rule
+
+CHUNK = 20_000
+
+# spectra column <- candidate frame columns, first present wins (store index names, then DR16Q names)
+SPECTRUM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "object_id": ("object_id",),
+    "survey": ("survey",),
+    "plate": ("plate", "PLATE"),
+    "mjd": ("mjd", "MJD"),
+    "fiberid": ("fiberid", "FIBERID"),
+    "targetid": ("targetid", "TARGETID"),
+    "ra": ("ra", "RA"),
+    "dec": ("dec", "DEC"),
+    "file": ("file",),
+    "store_row": ("row", "store_row"),
+    "sn": ("sn_median_all", "SN_MEDIAN_ALL", "sn"),
+    "spec_class": ("spec_class",),
+    "z_file": ("z_file",),
+    "zwarning": ("zwarning", "ZWARNING"),
+    "z_catalog": ("Z", "z_catalog"),
+    "z_pipe": ("Z_PIPE", "z_pipe"),
+    "z_qn": ("Z_QN", "z_qn"),
+    "z_pca": ("Z_PCA", "z_pca"),
+    "z_vi": ("Z_VI", "z_vi"),
+    "class_person": ("CLASS_PERSON", "class_person"),
+}
+INT_COLUMNS = {"plate", "mjd", "fiberid", "targetid", "store_row", "zwarning", "class_person"}
+N_ALT = 3
+
+
+def _insert(session: Session, table: Any) -> Any:
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _plain(v: Any, integer: bool = False) -> Any:
+    """numpy / pandas scalars -> Python; NaN / NA / None -> None."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return None
+        return int(v) if integer else float(v)
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _column(df: pd.DataFrame, name: str, integer: bool) -> list[Any]:
+    s = df[name]
+    if integer and pd.api.types.is_float_dtype(s.dtype) and not s.dropna().map(float.is_integer).all():
+        raise DecisionError(name, s[s.notna() & (s % 1 != 0)].iloc[0], "must hold whole numbers")
+    return [_plain(v, integer) for v in s.to_numpy(dtype=object)]
+
+
+def _records(df: pd.DataFrame, mapping: Mapping[str, str], ints: Iterable[str] = ()) -> list[dict[str, Any]]:
+    ints = set(ints)
+    cols = {dst: _column(df, src, dst in ints) for dst, src in mapping.items()}
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)] if cols else []
+
+
+def _chunks(rows: list[dict[str, Any]], n: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(rows), n):
+        yield rows[i:i + n]
+
+
+# --------------------------------------------------------------------------- spectra
+def spectrum_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The spectra columns found in `df` (a store index and/or catalog columns), renamed to the table's names."""
+    if "object_id" not in df.columns:
+        raise DecisionError("object_id", list(df.columns)[:10], "column is required to load spectra")
+    mapping = {}
+    for dst, srcs in SPECTRUM_COLUMNS.items():
+        src = next((c for c in srcs if c in df.columns), None)
+        if src is not None:
+            mapping[dst] = src
+    out = pd.DataFrame({dst: df[src] for dst, src in mapping.items()})
+    out["object_id"] = out["object_id"].astype(str)
+    if out["object_id"].duplicated().any():
+        raise DecisionError("object_id", out.loc[out["object_id"].duplicated(), "object_id"].iloc[0], "is duplicated")
+    return out
+
+
+def load_spectra(session: Session, df: pd.DataFrame, *, update_existing: bool = True, chunk: int = CHUNK) -> int:
+    """Insert (or update, by object_id) one spectra row per frame row; commits; returns the rows written.
+
+    `df`: a store index (object_id, plate, mjd, fiberid, targetid, ra, dec, file,
+    row, sn_median_all, ...) with catalog columns (Z, Z_PIPE, Z_QN, Z_PCA, Z_VI,
+    CLASS_PERSON) where present. Missing columns stay NULL.
+    """
+    frame = spectrum_frame(df)
+    rows = _records(frame, {c: c for c in frame.columns}, INT_COLUMNS)
+    cols = [c for c in frame.columns if c != "object_id"]
+
+    def work() -> int:
+        n = 0
+        for part in _chunks(rows, chunk):
+            ins = _insert(session, Spectrum)
+            if update_existing and cols:
+                ins = ins.on_conflict_do_update(
+                    index_elements=[Spectrum.object_id], set_={c: getattr(ins.excluded, c) for c in cols}
+                )
+            else:
+                ins = ins.on_conflict_do_nothing(index_elements=[Spectrum.object_id])
+            session.execute(ins, part)
+            n += len(part)
+        return n
+
+    return run_write(session, work)
+
+
+def spectrum_ids(session: Session, object_ids: Iterable[str] | None = None) -> pd.Series:
+    """object_id -> spectra.id as a Series indexed by object id (all spectra if None)."""
+    q = select(Spectrum.object_id, Spectrum.id)
+    rows = session.execute(q).all()
+    s = pd.Series({o: i for o, i in rows}, dtype="int64", name="spectrum_id")
+    s.index.name = "object_id"
+    if object_ids is None:
+        return s
+    return s.reindex(pd.Index([str(o) for o in object_ids], name="object_id"))
+
+
+def _ids_for(session: Session, df: pd.DataFrame) -> np.ndarray:
+    """spectra.id for each row of df (by `spectrum_id`, else `object_id`); DecisionError naming unknown ones."""
+    if "spectrum_id" in df.columns:
+        return df["spectrum_id"].to_numpy(np.int64)
+    if "object_id" not in df.columns:
+        raise DecisionError("object_id", list(df.columns)[:10], "or spectrum_id column is required")
+    ids = spectrum_ids(session, df["object_id"].astype(str))
+    missing = ids.isna()
+    if missing.any():
+        raise DecisionError("object_id", ids.index[missing.to_numpy()][0],
+                            f"is not in the spectra table ({int(missing.sum())} unknown); load_spectra first")
+    return ids.to_numpy(np.int64)
+
+
+# --------------------------------------------------------------------------- model versions
+def add_model_version(
+    session: Session,
+    name: str,
+    sha1: str,
+    *,
+    parent_sha1: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    data_hash: str | None = None,
+    label_count: int | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    path: str | None = None,
+    created_at: datetime | None = None,
+    make_current: bool = False,
+) -> ModelVersion:
+    """Register a model version (idempotent by sha1: an existing one is returned, its metadata filled in).
+
+    `parent_sha1`: the version it was fine-tuned from (must be registered).
+    `make_current`: also make it the current model (the one the queue and
+    export refer to); at most one is current. Commits.
+    """
+    if not isinstance(sha1, str) or not sha1.strip() or len(sha1) > 64:
+        raise DecisionError("sha1", sha1, "must be a hex digest of at most 64 characters")
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        raise DecisionError("name", name, "must be a non-empty name of at most 128 characters")
+
+    def work() -> ModelVersion:
+        parent_id = None
+        if parent_sha1 is not None:
+            parent_id = session.scalar(select(ModelVersion.id).where(ModelVersion.sha1 == parent_sha1))
+            if parent_id is None:
+                raise DecisionError("parent_sha1", parent_sha1, "is not a registered model version")
+        values = {
+            "name": name, "parent_id": parent_id, "config": _json(config), "data_hash": data_hash,
+            "label_count": None if label_count is None else int(label_count), "metrics": _json(metrics),
+            "path": None if path is None else str(path),
+        }  # fmt: skip
+        mv = session.scalars(select(ModelVersion).where(ModelVersion.sha1 == sha1)).first()
+        if mv is None:
+            mv = ModelVersion(sha1=sha1, created_at=created_at or utcnow(), is_current=False, **values)
+            session.add(mv)
+        else:
+            for k, v in values.items():
+                if v is not None:
+                    setattr(mv, k, v)
+        session.flush()
+        if make_current:
+            _set_current(session, mv.id)
+        return mv
+
+    return run_write(session, work)
+
+
+def _json(v: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON-safe copy (numpy scalars -> Python, NaN -> None)."""
+    if v is None:
+        return None
+
+    def conv(x: Any) -> Any:
+        if isinstance(x, Mapping):
+            return {str(k): conv(y) for k, y in x.items()}
+        if isinstance(x, (list, tuple, np.ndarray)):
+            return [conv(y) for y in x]
+        x = _plain(x)
+        return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
+
+    return conv(v)
+
+
+def _set_current(session: Session, model_version_id: int) -> None:
+    session.execute(
+        update(ModelVersion).where(ModelVersion.is_current, ModelVersion.id != model_version_id)
+        .values(is_current=False).execution_options(synchronize_session=False)
+    )  # fmt: skip
+    session.flush()
+    session.execute(
+        update(ModelVersion).where(ModelVersion.id == model_version_id)
+        .values(is_current=True).execution_options(synchronize_session="fetch")
+    )  # fmt: skip
+
+
+def set_current_model(session: Session, model_version_id: int) -> None:
+    """Make this model version the current one (the previous current one stops being so). Commits."""
+
+    def work() -> None:
+        if session.get(ModelVersion, model_version_id) is None:
+            raise DecisionError("model_version_id", model_version_id, "is not a known model version")
+        _set_current(session, model_version_id)
+
+    run_write(session, work)
+
+
+def current_model(session: Session) -> ModelVersion | None:
+    return session.scalars(select(ModelVersion).where(ModelVersion.is_current)).first()
+
+
+def model_version(session: Session, sha1: str) -> ModelVersion | None:
+    return session.scalars(select(ModelVersion).where(ModelVersion.sha1 == sha1)).first()
+
+
+# --------------------------------------------------------------------------- predictions
+def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, *, chunk: int = CHUNK) -> int:
+    """Upsert one prediction per frame row for `model_version_id`; commits; returns the rows written.
+
+    `df` as written by `inspector predict`: object_id (or spectrum_id), z_fnet
+    (or z), z_fnet_err (or z_err), p_fnet, z_alt1..3 / p_alt1..3 (the
+    alternatives, best first; missing ones skipped).
+    """
+
+    def pick(*names: str) -> str | None:
+        return next((n for n in names if n in df.columns), None)
+
+    zc, ec, pc = pick("z_fnet", "z"), pick("z_fnet_err", "z_err"), pick("p_fnet", "p")
+    if zc is None:
+        raise DecisionError("z_fnet", list(df.columns)[:10], "column (or z) is required")
+    z = df[zc].to_numpy(np.float64)
+    err = df[ec].to_numpy(np.float64) if ec else np.full(len(df), np.nan)
+    p = df[pc].to_numpy(np.float64) if pc else np.full(len(df), np.nan)
+    alt_z = [df[f"z_alt{k}"].to_numpy(np.float64) for k in range(1, N_ALT + 1) if f"z_alt{k}" in df.columns]
+    alt_p = [df[f"p_alt{k}"].to_numpy(np.float64) if f"p_alt{k}" in df.columns else np.full(len(df), np.nan)
+             for k in range(1, len(alt_z) + 1)]  # fmt: skip
+
+    def alternatives(i: int) -> list[dict[str, float | None]] | None:
+        out = [{"z": float(az[i]), "p": _plain(ap[i])} for az, ap in zip(alt_z, alt_p, strict=True)
+               if not math.isnan(az[i])]  # fmt: skip
+        return out or None
+
+    def work() -> int:
+        if session.get(ModelVersion, model_version_id) is None:
+            raise DecisionError("model_version_id", model_version_id, "is not a known model version")
+        sids = _ids_for(session, df)
+        rows = [
+            {"spectrum_id": int(sids[i]), "model_version_id": int(model_version_id), "z": _plain(z[i]),
+             "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i)}
+            for i in range(len(df))
+        ]  # fmt: skip
+        for part in _chunks(rows, chunk):
+            ins = _insert(session, Prediction)
+            ins = ins.on_conflict_do_update(
+                index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
+                set_={c: getattr(ins.excluded, c) for c in ("z", "z_err", "p", "alternatives")},
+            )
+            session.execute(ins, part)
+        return len(rows)
+
+    return run_write(session, work)
+
+
+def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:
+    """A model version's predictions with object ids (spectrum_id, object_id, z, z_err, p, alternatives)."""
+    q = (
+        select(Prediction.spectrum_id, Spectrum.object_id, Prediction.z, Prediction.z_err, Prediction.p,
+               Prediction.alternatives)
+        .join(Spectrum, Spectrum.id == Prediction.spectrum_id)
+        .where(Prediction.model_version_id == model_version_id)
+        .order_by(Prediction.spectrum_id)
+    )  # fmt: skip
+    return pd.DataFrame(session.execute(q).all(), columns=["spectrum_id", "object_id", "z", "z_err", "p",
+                                                            "alternatives"])
+
+
+# --------------------------------------------------------------------------- triage flags
+def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = True, chunk: int = CHUNK) -> int:
+    """Write the triage flags (one row per spectrum and rule that fired); commits; returns the rows written.
+
+    `df`: object_id (or spectrum_id), rule, and optionally value, priority
+    (higher = sooner in the queue; default 0), model_version_id (the model whose
+    predictions the rule read). `replace` (default): these flags are the whole
+    current triage, earlier flags are removed; else rows are added / updated by
+    (spectrum, rule). The queue's inspector counters are recomputed from the
+    decisions, so spectra already decided stay decided.
+    """
+    if "rule" not in df.columns:
+        raise DecisionError("rule", list(df.columns)[:10], "column is required")
+    for r in df["rule"].astype(str).unique():
+        check_rule(r)
+    value = df["value"].to_numpy(np.float64) if "value" in df.columns else np.full(len(df), np.nan)
+    prio = df["priority"].to_numpy(np.float64) if "priority" in df.columns else np.zeros(len(df))
+    if np.isnan(prio).any():
+        raise DecisionError("priority", float("nan"), "must be a number for every flag")
+    mvs = (df["model_version_id"].to_numpy(object) if "model_version_id" in df.columns
+           else np.full(len(df), None, dtype=object))  # fmt: skip
+    rule = df["rule"].astype(str).to_numpy(object)
+
+    def work() -> int:
+        sids = _ids_for(session, df)
+        if replace:
+            session.execute(delete(TriageFlag).execution_options(synchronize_session=False))
+        rows = [
+            {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]), "priority": float(prio[i]),
+             "model_version_id": _plain(mvs[i], True), "n_inspectors": 0}
+            for i in range(len(df))
+        ]  # fmt: skip
+        for part in _chunks(rows, chunk):
+            ins = _insert(session, TriageFlag)
+            ins = ins.on_conflict_do_update(
+                index_elements=[TriageFlag.spectrum_id, TriageFlag.rule],
+                set_={c: getattr(ins.excluded, c) for c in ("value", "priority", "model_version_id")},
+            )
+            session.execute(ins, part)
+        _refresh_decided(session)
+        return len(rows)
+
+    return run_write(session, work)
+
+
+def _refresh_decided(session: Session) -> None:
+    """Recompute the queue counters for flagged spectra that have any decision (fast when few are decided)."""
+    decided = select(Decision.spectrum_id).distinct()
+    flagged_decided = session.scalars(
+        select(TriageFlag.spectrum_id).distinct().where(TriageFlag.spectrum_id.in_(decided))
+    ).all()
+    for part in range(0, len(flagged_decided), CHUNK):
+        refresh_triage_counters(session, flagged_decided[part:part + CHUNK])
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    """Row counts of every table (for checks and the CLI)."""
+    out = {}
+    for name, t in Base.metadata.tables.items():
+        assert isinstance(t, Table)
+        out[name] = session.scalar(select(func.count()).select_from(t)) or 0
+    return out
+
+
+__all__ = [
+    "add_model_version", "current_model", "load_predictions", "load_spectra", "load_triage_flags", "model_version",
+    "predictions_frame", "set_current_model", "spectrum_frame", "spectrum_ids", "table_counts",
+]  # fmt: skip
