@@ -105,6 +105,11 @@ DESCRIPTIONS = {
 
 # --------------------------------------------------------------------------- the table
 def _str_col(s: pd.Series) -> pd.Series:
+    """Strings, "" for missing; a list (e.g. of inspectors) is joined with ","."""
+    kind = pd.api.types.infer_dtype(s, skipna=True)
+    if kind in ("string", "empty"):  # the common case, vectorised
+        return s.astype(object).where(s.notna(), "").astype(str)
+
     def one(v: Any) -> str:
         if isinstance(v, (list, tuple, set, np.ndarray)):
             return ",".join(str(x) for x in v)
@@ -112,7 +117,7 @@ def _str_col(s: pd.Series) -> pd.Series:
             return ""
         return str(v)
 
-    return pd.Series([one(v) for v in s], index=s.index, dtype=object)
+    return pd.Series([one(v) for v in s], index=s.index, dtype=object).astype(str)
 
 
 def _float(s: pd.Series) -> np.ndarray:
@@ -267,6 +272,15 @@ def _fits_key(rule: str) -> str:
     return "HIERARCH THRESH " + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in rule.upper())
 
 
+def _utf8_bytes(s: pd.Series) -> np.ndarray:
+    """A string column as fixed-width UTF-8 bytes (FITS 'A' columns are bytes)."""
+    u = s.astype(str).to_numpy(dtype=str)
+    if u.size == 0:
+        return np.zeros(0, dtype="S1")
+    b = np.strings.encode(u, "utf-8")
+    return b if b.dtype.itemsize > 0 else b.astype("S1")
+
+
 def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
     import astropy.units as u
     from astropy.table import MaskedColumn, Table
@@ -279,9 +293,7 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
                 s.fillna(-1).to_numpy(np.int16), mask=s.isna().to_numpy(), fill_value=-1, dtype=np.int16
             )
         elif c in STR_COLUMNS:
-            vals = [v.encode("utf-8") for v in s.astype(str)]
-            width = max([len(v) for v in vals] + [1])
-            t[c] = np.array(vals, dtype=f"S{width}")
+            t[c] = _utf8_bytes(s)
         elif c in INT_OPTIONAL:
             t[c] = s.to_numpy(np.int64)
         elif c == "n_decisions":
@@ -320,6 +332,14 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
         if c in DESCRIPTIONS:  # TCOMMn: the HEASARC convention for a column's description
             hdu.header[f"TCOMM{i}"] = DESCRIPTIONS[c]
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    """CSV through Arrow (~10x pandas' writer): floats at full precision, NaN / NA as an empty cell."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(pa.Table.from_pandas(table, preserve_index=False), path)
 
 
 def _write_parquet(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
@@ -381,7 +401,7 @@ def export_catalog(
         if f == "fits":
             _atomic(path, lambda p: _write_fits(table, p, prov))
         elif f == "csv":
-            _atomic(path, lambda p: table.to_csv(p, index=False))
+            _atomic(path, lambda p: _write_csv(table, p))
         else:
             _atomic(path, lambda p: _write_parquet(table, p, prov))
         written.append(path)
