@@ -6,6 +6,12 @@ rules); writes `STORE/triage/<predictions-stem>.parquet` (one row per flagged
 spectrum, highest priority first; see `inspector.triage.apply_rules`) with
 the thresholds, weights, z range and counts in its Parquet metadata (key
 `fnet_inspector.triage`) and in a JSON sidecar beside it.
+
+With `--db URL` it also migrates that database to head and loads the store's
+spectra (upsert), the model version (made current), its predictions and the
+flags, one row per spectrum and rule, each carrying the spectrum's priority
+(`db.load.load_triage_flags`, replacing the previous triage; decisions are
+kept). The queue then serves the spectra in the order printed here.
 """
 from __future__ import annotations
 
@@ -88,6 +94,66 @@ def run_triage(
     return flags, out, meta
 
 
+def flags_long(flags, meta: dict[str, Any], model_version_id: int | None = None):
+    """One row per (spectrum, rule that fired): object_id, rule, value (the rule's value column), priority
+    (the spectrum's total, so the database queue orders as `apply_rules` does), model_version_id."""
+    import numpy as np
+    import pandas as pd
+
+    rules = meta.get("rules") or {}
+    counts = flags["rules"].map(len).to_numpy()
+    pos = np.repeat(np.arange(len(flags)), counts)
+    rule = np.concatenate([np.asarray(list(r), dtype=object) for r in flags["rules"]]) if len(flags) else []
+    value = np.full(len(pos), np.nan)
+    for name, r in rules.items():
+        col = r.get("value_column")
+        m = np.asarray(rule == name) if len(pos) else np.zeros(0, bool)
+        if col in flags.columns and m.any():
+            value[m] = flags[col].to_numpy(np.float64)[pos[m]]
+    return pd.DataFrame({
+        "object_id": flags["object_id"].to_numpy()[pos], "rule": rule, "value": value,
+        "priority": flags["priority"].to_numpy(np.float64)[pos],
+        "model_version_id": np.full(len(pos), model_version_id, dtype=object),
+    })  # fmt: skip
+
+
+def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str, Any]) -> dict[str, int]:
+    """Migrate the database at `url` to head, then load the store's spectra (upsert), the model version
+    (made current), its predictions and the triage flags (replacing the previous triage). Returns counts."""
+    import pandas as pd
+
+    from db.engine import make_engine, session_scope, upgrade
+    from db.load import add_model_version, load_predictions, load_spectra, load_triage_flags
+    from inspector.store import open_store
+    from inspector.triage import read_sidecar
+
+    st = open_store(store)
+    pred = pd.read_parquet(predictions)
+    side = read_sidecar(predictions) or {}
+    model = side.get("model") or {}
+    sha = model.get("sha1") or (meta.get("model_sha1") if isinstance(meta.get("model_sha1"), str) else None)
+    if not sha:
+        raise ValueError(f"{predictions}: no model sha1 (sidecar or model_sha1 column): cannot register the model")
+    name = Path(model["path"]).stem if model.get("path") else Path(predictions).stem
+    prov = model.get("provenance") or {}
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            n_spectra = load_spectra(s, st.index)
+            mv = add_model_version(
+                s, name=name, sha1=sha, config=model.get("config"), data_hash=prov.get("data_hash"),
+                label_count=prov.get("n_train"), metrics=model.get("metrics") or None, path=model.get("path"),
+                make_current=True,
+            )  # fmt: skip
+            n_pred = load_predictions(s, pred, mv.id)
+            n_flags = load_triage_flags(s, flags_long(flags, meta, mv.id))
+            mv_id = mv.id
+    finally:
+        engine.dispose()
+    return {"spectra": n_spectra, "predictions": n_pred, "flags": n_flags, "model_version_id": mv_id}
+
+
 def read_triage(path: Path):
     """A triage parquet and its metadata dict (thresholds, counts, ...)."""
     import pyarrow.parquet as pq
@@ -142,6 +208,12 @@ def triage_command(
     s = meta["seconds"]
     typer.echo(f"rules applied in {s['rules']:.2f} s (read {s['read']:.2f} s)\nflags: {path}")
     if db is not None:
-        # TODO(db): load the flags into the inspection database once db/load.py offers a triage-flag loader.
-        typer.echo("error: --db: the db package has no triage-flag loader yet; flags written to parquet only", err=True)
-        raise typer.Exit(3)
+        try:
+            n = load_into_db(db, store, Path(meta["predictions"]), flags, meta)
+        except (FileNotFoundError, ValueError) as exc:  # DecisionError is a ValueError
+            typer.echo(f"error: --db: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(
+            f"database: {n['spectra']} spectra, {n['predictions']} predictions (model version "
+            f"{n['model_version_id']}, now current), {n['flags']} flags (spectrum x rule) loaded"
+        )

@@ -270,3 +270,42 @@ def test_cli_triage_on_mock_store(mock_store):
     assert bad.exit_code == 2 and "unknown rule" in bad.output
     missing = runner.invoke(app, ["triage", "--store", str(mock_store), "--predictions", "absent"])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_cli_triage_loads_the_database(mock_store, tmp_path):
+    from db.engine import make_engine, session_scope
+    from db.load import current_model, table_counts
+    from db.queue import next_item
+    from db.testing import fresh_database
+    from inspector.cli import app
+    from inspector.cli_triage import read_triage
+
+    pred_path, _ = _write_predictions(mock_store, "fnet_db")
+    url = fresh_database(tmp_path)
+    res = CliRunner().invoke(app, ["triage", "--store", str(mock_store), "--predictions", str(pred_path), "--db", url])
+    assert res.exit_code == 0, res.output
+    flags, _ = read_triage(mock_store / "triage" / "fnet_db.parquet")
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            n = table_counts(s)
+            assert n["spectra"] == 60 and n["predictions"] == 60
+            assert n["triage_flags"] == int(flags["n_rules"].sum())  # one row per spectrum and rule
+            assert current_model(s).sha1 == "f" * 40
+            first = next_item(s, "alice")
+            top = flags.loc[flags["priority"] == flags["priority"].max(), "object_id"].tolist()
+            assert first.object_id in top  # the database queue orders as apply_rules does
+    finally:
+        engine.dispose()
+    assert f"{int(flags['n_rules'].sum())} flags" in res.output
+    # running it again replaces the triage, it does not pile up
+    res = CliRunner().invoke(app, ["triage", "--store", str(mock_store), "--predictions", str(pred_path), "--db", url,
+                                   "--threshold", "low_sn=off"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    flags2, _ = read_triage(mock_store / "triage" / "fnet_db.parquet")
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            assert table_counts(s)["triage_flags"] == int(flags2["n_rules"].sum()) < int(flags["n_rules"].sum())
+    finally:
+        engine.dispose()
