@@ -15,11 +15,14 @@ object_id       str      the store's object id (PLATE-MJD-FIBER, or DESI's)
 ra, dec         float    degrees
 z_final         float    the catalog redshift (NaN: a person said no z, e.g.
                          bad spectrum)
-z_source        str      "person" (an inspector's latest decision),
-                         "consensus" (resolved between inspectors), or
-                         "model" (the model's z, auto-accepted: nobody
-                         decided)
-quality         int/NA   0-4 as in DESI VI; NA where nobody decided
+z_source        str      "person" (one inspector's latest decision),
+                         "consensus" (inspectors agree, or a resolution
+                         settled their conflict), "conflict" (inspectors
+                         disagree and nobody resolved it yet: z_final is
+                         the model's, not vetted), or "model" (the model's
+                         z, auto-accepted: nobody decided)
+quality         float    0-4 as in DESI VI (the mean where inspectors
+                         agree, so 3.5 happens); NaN where nobody decided
 inspectors      str or   who decided, comma-separated ("" for none); a list
                 list     is joined with ","
 n_decisions     int      decisions recorded for the spectrum (0: none)
@@ -38,7 +41,7 @@ an error (so a typo never silently drops or leaks a column).
 Rules checked at the boundary (ValueError naming the column): required
 columns present, object_id unique and non-empty, z_source in
 `Z_SOURCES`, quality in 0-4 or NA, n_decisions >= 0 and >= 1 where the source
-is a person or the consensus.
+is a person, the consensus or a conflict.
 
 Columns the export adds: dv_fnet_kms = c (z_fnet - z_final) / (1 + z_final)
 (how far the model was from the final z; 0 where the source is the model)
@@ -49,11 +52,11 @@ Options: `only_inspected` keeps rows with n_decisions >= 1; `min_quality=Q`
 keeps rows whose quality is >= Q (rows without a quality are dropped).
 
 FITS specifics: units in TUNITn (z columns dimensionless, written as '';
-ra/dec deg; dv km/s); quality is a masked int16 with TNULL = -1; string
+ra/dec deg; dv km/s); quality is float32 with NaN = not inspected; string
 columns hold UTF-8 bytes (FITS strings are ASCII; astropy decodes them back
 to the same text). Header keywords: MODELVER, DATE (UTC ISO, when written),
 NROWS (rows written), NTOTAL (rows before the filters), NINSPECT,
-NPERSON / NCONSENS / NMODEL (per source), ONLYINSP, MINQUAL, and one
+NPERSON / NCONSENS / NCONFLIC / NMODEL (per source), ONLYINSP, MINQUAL, and one
 `HIERARCH THRESH <RULE>` per triage threshold (the string 'off' for a
 disabled rule), PROVJSON (the sidecar's file name).
 """
@@ -70,8 +73,8 @@ import numpy as np
 import pandas as pd
 
 C_KMS = 299792.458  # as model.metrics (db/ never imports model/)
-Z_SOURCES = ("person", "consensus", "model")
-INSPECTED_SOURCES = ("person", "consensus")
+Z_SOURCES = ("person", "consensus", "conflict", "model")
+INSPECTED_SOURCES = ("person", "consensus", "conflict")
 FORMATS = ("fits", "csv", "parquet")
 META_KEY = b"fnet_inspector.export"
 
@@ -93,8 +96,8 @@ UNITS = {
 DESCRIPTIONS = {
     "object_id": "store object id (PLATE-MJD-FIBER or DESI TARGETID-...)",
     "ra": "right ascension (J2000)", "dec": "declination (J2000)",
-    "z_final": "vetted redshift", "z_source": "person | consensus | model (auto-accepted)",
-    "quality": "visual-inspection quality 0-4 (DESI VI); -1/empty: not inspected",
+    "z_final": "vetted redshift", "z_source": "person | consensus | conflict (model z) | model (auto-accepted)",
+    "quality": "visual-inspection quality 0-4 (DESI VI; mean of agreeing inspectors); NaN: not inspected",
     "inspectors": "comma-separated inspectors", "n_decisions": "decisions recorded",
     "z_fnet": "model redshift", "z_fnet_err": "model redshift uncertainty",
     "z_pipe": "survey pipeline z (catalog Z_PIPE)", "z_qn": "QuasarNET z (catalog Z_QN; -1: none)",
@@ -128,7 +131,7 @@ def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Validate `rows` against the contract and return the normalised table that gets written.
 
     Column order: the required columns, the derived dv columns, then the
-    optional columns present. Types: floats float64, quality Int16 (NA =
+    optional columns present. Types: floats float64, quality float32 (NaN =
     not inspected), n_decisions int32, ids Int64 (-1 = none), strings str.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
@@ -153,12 +156,11 @@ def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
     if bad.any():
         raise ValueError(f"z_source {src[bad].iloc[0]!r} is not one of {Z_SOURCES}")
     out["z_source"] = src
-    q = pd.to_numeric(rows["quality"], errors="raise").astype("Float64")
-    qv = q.dropna()
-    bad_q = (qv < 0) | (qv > 4) | (qv != qv.round())
+    q = _float(rows["quality"])
+    bad_q = ~np.isnan(q) & ((q < 0) | (q > 4))
     if bad_q.any():
-        raise ValueError(f"quality must be an integer 0-4 or NA, got {qv[bad_q].iloc[0]}")
-    out["quality"] = q.astype("Int16")
+        raise ValueError(f"quality must be 0-4 or NaN, got {q[bad_q][0]}")
+    out["quality"] = q.astype(np.float32)
     out["inspectors"] = _str_col(rows["inspectors"])
     nd = pd.to_numeric(rows["n_decisions"], errors="raise").fillna(0)
     if (nd < 0).any():
@@ -194,14 +196,14 @@ def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def select_rows(table: pd.DataFrame, only_inspected: bool = False, min_quality: int | None = None) -> pd.DataFrame:
-    """The export filters: n_decisions >= 1; quality >= min_quality (NA quality fails it)."""
+    """The export filters: n_decisions >= 1; quality >= min_quality (NaN quality fails it)."""
     keep = np.ones(len(table), bool)
     if only_inspected:
         keep &= table["n_decisions"].to_numpy() >= 1
     if min_quality is not None:
         if not 0 <= int(min_quality) <= 4:
             raise ValueError(f"min_quality must be 0-4, got {min_quality}")
-        keep &= (table["quality"] >= int(min_quality)).fillna(False).to_numpy(bool)
+        keep &= table["quality"].to_numpy() >= float(min_quality)  # NaN compares False
     return table.loc[keep].reset_index(drop=True)
 
 
@@ -220,8 +222,10 @@ def overlay_decisions(base: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame
 
     `decided` holds one row per decided spectrum: object_id and any of z_final,
     z_source, quality, inspectors, n_decisions, spectral_type, issue_flags,
-    decision, comment, decided_at. Its values win over `base`'s; object ids
-    not in `base` are an error (a decision on a spectrum the catalog lacks).
+    decision, comment, decided_at. Its values win over `base`'s, except that
+    a "conflict" row keeps `base`'s z_final (the model's: nothing is vetted
+    yet). Object ids not in `base` are an error (a decision on a spectrum the
+    catalog lacks).
     """
     if "object_id" not in decided.columns:
         raise ValueError("decided rows need an object_id column")
@@ -236,13 +240,66 @@ def overlay_decisions(base: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame
         if c == "object_id":
             continue
         if c not in base.columns:
-            base[c] = pd.Series([pd.NA] * len(base), dtype=decided[c].dtype if c != "quality" else "Int16")
-        if c == "quality":
-            base[c] = base[c].astype("Int16")
-        elif base[c].dtype != decided[c].dtype:
+            base[c] = pd.Series([None] * len(base), dtype=object)
+        if base[c].dtype != decided[c].dtype:
             base[c] = base[c].astype(object)
-        base.loc[pos, c] = decided[c].to_numpy()
+        vals = decided[c].to_numpy()
+        if c == "z_final" and "z_source" in decided.columns:  # a conflict keeps the base (model) z
+            keep = decided["z_source"].astype(str).to_numpy() == "conflict"
+            vals = np.where(keep, base[c].to_numpy()[pos], vals)
+        base.loc[pos, c] = vals
+    for c in ("quality", "z_final"):
+        if c in base.columns:
+            base[c] = pd.to_numeric(base[c], errors="coerce")
     return base
+
+
+def final_decisions(session: Any) -> pd.DataFrame:
+    """One row per spectrum someone judged, from the database (`db.consensus.consensus`):
+
+    object_id, z_final, z_source, quality, inspectors, n_decisions,
+    spectral_type, decision, decided_at -- ready for `overlay_decisions`.
+    Verdict -> source: 'single' -> person; 'agree' (mean z and quality) or
+    'resolved' (the resolution's values) -> consensus; 'conflict' -> conflict
+    (z_final NaN here; `overlay_decisions` keeps the model's). n_decisions
+    counts every deciding decision in the spectrum's history (corrections
+    included, skips not). Skips alone do not make a row.
+    """
+    from sqlalchemy import func, select
+
+    from db.consensus import consensus
+    from db.schema import Decision
+    from db.validate import DECIDING_ACTIONS
+
+    verdicts = consensus(session, min_inspectors=1)
+    n_dec = dict(
+        session.execute(
+            select(Decision.spectrum_id, func.count())
+            .where(Decision.action.in_(list(DECIDING_ACTIONS)))
+            .group_by(Decision.spectrum_id)
+        ).all()
+    )
+    source = {"single": "person", "agree": "consensus", "resolved": "consensus", "conflict": "conflict"}
+    rows = []
+    for v in verdicts:
+        ds = list(v.decisions) + ([v.resolution] if v.resolution is not None else [])
+        names = list(dict.fromkeys(d.inspector.name for d in ds))
+        last = max(d.decided_at for d in ds)
+        rows.append({
+            "object_id": v.object_id,
+            "z_final": np.nan if v.status == "conflict" or v.z is None else float(v.z),
+            "z_source": source[v.status],
+            "quality": np.nan if v.status == "conflict" or v.quality is None else float(v.quality),
+            "inspectors": ",".join(names),
+            "n_decisions": int(n_dec.get(v.spectrum_id, len(ds))),
+            "spectral_type": "" if v.status == "conflict" else (v.spectral_type or ""),
+            "decision": v.resolution.action if v.status == "resolved" and v.resolution is not None
+            else ",".join(dict.fromkeys(d.action for d in v.decisions)),
+            "decided_at": (last if last.tzinfo else last.replace(tzinfo=UTC)).isoformat(timespec="seconds"),
+        })  # fmt: skip
+    cols = ["object_id", "z_final", "z_source", "quality", "inspectors", "n_decisions", "spectral_type",
+            "decision", "decided_at"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --------------------------------------------------------------------------- writers
@@ -283,15 +340,13 @@ def _utf8_bytes(s: pd.Series) -> np.ndarray:
 
 def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
     import astropy.units as u
-    from astropy.table import MaskedColumn, Table
+    from astropy.table import Table
 
     t = Table()
     for c in table.columns:
         s = table[c]
         if c == "quality":
-            t[c] = MaskedColumn(
-                s.fillna(-1).to_numpy(np.int16), mask=s.isna().to_numpy(), fill_value=-1, dtype=np.int16
-            )
+            t[c] = s.to_numpy(np.float32)
         elif c in STR_COLUMNS:
             t[c] = _utf8_bytes(s)
         elif c in INT_OPTIONAL:
@@ -312,6 +367,7 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
         "NINSPECT": n["n_inspected"],
         "NPERSON": n["n_person"],
         "NCONSENS": n["n_consensus"],
+        "NCONFLIC": n["n_conflict"],
         "NMODEL": n["n_model"],
         "ONLYINSP": bool(prov["only_inspected"]),
         "MINQUAL": -1 if prov["min_quality"] is None else int(prov["min_quality"]),
@@ -322,8 +378,9 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
         hdr[_fits_key(str(rule))] = "off" if v is None else (float(v) if isinstance(v, (int, float)) else str(v))
     t.meta.update(hdr)
     t.meta["comments"] = [
-        "FNet Inspector vetted catalog. z_source: person | consensus | model (auto-accepted).",
-        "MINQUAL -1: no minimum quality. quality -1 (TNULL): not inspected.",
+        "FNet Inspector vetted catalog. z_source: person | consensus | conflict (unresolved:",
+        "z_final is the model's) | model (auto-accepted). quality NaN: not inspected.",
+        "MINQUAL -1: no minimum quality.",
     ]
     from astropy.io import fits
 

@@ -1,7 +1,10 @@
 """The `inspector export` subcommand: the vetted catalog (FITS + CSV + Parquet) of a prediction run.
 
 Without a database (or before anyone decided anything) every spectrum's final
-z is the model's (source "model"). The catalog columns, units, header and
+z is the model's (source "model"). With `--db URL`, the database's verdicts
+override it (`db.export.final_decisions`: one inspector -> "person"; agreeing
+inspectors or a resolution -> "consensus"; an unresolved conflict ->
+"conflict", keeping the model's z). The catalog columns, units, header and
 options are `db.export`'s; this module only gathers the rows from the store,
 the predictions and the triage run (`model_rows`).
 """
@@ -66,7 +69,7 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
         "ra": _num(ix, "ra", "RA"), "dec": _num(ix, "dec", "DEC"),
         "z_final": frame["z_fnet"].to_numpy(),
         "z_source": np.full(n, "model", dtype=object),
-        "quality": pd.array([pd.NA] * n, dtype="Int16"),
+        "quality": np.full(n, np.nan, dtype=np.float32),
         "inspectors": np.full(n, "", dtype=object),
         "n_decisions": np.zeros(n, np.int32),
         "z_fnet": frame["z_fnet"].to_numpy(), "z_fnet_err": frame["z_fnet_err"].to_numpy(),
@@ -103,6 +106,25 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
     return rows, meta
 
 
+def decisions_from_db(url: str):
+    """(one row per judged spectrum from `db.export.final_decisions`, the URL without its password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.engine import make_engine, session_scope
+    from db.export import final_decisions
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            return final_decisions(s), shown
+    except SQLAlchemyError as exc:
+        raise ValueError(f"database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
 @app.command("export")
 def export_command(
     store: Path = typer.Option(..., "--store", help="Spectrum store directory."),
@@ -117,15 +139,13 @@ def export_command(
 ) -> None:
     """Write the vetted catalog: final z, its source (person / consensus / model), quality, inspectors,
     the model's z and the catalog's z's, with units and provenance (model version, date, counts, thresholds)."""
-    from db.export import export_catalog
+    from db.export import export_catalog, overlay_decisions
 
-    if db is not None:
-        # TODO(db): overlay the database's final decisions (db.export.overlay_decisions) once the db package
-        # offers a query returning one row per decided spectrum.
-        typer.echo("error: --db: the db package has no final-decisions query yet; export without --db", err=True)
-        raise typer.Exit(3)
     try:
         rows, meta = model_rows(store, predictions)
+        if db is not None:
+            decided, meta["database"] = decisions_from_db(db)
+            rows = overlay_decisions(rows, decided)
         paths = export_catalog(
             rows, out, meta, formats=[f.strip() for f in formats.split(",") if f.strip()],
             only_inspected=only_inspected, min_quality=min_quality,
@@ -139,7 +159,8 @@ def export_command(
     c = side["counts"]
     typer.echo(
         f"catalog: {c['n_rows']} of {side['counts_before_filters']['n_rows']} spectra "
-        f"(inspected {c['n_inspected']}; person {c['n_person']}, consensus {c['n_consensus']}, model {c['n_model']}); "
+        f"(inspected {c['n_inspected']}; person {c['n_person']}, consensus {c['n_consensus']}, "
+        f"conflict {c['n_conflict']}, model {c['n_model']}); "
         f"model {side['model_version']}"
     )
     for p in paths:

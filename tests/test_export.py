@@ -25,24 +25,26 @@ THRESHOLDS = {"dv_pipe": 3000.0, "dv_qn": 3000.0, "low_sn": 2.0, "dv_pca": None}
 
 
 def _rows() -> pd.DataFrame:
-    """Five spectra: two left to the model, one person (unicode name), one consensus, one "bad spectrum" (no z)."""
+    """Six spectra: two left to the model, one person (unicode name), one consensus, one "bad spectrum" (no z),
+    one unresolved conflict (the model's z)."""
     return pd.DataFrame({
-        "object_id": ["0300-51600-0001", "0300-51600-0003", "0300-51600-0004", "0300-51600-0006", "0300-51600-0013"],
-        "ra": [359.37887, 0.893906, 0.747022, 359.777713, 358.693759],
-        "dec": [-4.982112, -5.52016, -4.255844, -5.536588, -6.141274],
-        "z_final": [2.0, 0.8, 1.05, 2.1381, np.nan],
-        "z_source": ["model", "model", "person", "consensus", "person"],
-        "quality": pd.array([None, None, 4, 3, 0], dtype="Int16"),
-        "inspectors": ["", "", ["Zoë Ångström"], ["alice", "bob"], "carol"],
-        "n_decisions": [0, 0, 1, 3, 1],
-        "z_fnet": [2.0, 0.8, 2.70, 2.1381, 1.2],
-        "z_fnet_err": [0.01, 0.02, 0.05, 0.01, np.nan],
-        "z_pipe": [2.02, 0.8, 2.70, -1.0, 1.2],
-        "z_qn": [2.017, -1.0, 1.045, 2.135, 1.19],
-        "z_pca": [2.016, 0.794, 1.057, 2.138, -1.0],
-        "model_version": ["abc123"] * 5,
-        "plate": pd.array([300, 300, 300, 300, None], dtype="Int64"),
-        "spectral_type": ["", "", "QSO", "QSO", ""],
+        "object_id": ["0300-51600-0001", "0300-51600-0003", "0300-51600-0004", "0300-51600-0006", "0300-51600-0013",
+                      "0300-51600-0020"],
+        "ra": [359.37887, 0.893906, 0.747022, 359.777713, 358.693759, 1.0],
+        "dec": [-4.982112, -5.52016, -4.255844, -5.536588, -6.141274, -5.0],
+        "z_final": [2.0, 0.8, 1.05, 2.1381, np.nan, 1.5],
+        "z_source": ["model", "model", "person", "consensus", "person", "conflict"],
+        "quality": [np.nan, np.nan, 4, 3.5, 0, np.nan],
+        "inspectors": ["", "", ["Zoë Ångström"], ["alice", "bob"], "carol", "alice,carol"],
+        "n_decisions": [0, 0, 1, 3, 1, 2],
+        "z_fnet": [2.0, 0.8, 2.70, 2.1381, 1.2, 1.5],
+        "z_fnet_err": [0.01, 0.02, 0.05, 0.01, np.nan, 0.02],
+        "z_pipe": [2.02, 0.8, 2.70, -1.0, 1.2, 1.5],
+        "z_qn": [2.017, -1.0, 1.045, 2.135, 1.19, 1.5],
+        "z_pca": [2.016, 0.794, 1.057, 2.138, -1.0, 1.5],
+        "model_version": ["abc123"] * 6,
+        "plate": pd.array([300, 300, 300, 300, None, 300], dtype="Int64"),
+        "spectral_type": ["", "", "QSO", "QSO", "", ""],
     })  # fmt: skip
 
 
@@ -51,8 +53,8 @@ def test_fits_read_back_units_header_values(tmp_path):
     paths = export_catalog(_rows(), tmp_path / "cat", meta)
     assert [p.name for p in paths] == ["cat.fits", "cat.csv", "cat.parquet", "cat.json"]
 
-    t = Table.read(tmp_path / "cat.fits", mask_invalid=False)  # NaN stays NaN; quality is masked by TNULL
-    assert len(t) == 5
+    t = Table.read(tmp_path / "cat.fits", mask_invalid=False)  # NaN stays NaN
+    assert len(t) == 6
     assert t["ra"].unit == u.deg and t["dec"].unit == u.deg
     assert t["dv_fnet_kms"].unit == u.km / u.s and t["dv_pipe_kms"].unit == u.km / u.s
     hdr = fits.getheader(tmp_path / "cat.fits", 1)
@@ -60,20 +62,19 @@ def test_fits_read_back_units_header_values(tmp_path):
     for zc in ("z_final", "z_fnet", "z_pipe", "z_qn", "z_pca"):
         assert hdr[f"TUNIT{names.index(zc) + 1}"] == ""  # dimensionless
     assert hdr["MODELVER"] == "fnet-small@abc123"
-    assert hdr["NROWS"] == 5 and hdr["NTOTAL"] == 5 and hdr["NINSPECT"] == 3
-    assert (hdr["NPERSON"], hdr["NCONSENS"], hdr["NMODEL"]) == (2, 1, 2)
+    assert hdr["NROWS"] == 6 and hdr["NTOTAL"] == 6 and hdr["NINSPECT"] == 4
+    assert (hdr["NPERSON"], hdr["NCONSENS"], hdr["NCONFLIC"], hdr["NMODEL"]) == (2, 1, 1, 2)
     assert hdr["THRESH DV_PIPE"] == 3000.0 and hdr["THRESH LOW_SN"] == 2.0 and hdr["THRESH DV_PCA"] == "off"
     assert hdr["ONLYINSP"] is False and hdr["MINQUAL"] == -1
     assert hdr["DATE"].endswith("+00:00") and hdr["PROVJSON"] == "cat.json"
 
     assert [str(x) for x in t["object_id"]] == list(_rows()["object_id"])
-    assert [str(x) for x in t["z_source"]] == ["model", "model", "person", "consensus", "person"]
+    assert [str(x) for x in t["z_source"]] == ["model", "model", "person", "consensus", "person", "conflict"]
     assert str(t["inspectors"][2]) == "Zoë Ångström" and str(t["inspectors"][3]) == "alice,bob"
-    assert list(t["quality"].mask) == [True, True, False, False, False]
-    assert list(t["quality"].filled(-1)) == [-1, -1, 4, 3, 0]
+    np.testing.assert_array_equal(np.asarray(t["quality"]), [np.nan, np.nan, 4, 3.5, 0, np.nan])
     np.testing.assert_allclose(t["z_final"][:4], [2.0, 0.8, 1.05, 2.1381])
     assert np.isnan(t["z_final"][4])
-    assert list(t["plate"]) == [300, 300, 300, 300, -1]
+    assert list(t["plate"]) == [300, 300, 300, 300, -1, 300]
     # derived dv: the model vs the final z; pipeline vs the final z (-1 = none -> NaN)
     assert t["dv_fnet_kms"][0] == 0.0
     assert t["dv_fnet_kms"][2] == pytest.approx(C_KMS * (2.70 - 1.05) / 2.05)
@@ -88,15 +89,16 @@ def test_csv_parquet_same_columns_and_provenance(tmp_path):
     pq_ = pd.read_parquet(tmp_path / "cat.parquet")
     cols = list(REQUIRED_COLUMNS) + list(DERIVED_COLUMNS) + ["plate", "spectral_type"]
     assert list(csv.columns) == cols and list(pq_.columns) == cols
-    assert csv["inspectors"].fillna("").tolist() == ["", "", "Zoë Ångström", "alice,bob", "carol"]
-    assert pq_["inspectors"].tolist() == ["", "", "Zoë Ångström", "alice,bob", "carol"]
-    assert pq_["quality"].isna().tolist() == [True, True, False, False, False]
-    assert csv["quality"].isna().tolist() == [True, True, False, False, False]
+    insp = ["", "", "Zoë Ångström", "alice,bob", "carol", "alice,carol"]
+    assert csv["inspectors"].fillna("").tolist() == insp and pq_["inspectors"].tolist() == insp
+    np.testing.assert_array_equal(pq_["quality"], [np.nan, np.nan, 4, 3.5, 0, np.nan])
+    np.testing.assert_array_equal(csv["quality"], pq_["quality"])
     np.testing.assert_allclose(csv["z_final"], pq_["z_final"], equal_nan=True)
     np.testing.assert_allclose(csv["dv_fnet_kms"], pq_["dv_fnet_kms"], equal_nan=True)
     side = json.loads((tmp_path / "cat.json").read_text())
     assert side["model_version"] == "abc123"  # from the rows when meta does not say
-    assert side["counts"] == {"n_rows": 5, "n_inspected": 3, "n_person": 2, "n_consensus": 1, "n_model": 2}
+    assert side["counts"] == {"n_rows": 6, "n_inspected": 4, "n_person": 2, "n_consensus": 1, "n_conflict": 1,
+                              "n_model": 2}  # fmt: skip
     assert side["thresholds"]["dv_pca"] is None and side["files"] == ["cat.csv", "cat.parquet"]
     assert side["columns"]["dv_fnet_kms"]["unit"] == "km / s"
     import pyarrow.parquet as pq
@@ -108,13 +110,13 @@ def test_csv_parquet_same_columns_and_provenance(tmp_path):
 def test_only_inspected_and_min_quality(tmp_path):
     export_catalog(_rows(), tmp_path / "a", {}, formats=("fits", "parquet"), only_inspected=True)
     a = pd.read_parquet(tmp_path / "a.parquet")
-    assert a["object_id"].str[-4:].tolist() == ["0004", "0006", "0013"]
+    assert a["object_id"].str[-4:].tolist() == ["0004", "0006", "0013", "0020"]
     h = fits.getheader(tmp_path / "a.fits", 1)
-    assert h["NROWS"] == 3 and h["NTOTAL"] == 5 and h["NMODEL"] == 0 and h["ONLYINSP"] is True
+    assert h["NROWS"] == 4 and h["NTOTAL"] == 6 and h["NMODEL"] == 0 and h["ONLYINSP"] is True
 
     export_catalog(_rows(), tmp_path / "b", {}, formats=("fits", "csv"), min_quality=3)
     t = Table.read(tmp_path / "b.fits")
-    assert [str(x)[-4:] for x in t["object_id"]] == ["0004", "0006"]  # no quality (model rows) fails the cut
+    assert [str(x)[-4:] for x in t["object_id"]] == ["0004", "0006"]  # no quality (model, conflict) fails the cut
     assert fits.getheader(tmp_path / "b.fits", 1)["MINQUAL"] == 3
     assert len(pd.read_csv(tmp_path / "b.csv")) == 2
 
@@ -134,28 +136,30 @@ def test_contract_is_checked(tmp_path):
     with pytest.raises(ValueError, match="unknown column"):
         catalog_table(r.assign(zfinal=1.0))
     with pytest.raises(ValueError, match="z_source"):
-        catalog_table(r.assign(z_source=["model", "robot", "person", "consensus", "person"]))
+        catalog_table(r.assign(z_source=["model", "robot", "person", "consensus", "person", "model"]))
     with pytest.raises(ValueError, match="quality"):
-        catalog_table(r.assign(quality=[None, None, 5, 3, 0]))
+        catalog_table(r.assign(quality=[None, None, 5, 3, 0, None]))
     with pytest.raises(ValueError, match="n_decisions = 0"):
-        catalog_table(r.assign(n_decisions=[0, 0, 0, 3, 1]))
+        catalog_table(r.assign(n_decisions=[0, 0, 0, 3, 1, 2]))
     with pytest.raises(ValueError, match="more than once"):
-        catalog_table(r.assign(object_id=["a", "a", "b", "c", "d"]))
+        catalog_table(r.assign(object_id=["a", "a", "b", "c", "d", "e"]))
     with pytest.raises(ValueError, match="formats"):
         export_catalog(r, tmp_path / "x", {}, formats=("votable",))
 
 
 def test_overlay_decisions():
-    base = _rows().iloc[:2].assign(z_source="model", quality=pd.array([None, None], dtype="Int16"),
-                                   inspectors="", n_decisions=0)  # fmt: skip
-    dec = pd.DataFrame({"object_id": ["0300-51600-0003"], "z_final": [0.85], "z_source": ["person"],
-                        "quality": [4], "inspectors": ["alice"], "n_decisions": [2]})  # fmt: skip
+    base = _rows().iloc[:3].assign(z_source="model", quality=np.nan, inspectors="", n_decisions=0,
+                                   z_final=[2.0, 0.8, 2.7])  # fmt: skip
+    dec = pd.DataFrame({"object_id": ["0300-51600-0003", "0300-51600-0004"], "z_final": [0.85, np.nan],
+                        "z_source": ["person", "conflict"], "quality": [4.0, np.nan],
+                        "inspectors": ["alice", "alice,bob"], "n_decisions": [2, 2]})  # fmt: skip
     out = catalog_table(overlay_decisions(base, dec))
-    assert out["z_source"].tolist() == ["model", "person"]
-    assert out["z_final"].tolist() == [2.0, 0.85] and out["quality"].isna().tolist() == [True, False]
+    assert out["z_source"].tolist() == ["model", "person", "conflict"]
+    assert out["z_final"].tolist() == [2.0, 0.85, 2.7]  # a conflict keeps the model's z
+    assert out["quality"].isna().tolist() == [True, False, True]
     assert out["dv_fnet_kms"][1] == pytest.approx(C_KMS * (0.8 - 0.85) / 1.85)
     with pytest.raises(ValueError, match="not in the catalog"):
-        overlay_decisions(base, dec.assign(object_id="nope"))
+        overlay_decisions(base, dec.assign(object_id=["nope", "0300-51600-0004"]))
 
 
 # --------------------------------------------------------------------------- CLI on a mock store
@@ -197,7 +201,7 @@ def test_cli_export_model_only(mock_store, tmp_path):
     np.testing.assert_allclose(np.asarray(t["z_pipe"]), pd.to_numeric(ix["Z_PIPE"]).to_numpy(float))
     np.testing.assert_allclose(np.asarray(t["z_qn"]), pd.to_numeric(ix["Z_QN"]).to_numpy(float))
     np.testing.assert_allclose(np.asarray(t["ra"]), ix["ra"].to_numpy(float))
-    assert t["quality"].mask.all() and (np.asarray(t["n_decisions"]) == 0).all()
+    assert np.isnan(np.asarray(t["quality"])).all() and (np.asarray(t["n_decisions"]) == 0).all()
     hdr = fits.getheader(tmp_path / "cat.fits", 1)
     assert hdr["MODELVER"].startswith("fnet_x") and "e" * 12 in hdr["MODELVER"]
     assert hdr["THRESH DV_PIPE"] == 5000.0 and hdr["NMODEL"] == n and hdr["NINSPECT"] == 0
@@ -212,3 +216,70 @@ def test_cli_export_model_only(mock_store, tmp_path):
     res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", "fnet_x", "--out",
                               str(tmp_path / "q"), "--min-quality", "9"])  # fmt: skip
     assert res.exit_code != 0
+
+
+def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
+    """triage --db, then people decide, then export --db: person / consensus / conflict / resolved / model."""
+    from db.consensus import resolve
+    from db.decisions import record_decision
+    from db.engine import make_engine, session_scope
+    from db.testing import fresh_database
+    from inspector.cli import app
+    from inspector.store import open_store
+
+    ix = open_store(mock_store).index
+    n = len(ix)
+    oid = ix["object_id"].astype(str).tolist()
+    zf = np.round(pd.to_numeric(ix["Z_PIPE"]).to_numpy(float).clip(0.01, None), 4)
+    pred = pd.DataFrame({"row": np.arange(n), "object_id": oid, "z_fnet": zf, "z_fnet_err": np.full(n, 0.01),
+                         "p_fnet": np.full(n, 0.9), "model_sha1": "d" * 40})  # fmt: skip
+    pp = mock_store / "predictions" / "fnet_db.parquet"
+    pp.parent.mkdir(exist_ok=True)
+    pred.to_parquet(pp, index=False)
+    url = fresh_database(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["triage", "--store", str(mock_store), "--predictions", str(pp), "--db", url])
+    assert res.exit_code == 0, res.output
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            record_decision(s, oid[0], "alice", "accept", z_model=float(zf[0]), quality=4)  # person, the model's z
+            record_decision(s, oid[1], "alice", "correct", z_final=1.5, quality=2)  # corrected later ...
+            record_decision(s, oid[1], "alice", "correct", z_final=1.6, quality=3)  # ... the latest one counts
+            record_decision(s, oid[2], "alice", "correct", z_final=2.0, quality=4)  # two agree -> consensus
+            record_decision(s, oid[2], "bob", "correct", z_final=2.001, quality=3)
+            record_decision(s, oid[3], "alice", "correct", z_final=1.0, quality=4)  # conflict, unresolved
+            record_decision(s, oid[3], "bob", "correct", z_final=2.0, quality=4)
+            record_decision(s, oid[4], "alice", "correct", z_final=1.0, quality=4)  # conflict, resolved by carol
+            record_decision(s, oid[4], "bob", "correct", z_final=2.0, quality=4)
+            resolve(s, oid[4], "carol", z=2.0, quality=4)
+            record_decision(s, oid[5], "zoë", "bad_spectrum")  # a person, no z
+            record_decision(s, oid[6], "alice", "skip")  # a skip is not a decision
+    finally:
+        engine.dispose()
+
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(pp), "--out",
+                              str(tmp_path / "cat"), "--db", url])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    c = pd.read_parquet(tmp_path / "cat.parquet").set_index("object_id")
+    assert len(c) == n
+    r = c.loc[oid[:7]]
+    assert r["z_source"].tolist() == ["person", "person", "consensus", "conflict", "consensus", "person", "model"]
+    np.testing.assert_allclose(r["z_final"].to_numpy()[:5], [zf[0], 1.6, 2.0005, zf[3], 2.0])
+    assert np.isnan(r["z_final"].iloc[5]) and r["z_final"].iloc[6] == zf[6]
+    np.testing.assert_array_equal(r["quality"].to_numpy(), [4, 3, 3.5, np.nan, 4, 0, np.nan])
+    assert r["n_decisions"].tolist() == [1, 2, 2, 2, 3, 1, 0]
+    assert r["inspectors"].tolist() == ["alice", "alice", "alice,bob", "alice,bob", "alice,bob,carol", "zoë", ""]
+    assert r.loc[oid[4], "decision"] == "resolve" and r.loc[oid[5], "decision"] == "bad_spectrum"
+    rest = c.drop(index=oid[:7])
+    assert (rest["z_source"] == "model").all() and (rest["n_decisions"] == 0).all()
+    hdr = fits.getheader(tmp_path / "cat.fits", 1)
+    assert (hdr["NPERSON"], hdr["NCONSENS"], hdr["NCONFLIC"], hdr["NMODEL"], hdr["NINSPECT"]) == (3, 2, 1, n - 6, 6)
+    assert json.loads((tmp_path / "cat.json").read_text())["database"].startswith("sqlite")
+
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(pp), "--out",
+                              str(tmp_path / "vetted"), "--db", url, "--only-inspected", "--min-quality", "3"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    v = pd.read_parquet(tmp_path / "vetted.parquet")
+    assert sorted(v["object_id"]) == sorted([oid[0], oid[1], oid[2], oid[4]])
