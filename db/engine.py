@@ -60,14 +60,15 @@ def is_sqlite(bind: Engine | Session | str | URL) -> bool:
     return make_url(bind).get_backend_name() == "sqlite"
 
 
-def _sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
+def _sqlite_hooks(engine: Engine) -> None:
+    """WAL, foreign keys, synchronous=NORMAL on each connection (busy_timeout: the driver's `timeout`)."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # an int: PRAGMA takes no bound parameters
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -88,10 +89,11 @@ def make_engine(url: str | URL | None = None, *, echo: bool = False, busy_timeou
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # sqlite3's `timeout` is SQLite's busy_timeout: a writer waits this long for the lock
         connect_args = {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
         connect_args.update(kwargs.pop("connect_args", {}))
         engine = create_engine(url, echo=echo, connect_args=connect_args, **kwargs)
-        _sqlite_hooks(engine, busy_timeout_ms)
+        _sqlite_hooks(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, echo=echo, **kwargs)

@@ -28,32 +28,72 @@ TYPES = "'QSO', 'BAL QSO', 'STAR', 'GALAXY', 'UNKNOWN'"
 APPEND_ONLY = ("decisions", "resolutions")
 
 
-def create_append_only_triggers(table: str) -> None:
-    """BEFORE UPDATE / DELETE (and TRUNCATE on PostgreSQL) -> error. `table` is one of APPEND_ONLY."""
-    assert table in APPEND_ONLY
+# Literal DDL for each table (no SQL is built by formatting strings, not even from constants).
+SQLITE_TRIGGERS = {
+    "decisions": (
+        ("CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions "
+        "BEGIN SELECT RAISE(ABORT, 'decisions is append-only: UPDATE refused'); END"),
+        ("CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions "
+        "BEGIN SELECT RAISE(ABORT, 'decisions is append-only: DELETE refused'); END"),
+    ),
+    "resolutions": (
+        ("CREATE TRIGGER resolutions_no_update BEFORE UPDATE ON resolutions "
+        "BEGIN SELECT RAISE(ABORT, 'resolutions is append-only: UPDATE refused'); END"),
+        ("CREATE TRIGGER resolutions_no_delete BEFORE DELETE ON resolutions "
+        "BEGIN SELECT RAISE(ABORT, 'resolutions is append-only: DELETE refused'); END"),
+    ),
+}
+SQLITE_DROP_TRIGGERS = {
+    "decisions": ("DROP TRIGGER IF EXISTS decisions_no_update", "DROP TRIGGER IF EXISTS decisions_no_delete"),
+    "resolutions": ("DROP TRIGGER IF EXISTS resolutions_no_update", "DROP TRIGGER IF EXISTS resolutions_no_delete"),
+}
+PG_FUNCTION = (
+    "CREATE FUNCTION fnet_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP; END $$"
+)
+PG_DROP_FUNCTION = "DROP FUNCTION IF EXISTS fnet_append_only()"
+PG_TRIGGERS = {
+    "decisions": (
+        ("CREATE TRIGGER decisions_append_only BEFORE UPDATE OR DELETE ON decisions "
+        "FOR EACH ROW EXECUTE FUNCTION fnet_append_only()"),
+        ("CREATE TRIGGER decisions_no_truncate BEFORE TRUNCATE ON decisions "
+        "FOR EACH STATEMENT EXECUTE FUNCTION fnet_append_only()"),
+    ),
+    "resolutions": (
+        ("CREATE TRIGGER resolutions_append_only BEFORE UPDATE OR DELETE ON resolutions "
+        "FOR EACH ROW EXECUTE FUNCTION fnet_append_only()"),
+        ("CREATE TRIGGER resolutions_no_truncate BEFORE TRUNCATE ON resolutions "
+        "FOR EACH STATEMENT EXECUTE FUNCTION fnet_append_only()"),
+    ),
+}
+PG_DROP_TRIGGERS = {
+    "decisions": ("DROP TRIGGER IF EXISTS decisions_append_only ON decisions",
+                  "DROP TRIGGER IF EXISTS decisions_no_truncate ON decisions"),
+    "resolutions": ("DROP TRIGGER IF EXISTS resolutions_append_only ON resolutions",
+                    "DROP TRIGGER IF EXISTS resolutions_no_truncate ON resolutions"),
+}  # fmt: skip
+
+
+def _statements(sqlite: dict[str, tuple[str, ...]], pg: dict[str, tuple[str, ...]], table: str) -> tuple[str, ...]:
     dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for what in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{what.lower()} BEFORE {what} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {what} refused'); END"
-            )
-    elif dialect == "postgresql":
-        op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                   "FOR EACH ROW EXECUTE FUNCTION fnet_append_only()")
-        op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                   "FOR EACH STATEMENT EXECUTE FUNCTION fnet_append_only()")
+    return {"sqlite": sqlite, "postgresql": pg}.get(dialect, {}).get(table, ())
+
+
+def create_append_only_triggers(table: str) -> None:
+    """BEFORE UPDATE / DELETE (and TRUNCATE on PostgreSQL) -> error, for 'decisions' or 'resolutions'.
+
+    Later revisions that rebuild one of these tables in SQLite batch mode call
+    this again (a rebuild drops the table's triggers).
+    """
+    assert table in APPEND_ONLY
+    for stmt in _statements(SQLITE_TRIGGERS, PG_TRIGGERS, table):
+        op.execute(stmt)
 
 
 def drop_append_only_triggers(table: str) -> None:
     assert table in APPEND_ONLY
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for what in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{what}")
-    elif dialect == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+    for stmt in _statements(SQLITE_DROP_TRIGGERS, PG_DROP_TRIGGERS, table):
+        op.execute(stmt)
 
 
 def upgrade() -> None:
@@ -211,10 +251,7 @@ def upgrade() -> None:
     op.create_index("ix_queue_leases_inspector", "queue_leases", ["inspector_id", "leased_until"])
 
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            "CREATE FUNCTION fnet_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP; END $$"
-        )
+        op.execute(PG_FUNCTION)
     for table in APPEND_ONLY:
         create_append_only_triggers(table)
 
@@ -223,7 +260,7 @@ def downgrade() -> None:
     for table in APPEND_ONLY:
         drop_append_only_triggers(table)
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS fnet_append_only()")
+        op.execute(PG_DROP_FUNCTION)
     for table in ("queue_leases", "triage_flags", "resolutions", "decisions", "inspectors", "predictions",
                   "model_versions", "spectra"):
         op.drop_table(table)
