@@ -7,22 +7,34 @@ import typer
 
 from inspector.cli import app
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEMO_MODEL = ASSETS / "models" / "fnet-small-mock.pt"
+
 
 @app.command("demo")
 def demo(
-    workdir: Path = typer.Option(Path("demo"), "--dir", help="Where the demo survey, store and database live."),
+    workdir: Path = typer.Option(Path("demo"), "--dir", help="Where the demo survey, store and predictions live."),
     n: int = typer.Option(1000, "--n", min=10, help="Number of mock spectra."),
     seed: int = typer.Option(0, "--seed"),
+    model: Path = typer.Option(DEMO_MODEL, "--model", help="FNet weights to predict with (default: the shipped demo model)."),
 ) -> None:
-    """Make a mock survey and ingest it into a spectrum store (reused when already there)."""
+    """Make a mock survey, ingest it, predict every redshift with FNet and score it (each step reused when done)."""
+    from inspector.cli_evaluate import evaluate_store
+    from inspector.cli_predict import default_output, write_predictions
     from inspector.ingest import format_summary, ingest
     from inspector.mock import make_survey
     from inspector.mock.survey import CATALOG_NAME
 
-    survey = workdir / "survey"
+    survey, store = workdir / "survey", workdir / "store"
     if not (survey / CATALOG_NAME).exists():
         typer.echo(f"making a {n}-spectrum mock survey in {survey} ...")
         make_survey(survey, n, seed=seed)
-    report = ingest([str(survey)], workdir / "store")
+    report = ingest([str(survey)], store)
     typer.echo(format_summary(report))
-    typer.echo(f"spectrum store: {workdir / 'store'}")
+    predictions = default_output(store, model)
+    if not predictions.exists():
+        typer.echo(f"predicting with {model} ...")
+        write_predictions(store, model, progress=True)
+    result = evaluate_store(store, predictions, split="all", out_dir=workdir / "evaluation")
+    typer.echo(result.text)
+    typer.echo(f"\nspectrum store: {store}\npredictions: {predictions}\nevaluation: {workdir / 'evaluation'}")
