@@ -85,10 +85,17 @@ def _plain(v: Any, integer: bool = False) -> Any:
     return v
 
 
+def _check_whole_numbers(s: pd.Series, name: str) -> None:
+    if pd.api.types.is_float_dtype(s.dtype):
+        bad = s.notna() & (s % 1 != 0)
+        if bad.any():
+            raise DecisionError(name, s[bad].iloc[0], "must hold whole numbers")
+
+
 def _column(df: pd.DataFrame, name: str, integer: bool) -> list[Any]:
     s = df[name]
-    if integer and pd.api.types.is_float_dtype(s.dtype) and not s.dropna().map(float.is_integer).all():
-        raise DecisionError(name, s[s.notna() & (s % 1 != 0)].iloc[0], "must hold whole numbers")
+    if integer:
+        _check_whole_numbers(s, name)
     return [_plain(v, integer) for v in s.to_numpy(dtype=object)]
 
 
@@ -98,9 +105,10 @@ def _records(df: pd.DataFrame, mapping: Mapping[str, str], ints: Iterable[str] =
     return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)] if cols else []
 
 
-def _chunks(rows: list[dict[str, Any]], n: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    for i in range(0, len(rows), n):
-        yield rows[i:i + n]
+def _spans(n_rows: int, n: int = CHUNK) -> Iterator[range]:
+    """Row ranges of at most `n` rows: parameters are built one chunk at a time (memory stays flat)."""
+    for i in range(0, n_rows, n):
+        yield range(i, min(i + n, n_rows))
 
 
 # --------------------------------------------------------------------------- spectra
@@ -128,12 +136,14 @@ def load_spectra(session: Session, df: pd.DataFrame, *, update_existing: bool = 
     CLASS_PERSON) where present. Missing columns stay NULL.
     """
     frame = spectrum_frame(df)
-    rows = _records(frame, {c: c for c in frame.columns}, INT_COLUMNS)
     cols = [c for c in frame.columns if c != "object_id"]
+    for c in sorted(INT_COLUMNS & set(frame.columns)):  # the whole frame is checked before anything is written
+        _check_whole_numbers(frame[c], c)
 
     def work() -> int:
         n = 0
-        for part in _chunks(rows, chunk):
+        for span in _spans(len(frame), chunk):
+            part = _records(frame.iloc[span.start:span.stop], {c: c for c in frame.columns}, INT_COLUMNS)
             ins = _insert(session, Spectrum)
             if update_existing and cols:
                 ins = ins.on_conflict_do_update(
@@ -304,19 +314,19 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
         if session.get(ModelVersion, model_version_id) is None:
             raise DecisionError("model_version_id", model_version_id, "is not a known model version")
         sids = _ids_for(session, df)
-        rows = [
-            {"spectrum_id": int(sids[i]), "model_version_id": int(model_version_id), "z": _plain(z[i]),
-             "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i)}
-            for i in range(len(df))
-        ]  # fmt: skip
-        for part in _chunks(rows, chunk):
+        for span in _spans(len(df), chunk):
+            part = [
+                {"spectrum_id": int(sids[i]), "model_version_id": int(model_version_id), "z": _plain(z[i]),
+                 "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i)}
+                for i in span
+            ]  # fmt: skip
             ins = _insert(session, Prediction)
             ins = ins.on_conflict_do_update(
                 index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
                 set_={c: getattr(ins.excluded, c) for c in ("z", "z_err", "p", "alternatives")},
             )
             session.execute(ins, part)
-        return len(rows)
+        return len(df)
 
     return run_write(session, work)
 
@@ -361,12 +371,12 @@ def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = Tru
         sids = _ids_for(session, df)
         if replace:
             session.execute(delete(TriageFlag).execution_options(synchronize_session=False))
-        rows = [
-            {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]), "priority": float(prio[i]),
-             "model_version_id": _plain(mvs[i], True), "n_inspectors": 0}
-            for i in range(len(df))
-        ]  # fmt: skip
-        for part in _chunks(rows, chunk):
+        for span in _spans(len(df), chunk):
+            part = [
+                {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]),
+                 "priority": float(prio[i]), "model_version_id": _plain(mvs[i], True), "n_inspectors": 0}
+                for i in span
+            ]  # fmt: skip
             ins = _insert(session, TriageFlag)
             ins = ins.on_conflict_do_update(
                 index_elements=[TriageFlag.spectrum_id, TriageFlag.rule],
@@ -374,7 +384,7 @@ def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = Tru
             )
             session.execute(ins, part)
         _refresh_decided(session)
-        return len(rows)
+        return len(df)
 
     return run_write(session, work)
 

@@ -261,3 +261,18 @@ def test_triage_flags_replace_and_keep_decided_counts(engine):
         with pytest.raises(DecisionError, match="rule"):
             load.load_triage_flags(s, flags.assign(rule=""))
         assert load.table_counts(s)["triage_flags"] == 3
+
+
+def test_loading_in_chunks_and_whole_numbers_checked_first(engine):
+    df = _spectra(5)
+    with session_scope(engine) as s:
+        with pytest.raises(DecisionError, match="plate must hold whole numbers"):
+            load.load_spectra(s, df.assign(plate=[7166.0, 7166.0, 7166.0, 7166.0, 7166.5]), chunk=2)
+        assert s.scalar(select(func.count()).select_from(Spectrum)) == 0  # nothing half-loaded
+        assert load.load_spectra(s, df.assign(plate=[7166.0, np.nan, 7166.0, 7166.0, 7166.0]), chunk=2) == 5
+        assert s.scalars(select(Spectrum.plate).order_by(Spectrum.id)).all() == [7166, None, 7166, 7166, 7166]
+        flags = pd.DataFrame({"object_id": df["object_id"], "rule": "r", "priority": np.arange(5.0)})
+        assert load.load_triage_flags(s, flags, chunk=2) == 5
+        mv = load.add_model_version(s, "m", "ab" * 20)
+        assert load.load_predictions(s, pd.DataFrame({"object_id": df["object_id"], "z": 1.0}), mv.id, chunk=3) == 5
+        assert load.table_counts(s) | {} == {**load.table_counts(s)} and load.table_counts(s)["predictions"] == 5
