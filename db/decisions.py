@@ -220,6 +220,41 @@ def latest_decisions(
     return list(session.scalars(latest_query(ids, actions)).unique())
 
 
+DECISION_COLUMNS = (
+    "decision_id", "spectrum_id", "object_id", "inspector", "action", "z_final", "quality", "flags",
+    "spectral_type", "comment", "decided_at", "model_version_id", "z_model",
+)  # fmt: skip
+
+
+def decisions_frame(session: Session, *, latest_only: bool = True, include_skips: bool = False) -> Any:
+    """Decisions as a pandas DataFrame (`DECISION_COLUMNS`), by spectrum then decision id.
+
+    latest_only: each inspector's latest decision per spectrum (the current
+    state, as `latest_decisions`); else every decision ever made. One query,
+    no ORM objects: fit for exporting a whole survey's inspections.
+    """
+    import pandas as pd
+
+    actions = list(DECIDING_ACTIONS + (("skip",) if include_skips else ()))
+    q = (
+        select(Decision.id, Decision.spectrum_id, Spectrum.object_id, Inspector.name, Decision.action,
+               Decision.z_final, Decision.quality, Decision.flags, Decision.spectral_type, Decision.comment,
+               Decision.decided_at, Decision.model_version_id, Decision.z_model)
+        .join(Spectrum, Spectrum.id == Decision.spectrum_id)
+        .join(Inspector, Inspector.id == Decision.inspector_id)
+        .where(Decision.action.in_(actions))
+        .order_by(Decision.spectrum_id, Decision.id)
+    )  # fmt: skip
+    if latest_only:
+        last = (
+            select(func.max(Decision.id))
+            .where(Decision.action.in_(actions))
+            .group_by(Decision.spectrum_id, Decision.inspector_id)
+        )
+        q = q.where(Decision.id.in_(last))
+    return pd.DataFrame(session.execute(q).all(), columns=list(DECISION_COLUMNS))
+
+
 def decisions_of(session: Session, inspector: str, *, limit: int | None = None) -> list[Decision]:
     """An inspector's decisions, newest first."""
     iid = inspector_id(session, inspector, create=False)
@@ -234,6 +269,6 @@ def count_decisions(session: Session) -> int:
 
 
 __all__ = [
-    "count_decisions", "decisions_of", "get_inspector", "get_spectrum", "history", "inspector_id", "latest_decisions",
+    "DECISION_COLUMNS", "count_decisions", "decisions_frame", "decisions_of", "get_inspector", "get_spectrum", "history", "inspector_id", "latest_decisions",
     "latest_query", "record_decision", "refresh_triage_counters", "spectrum_id",
 ]  # fmt: skip

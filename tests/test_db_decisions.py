@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from db import load
 from db.consensus import DZ_TOLERANCE, compare, conflicts, consensus, resolve, verdict
 from db.decisions import (
+    DECISION_COLUMNS,
     count_decisions,
+    decisions_frame,
     decisions_of,
     history,
     latest_decisions,
@@ -163,6 +165,14 @@ def test_corrections_never_overwrite_and_history_keeps_all(engine):
         assert decisions_of(s, "nobody") == []
         assert s.scalar(select(func.count()).select_from(Inspector)) == 2  # " bob " is bob
         assert count_decisions(s) == 4
+        f = decisions_frame(s)
+        assert list(f.columns) == list(DECISION_COLUMNS)
+        assert f[["object_id", "inspector", "action"]].values.tolist() == [
+            [OIDS[1], "alice", "correct"], [OIDS[1], "bob", "not_qso"]]
+        assert f["z_final"].iloc[0] == 2.2 and pd.isna(f["z_final"].iloc[1])
+        assert f["decided_at"].iloc[0].tzinfo is not None
+        assert len(decisions_frame(s, latest_only=False)) == 3 and len(decisions_frame(s, latest_only=False,
+                                                                                       include_skips=True)) == 4
 
 
 @pytest.mark.parametrize(

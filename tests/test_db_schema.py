@@ -275,4 +275,4 @@ def test_loading_in_chunks_and_whole_numbers_checked_first(engine):
         assert load.load_triage_flags(s, flags, chunk=2) == 5
         mv = load.add_model_version(s, "m", "ab" * 20)
         assert load.load_predictions(s, pd.DataFrame({"object_id": df["object_id"], "z": 1.0}), mv.id, chunk=3) == 5
-        assert load.table_counts(s) | {} == {**load.table_counts(s)} and load.table_counts(s)["predictions"] == 5
+        assert load.table_counts(s)["predictions"] == 5
