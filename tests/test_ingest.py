@@ -265,7 +265,7 @@ _RUNNER = textwrap.dedent("""
     from inspector.readers import read_any
 
     def slow_read(path):  # the real reader, slowed so the kill lands mid-way
-        time.sleep(0.04)
+        time.sleep(0.15)  # ~4 s of work left after the 4th commit: the kill lands mid-way even on a loaded machine
         return read_any(path)
 
     rep = ingest([sys.argv[1]], sys.argv[2], workers=2, chunk_size=4, progress=False,
