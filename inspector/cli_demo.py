@@ -18,9 +18,14 @@ def demo(
     seed: int = typer.Option(0, "--seed"),
     model: Path = typer.Option(DEMO_MODEL, "--model", help="FNet weights to predict with (default: the shipped demo model)."),
 ) -> None:
-    """Make a mock survey, ingest it, predict every redshift with FNet and score it (each step reused when done)."""
+    """Make a mock survey, ingest it, predict with FNet, score it, triage it into a SQLite database.
+
+    Each step is reused when already done, so a second run goes straight on.
+    """
     from inspector.cli_evaluate import evaluate_store
     from inspector.cli_predict import default_output, write_predictions
+    from inspector.cli_triage import load_into_db, run_triage
+    from inspector.triage import format_summary as format_triage
     from inspector.ingest import format_summary, ingest
     from inspector.mock import make_survey
     from inspector.mock.survey import CATALOG_NAME
@@ -37,4 +42,11 @@ def demo(
         write_predictions(store, model, progress=True)
     result = evaluate_store(store, predictions, split="all", out_dir=workdir / "evaluation")
     typer.echo(result.text)
-    typer.echo(f"\nspectrum store: {store}\npredictions: {predictions}\nevaluation: {workdir / 'evaluation'}")
+    flags, _, meta = run_triage(store, predictions)
+    typer.echo(format_triage(flags))
+    db_file = (workdir / "fnet_inspector.sqlite").resolve()
+    counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta)
+    typer.echo(
+        f"\nspectrum store: {store}\npredictions: {predictions}\nevaluation: {workdir / 'evaluation'}"
+        f"\ndatabase: {db_file} ({counts['spectra']} spectra, {counts['flags']} triage flags in the queue)"
+    )
