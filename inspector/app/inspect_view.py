@@ -1,0 +1,235 @@
+"""The inspection page: spectrum + zoom, candidates, why-it-is-here, current z, decision widgets, help.
+
+Everything a widget or a key does is a method of `inspector.app.triage.Triage`;
+this module only lays out widgets bound to its parameters and forwards keys
+(`KeyCatcher`, generated from `keymap.KEYMAP`). Text from the database or a
+person (comments, names, messages) is always shown HTML-escaped.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from panel.custom import JSComponent
+
+from inspector.app import keymap
+from inspector.app.spectrum_plot import SpectrumPlot
+from inspector.app.triage import Triage
+
+pn.extension("tabulator")
+
+_ESM = """
+export function render({ model }) {
+  const handler = (e) => {
+    const t = e.composedPath()[0] || e.target;
+    const tag = ((t && t.tagName) || '').toLowerCase();
+    if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) {
+      if (e.key === 'Escape' || (e.key === 'Enter' && tag === 'input')) setTimeout(() => t.blur(), 0);
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || !model.keys.includes(e.key)) return;
+    e.preventDefault();
+    if (t && t.blur && tag === 'button') t.blur();
+    model.send_msg({ key: e.key });
+  };
+  document.addEventListener('keydown', handler);
+  model.on('remove', () => document.removeEventListener('keydown', handler));
+}
+"""
+
+
+class KeyCatcher(JSComponent):
+    """Forwards the keymap's keys (pressed anywhere but in a text field) to `on_key`."""
+
+    keys = param.List(default=[])
+    _esm = _ESM
+
+    def __init__(self, on_key: Any, **params: Any) -> None:
+        super().__init__(keys=keymap.js_keys(), height=0, width=0, margin=0, **params)
+        self._on_key = on_key
+
+    def _handle_msg(self, msg: Any) -> None:
+        self._on_key(str(msg.get("key", "")))
+
+
+def _label(action: str, text: str) -> str:
+    keys = [b.key for b in keymap.KEYMAP if b.action == action]
+    return f"{text} [{keys[0]}]" if keys else text
+
+
+def _fmt(v: Any, spec: str = ".5f") -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    return format(v, spec) if isinstance(v, (int, float)) else html.escape(str(v))
+
+
+def why_html(t: Triage) -> str:
+    it = t.item
+    if it is None:
+        return ""
+    i = it.info
+    rules = "".join(f"<li><b>{html.escape(r)}</b> ({_fmt(v, '.4g')}, priority {_fmt(p, '.2g')})</li>"
+                    for r, v, p in it.rules) or "<li>none (jumped to)</li>"
+    ra, dec = i.get("ra"), i.get("dec")
+    link = ""
+    if ra is not None and dec is not None:
+        link = (f' <a href="https://skyserver.sdss.org/dr16/en/tools/chart/navi.aspx?ra={ra:.6f}&dec={dec:.6f}"'
+                f' target="_blank" rel="noopener">finder</a>')
+    ids = " ".join(f"{k}={_fmt(i.get(k), '')}" for k in ("plate", "mjd", "fiberid", "targetid") if i.get(k) is not None)
+    others = "".join(f"<li>{html.escape(n)}: {html.escape(a)} z={_fmt(z)} q={_fmt(q, '')}</li>"
+                     for n, a, z, q in it.others)
+    mine = ""
+    if it.mine:
+        m = it.mine
+        mine = (f"<p><b>your last decision:</b> {html.escape(m['action'])} z={_fmt(m['z_final'])} "
+                f"q={_fmt(m['quality'], '')} comment: <span class='fnet-comment'>{html.escape(m['comment'] or '')}</span></p>")
+    return (f"<div class='fnet-why'><b>why it is here</b><ul>{rules}</ul>"
+            f"<p>S/N {_fmt(i.get('sn'), '.2f')} · {html.escape(ids)} · survey {_fmt(i.get('survey'), '')}</p>"
+            f"<p>RA {_fmt(ra, '.6f')} DEC {_fmt(dec, '.6f')}{link}</p>"
+            f"<p>pipeline CLASS {_fmt(i.get('spec_class'), '')}, source: {it.source}</p>"
+            + (f"<b>other inspectors</b><ul>{others}</ul>" if others else "") + mine + "</div>")
+
+
+class InspectView:
+    """The page for one session: `InspectView(triage).panel()`."""
+
+    def __init__(self, triage: Triage) -> None:
+        self.t = t = triage
+        self.plot = SpectrumPlot()
+        self.keys = KeyCatcher(self._key)
+        self.title = pn.pane.HTML("", css_classes=["fnet-title"], sizing_mode="stretch_width")
+        self.msg = pn.pane.HTML("", css_classes=["fnet-message"], sizing_mode="stretch_width")
+        self.why = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.z_in = pn.widgets.TextInput(name="current z (type, Enter)", value="", width=160, css_classes=["fnet-z"])
+        self.z_in.param.watch(self._typed_z, "value")
+        self.cands = pn.widgets.Tabulator(
+            value=self._cand_frame(), disabled=True, show_index=False, selectable=False, height=230,
+            sizing_mode="stretch_width", css_classes=["fnet-candidates"],
+        )  # fmt: skip
+        self.cands.on_click(self._cand_click)
+        nudges = [pn.widgets.Button(name=n, width=70) for n in ("−0.01", "−0.0001", "+0.0001", "+0.01")]
+        for b, f in zip(nudges, (t.nudge_down_coarse, t.nudge_down_fine, t.nudge_up_fine, t.nudge_up_coarse)):
+            b.on_click(lambda e, f=f: f())
+        self.quality = pn.widgets.RadioButtonGroup(name="quality", options=[0, 1, 2, 3, 4], value=None,
+                                                   button_type="primary", button_style="outline")  # fmt: skip
+        self.quality.param.watch(lambda e: setattr(t, "quality", e.new), "value")
+        self.comment = pn.widgets.TextAreaInput.from_param(t.param.comment, max_length=100_000, height=70,
+                                                           sizing_mode="stretch_width")  # fmt: skip
+        buttons = []
+        for action, text, kind in (("accept", "Accept FNet z", "success"), ("correct", "Correct (current z)", "primary"),
+                                   ("not_qso", "Not a quasar", "warning"), ("bad_spectrum", "Bad spectrum", "danger"),
+                                   ("skip", "Skip", "light"), ("previous", "Back", "light"), ("next", "Next", "light")):
+            b = pn.widgets.Button(name=_label(action, text), button_type=kind, css_classes=[f"fnet-{action}"])
+            b.on_click(lambda e, a=action: getattr(t, a)())
+            buttons.append(b)
+        view = pn.Row(
+            pn.widgets.FloatSlider.from_param(t.param.smoothing, name="smoothing σ (pix)", step=0.5, width=180),
+            pn.widgets.Checkbox.from_param(t.param.rest, name="rest frame"),
+            pn.widgets.Checkbox.from_param(t.param.major_only, name="major lines only"),
+            pn.widgets.Checkbox.from_param(t.param.show_grid, name="FNet grid"),
+        )  # fmt: skip
+        decide = pn.Column(
+            pn.Row(self.z_in, *nudges), pn.Row(pn.pane.HTML("<b>quality</b>", width=60), self.quality),
+            pn.widgets.CheckButtonGroup.from_param(t.param.flags, name="issue flags"),
+            pn.widgets.Select.from_param(t.param.spectral_type, name="type (blank: the action's default)", width=220),
+            self.comment, pn.Row(*buttons[:5]), pn.Row(*buttons[5:]), sizing_mode="stretch_width",
+        )  # fmt: skip
+        self.help = pn.Card(pn.pane.Markdown(keymap.help_markdown()), title="Keys", collapsed=True, width=420)
+        self.layout = pn.Column(
+            self.keys, self.title, self.msg,
+            pn.pane.Bokeh(self.plot.main, sizing_mode="stretch_width"),
+            pn.pane.Bokeh(self.plot.zoom, sizing_mode="stretch_width"), view,
+            pn.Row(pn.Column(self.cands, decide, sizing_mode="stretch_width"),
+                   pn.Column(self.why, self.help, width=440)),
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+        t.param.watch(self._item_changed, "item")
+        t.param.watch(self._z_changed, "z")
+        t.param.watch(self._view_changed, ["smoothing", "rest", "major_only", "show_grid"])
+        t.param.watch(lambda e: self._message(), ["message", "done"])
+        t.param.watch(lambda e: self._set_quality(), "quality")
+        t.param.watch(lambda e: self._title(), ["n_decided", "quality"])
+        if t.item is not None:
+            self._item_changed()
+
+    # ------------------------------------------------------------------ from the triage state
+    def _key(self, key: str) -> None:
+        self.t.dispatch(key)
+
+    def _kw(self) -> dict[str, Any]:
+        t = self.t
+        return {"rest": t.rest, "smoothing": t.smoothing, "show_grid": t.show_grid, "major_only": t.major_only}
+
+    def _item_changed(self, *_: Any) -> None:
+        t = self.t
+        if t.item is not None:
+            self.plot.show_item(t.item, t.z, **self._kw())
+        self._z_text()
+        self.cands.value = self._cand_frame()
+        self.why.object = why_html(t)
+        self._set_quality()
+        self._title()
+
+    def _z_changed(self, *_: Any) -> None:
+        t = self.t
+        if t.rest:
+            self.plot.set_view(t.z, **self._kw())
+        else:
+            self.plot.set_lines(t.z, rest=False, major_only=t.major_only)
+        self._z_text()
+        self.cands.value = self._cand_frame()
+
+    def _view_changed(self, event: Any) -> None:
+        self.plot.set_view(self.t.z, reframe=event.name == "rest", **self._kw())
+
+    def _set_quality(self) -> None:
+        self.quality.value = self.t.quality
+
+    def _message(self) -> None:
+        m = self.t.message
+        bad = m.startswith(("Not", "Comment", "Decide", "No "))
+        color = "#b00020" if bad else "#1b5e20"
+        self.msg.object = f"<div style='color:{color};min-height:1.2em' role='status'>{html.escape(m)}</div>"
+
+    def _title(self) -> None:
+        t = self.t
+        it = t.item
+        oid = "–" if it is None else html.escape(it.object_id)
+        zf = "–" if it is None or it.z_fnet is None else f"{it.z_fnet:.5f} ± {it.z_err or 0:.4f}"
+        self.title.object = (f"<h3 style='margin:4px 0'><span class='fnet-object'>{oid}</span> · FNet z {zf} · "
+                             f"inspector <span class='fnet-inspector'>{html.escape(t.inspector)}</span> · "
+                             f"decided this session: {t.n_decided} · quality <span class='fnet-quality'>"
+                             f"{'–' if t.quality is None else t.quality}</span></h3>")
+
+    def _z_text(self) -> None:
+        self._updating = True
+        try:
+            self.z_in.value = f"{self.t.z:.5f}"
+        finally:
+            self._updating = False
+
+    def _typed_z(self, event: Any) -> None:
+        if getattr(self, "_updating", False):
+            return
+        if not self.t.set_z_text(event.new):
+            self._z_text()
+
+    def _cand_frame(self) -> Any:
+        import pandas as pd
+
+        rows = self.t.candidates()
+        return pd.DataFrame([{"key": i, "source": c["source"], "z": _fmt(c["z"]), "note": c["note"],
+                              "dv to current (km/s)": "–" if c["dv"] is None else f"{c['dv']:+.0f}"}
+                             for i, c in enumerate(rows)],
+                            columns=["key", "source", "z", "note", "dv to current (km/s)"])  # fmt: skip
+
+    def _cand_click(self, event: Any) -> None:
+        rows = self.t.candidates()
+        if 0 <= event.row < len(rows) and rows[event.row]["z"] is not None:
+            self.t.z = rows[event.row]["z"]
+
+    def panel(self) -> pn.viewable.Viewable:
+        return self.layout

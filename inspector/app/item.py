@@ -1,0 +1,141 @@
+"""What one spectrum on screen carries, read from the store (or its file) and the database.
+
+    item = load_item(session, store, spectrum, "alice", model_version_id)
+    item.wave, item.flux, item.ivar, item.mask, item.sky      # native pixels (vacuum A)
+    candidates(item, z=2.31)                                  # rows with dv to the current z
+
+The native spectrum comes from the file named in the database (`read_any`);
+when that file is gone the FNet-grid row of the store stands in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.schema import Decision, Inspector, Prediction, Spectrum, TriageFlag
+
+C_KMS = 299792.458
+
+
+def dv_kms(z: float, z_ref: float) -> float:
+    """c (z - z_ref) / (1 + z_ref): the velocity offset of z from z_ref."""
+    return C_KMS * (float(z) - float(z_ref)) / (1.0 + float(z_ref))
+
+
+@dataclass
+class Item:
+    spectrum_id: int
+    object_id: str
+    info: dict[str, Any]  # ids, RA/DEC, S/N, z_pipe, z_qn, z_pca, file ...
+    wave: np.ndarray
+    flux: np.ndarray
+    ivar: np.ndarray
+    mask: np.ndarray | None
+    sky: np.ndarray | None
+    grid_wave: np.ndarray | None = None
+    grid_flux: np.ndarray | None = None
+    z_fnet: float | None = None
+    z_err: float | None = None
+    p: float | None = None
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[tuple[str, float | None, float]] = field(default_factory=list)  # (rule, value, priority)
+    others: list[tuple[str, str, float | None, int | None]] = field(default_factory=list)  # earlier decisions
+    mine: dict[str, Any] | None = None  # my latest decision on it, if any
+    source: str = "file"
+
+
+def _native(spec: Spectrum, store: Any) -> tuple[Any, str]:
+    from inspector.readers import read_any
+
+    if not spec.file:
+        return None, "store"
+    try:
+        found = read_any(spec.file)
+    except Exception:  # noqa: BLE001 - a missing/broken file falls back to the store row
+        return None, "store"
+    if len(found) > 1 and spec.fiberid is not None:
+        found = [s for s in found if s.fiberid == spec.fiberid] or found
+    return (found[0], "file") if found else (None, "store")
+
+
+def _grid(spec: Spectrum, store: Any) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The spectrum's FNet-grid row from the store (wave, flux, ivar), or Nones."""
+    from model.grid import FNET_WAVE
+
+    if store is None:
+        return None, None, None
+    try:
+        row = spec.store_row if spec.store_row is not None else store.row_of(spec.object_id)
+        return FNET_WAVE, np.asarray(store.flux[row], float), np.asarray(store.ivar[row], float)
+    except (KeyError, IndexError):
+        return None, None, None
+
+
+def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector: str,
+              model_version_id: int | None) -> Item:
+    spec = spectrum if isinstance(spectrum, Spectrum) else session.get_one(Spectrum, int(spectrum))
+    native, source = _native(spec, store)
+    gw, gf, gi = _grid(spec, store)
+    if native is not None:
+        wave, flux, ivar = (np.asarray(a, float) for a in (native.wave, native.flux, native.ivar))
+        mask = None if native.and_mask is None else np.asarray(native.and_mask) != 0
+        sky = None if native.sky is None else np.asarray(native.sky, float)
+    elif gw is not None:
+        wave, flux, ivar, mask, sky = gw, gf, gi, gi <= 0, None
+    else:
+        wave = flux = ivar = np.zeros(0)
+        mask = sky = None
+    info = {k: getattr(spec, k) for k in ("object_id", "survey", "plate", "mjd", "fiberid", "targetid", "ra", "dec",
+                                           "sn", "spec_class", "z_file", "zwarning", "z_pipe", "z_qn", "z_pca",
+                                           "z_vi", "file")}  # fmt: skip
+    item = Item(spec.id, spec.object_id, info, wave, flux, ivar, mask, sky, gw, gf, source=source)
+    if model_version_id is not None:
+        pred = session.scalars(select(Prediction).where(Prediction.spectrum_id == spec.id,
+                                                        Prediction.model_version_id == model_version_id)).first()
+        if pred is not None:
+            item.z_fnet, item.z_err, item.p = pred.z, pred.z_err, pred.p
+            item.alternatives = list(pred.alternatives or [])
+    item.rules = [(r.rule, r.value, r.priority) for r in session.scalars(
+        select(TriageFlag).where(TriageFlag.spectrum_id == spec.id).order_by(TriageFlag.priority.desc()))]
+    rows = session.execute(
+        select(Inspector.name, Decision.action, Decision.z_final, Decision.quality, Decision.flags,
+               Decision.spectral_type, Decision.comment)
+        .join(Inspector, Inspector.id == Decision.inspector_id)
+        .where(Decision.spectrum_id == spec.id).order_by(Decision.id)
+    ).all()  # fmt: skip
+    for name, action, zf, q, flags, stype, comment in rows:
+        if name == inspector:
+            item.mine = {"action": action, "z_final": zf, "quality": q, "flags": flags, "spectral_type": stype,
+                         "comment": comment}
+        else:
+            item.others.append((name, action, zf, q))
+    return item
+
+
+def candidates(item: Item, z: float) -> list[dict[str, Any]]:
+    """Every redshift one could adopt, with its dv (km/s) to the current z: FNet, its alternatives, the
+    catalog's Z_PIPE / Z_QN (\"failed\" when -1) / Z_PCA, and other inspectors' z."""
+    out: list[dict[str, Any]] = []
+
+    def add(source: str, zc: float | None, note: str = "") -> None:
+        ok = zc is not None and np.isfinite(zc) and zc >= 0
+        out.append({"source": source, "z": float(zc) if ok else None, "note": note,
+                    "dv": round(dv_kms(z, zc), 1) if ok else None})  # fmt: skip
+
+    if item.z_fnet is not None:
+        add("FNet", item.z_fnet, f"± {item.z_err:.4f}" if item.z_err is not None else "")
+    for i, alt in enumerate(item.alternatives, 1):
+        p = alt.get("p")
+        add(f"FNet alt {i}", alt.get("z"), f"p={p:.2f}" if p is not None else "")
+    add("Z_PIPE", item.info.get("z_pipe"))
+    zqn = item.info.get("z_qn")
+    add("Z_QN", zqn, "failed" if zqn is not None and zqn == -1 else "")
+    add("Z_PCA", item.info.get("z_pca"))
+    for name, action, zf, q in item.others:
+        if zf is not None:
+            add(f"{name} ({action})", zf, f"q={q}" if q is not None else "")
+    return out

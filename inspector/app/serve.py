@@ -1,0 +1,92 @@
+"""Build the app for each browser session and serve it.
+
+    serve(store_dir, db_url, port=5006, basic_auth="users.json")
+
+The inspector's name is the basic-auth user when Panel's basic auth is
+configured, else the page asks for one. Each session has its own `Triage`
+state and its own lease from the queue; closing the tab gives the lease back.
+Tabs: Inspect, and Overview when `inspector.app.overview` is installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+
+from db.engine import make_engine
+from db.validate import DecisionError, check_name
+from inspector.app.inspect_view import (
+    InspectView,  # at import: pn.extension runs before any page is served
+)
+from inspector.app.triage import Triage
+from inspector.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def _inspect(engine: Any, store: Any, name: str) -> pn.viewable.Viewable:
+    t = Triage(engine, store, inspector=name)
+    t.start()
+    pn.state.on_session_destroyed(lambda ctx: t.stop())
+    return InspectView(t).panel()
+
+
+def _tabs(engine: Any, store: Any, store_dir: str, name: str) -> pn.viewable.Viewable:
+    tabs = pn.Tabs(("Inspect", _inspect(engine, store, name)), dynamic=True, sizing_mode="stretch_width")
+    if importlib.util.find_spec("inspector.app.overview") is not None:
+        try:
+            from inspector.app.overview import overview_view
+
+            tabs.append(("Overview", overview_view(engine, store_dir)))
+        except Exception as e:
+            log.exception("overview tab failed")
+            tabs.append(("Overview", pn.pane.Alert(f"Overview unavailable: {e}", alert_type="warning")))
+    return tabs
+
+
+def make_app(store_dir: str, db_url: str) -> Any:
+    """A function building one session's page (for `pn.serve`)."""
+    engine = make_engine(db_url)
+    store = open_store(store_dir)
+
+    def app() -> pn.viewable.Viewable:
+        user = pn.state.user
+        body = pn.Column(sizing_mode="stretch_width")
+        if user:
+            body.append(_tabs(engine, store, store_dir, user))
+        else:
+            name = pn.widgets.TextInput(name="Your name (recorded with every decision)", placeholder="e.g. alice",
+                                        css_classes=["fnet-name"])  # fmt: skip
+            go = pn.widgets.Button(name="Start inspecting", button_type="primary", css_classes=["fnet-start"])
+            err = pn.pane.HTML("")
+
+            def start(*_: Any) -> None:
+                try:
+                    who = check_name(name.value_input or name.value)
+                except DecisionError as e:
+                    import html
+
+                    err.object = f"<span style='color:#b00020'>{html.escape(str(e))}</span>"
+                    return
+                body[:] = [_tabs(engine, store, store_dir, who)]
+
+            go.on_click(start)
+            name.param.watch(start, "enter_pressed")
+            body.append(pn.Column(pn.pane.Markdown("## FNet Inspector"), name, go, err))
+        return body
+
+    return app
+
+
+def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str | None = None,
+          basic_auth: str | None = None, show: bool = False, cookie_secret: str | None = None) -> None:
+    kw: dict[str, Any] = {}
+    if basic_auth:
+        import secrets
+
+        kw.update(basic_auth=str(basic_auth), cookie_secret=cookie_secret or secrets.token_hex(32))
+    pn.serve({"/": make_app(str(store_dir), db_url)}, port=port, address=address, show=show, title="FNet Inspector",
+             websocket_origin="*", **kw)  # fmt: skip

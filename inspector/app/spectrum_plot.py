@@ -1,0 +1,178 @@
+"""The spectrum figures: a full view and a zoom panel, Bokeh models updated in place.
+
+Why plain Bokeh rather than a HoloViews DynamicMap: the accept-to-next target
+(150 ms) leaves no room for re-rendering a figure; here a new spectrum, a new
+z or a new smoothing only replaces the `ColumnDataSource` data of figures that
+stay in the page.
+
+Drawing order keeps the data visible: masked pixels (`vstrip`) and line markers
+(`vspan`, dashed, translucent) sit on the underlay level below the flux, and the
+labels are small rotated text pinned to the top of each panel in screen units.
+Both panels share every source, so the markers follow z identically in each.
+The zoom panel follows a click on the full view, or the region dragged with the
+range tool; its y axis fits the data inside its window.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from bokeh.models import ColumnDataSource, CustomJS, LabelSet, Range1d, RangeTool
+from bokeh.plotting import figure
+
+from inspector.app import lines as L
+
+EMPTY = {"x": np.zeros(0)}
+
+
+def smooth(flux: np.ndarray, ivar: np.ndarray, sigma_pix: float) -> np.ndarray:
+    """Gaussian smoothing over pixels with data (ivar > 0); sigma 0 returns the flux unchanged."""
+    if sigma_pix <= 0 or flux.size == 0:
+        return flux
+    from scipy.ndimage import gaussian_filter1d
+
+    w = (ivar > 0).astype(float)
+    num = gaussian_filter1d(np.where(w > 0, flux, 0.0), sigma_pix, mode="nearest")
+    den = gaussian_filter1d(w, sigma_pix, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-3, num / den, np.nan)
+
+
+def _runs(mask: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start/end x of each run of True pixels (half a pixel either side)."""
+    if mask is None or not mask.any() or x.size < 2:
+        return np.zeros(0), np.zeros(0)
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    d = np.diff(m.astype(int))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+    half = np.gradient(x) / 2
+    return x[starts] - half[starts], x[ends] + half[ends]
+
+
+def y_limits(flux: np.ndarray) -> tuple[float, float]:
+    f = flux[np.isfinite(flux)]
+    if f.size == 0:
+        return -1.0, 1.0
+    lo, hi = np.percentile(f, [0.5, 99.5])
+    pad = 0.08 * (hi - lo or 1.0)
+    return float(lo - pad), float(hi + 3 * pad)  # room for the labels on top
+
+
+class SpectrumPlot:
+    """Two Bokeh figures sharing their sources; call `show_item`, `set_lines`, `set_smoothing`."""
+
+    def __init__(self, height: int = 360, zoom_height: int = 260) -> None:
+        self.spec = ColumnDataSource({"x": [], "flux": [], "noise": []})
+        self.sky = ColumnDataSource({"x": [], "sky": []})
+        self.grid = ColumnDataSource({"x": [], "flux": []})
+        self.masked = ColumnDataSource({"x0": [], "x1": []})
+        self.lines = ColumnDataSource({"x": [], "label": [], "color": []})
+        self.main = figure(height=height, sizing_mode="stretch_width", tools="xpan,xwheel_zoom,box_zoom,reset,tap",
+                           active_scroll="xwheel_zoom", x_range=Range1d(3500, 10500), y_range=Range1d(-1, 1),
+                           x_axis_label="observed wavelength (Å, vacuum)",
+                           y_axis_label="flux (1e-17 erg/s/cm²/Å)", name="spectrum_main")  # fmt: skip
+        self.zoom = figure(height=zoom_height, sizing_mode="stretch_width", tools="xpan,xwheel_zoom,reset",
+                           active_scroll="xwheel_zoom", x_range=Range1d(4000, 5000), y_range=Range1d(-1, 1),
+                           name="spectrum_zoom")  # fmt: skip
+        for p in (self.main, self.zoom):
+            p.vstrip(x0="x0", x1="x1", source=self.masked, fill_color="#d62728", fill_alpha=0.12, line_alpha=0,
+                     level="underlay")  # fmt: skip
+            p.vspan(x="x", source=self.lines, line_color="color", line_dash="dashed", line_alpha=0.7,
+                    line_width=1, level="underlay")  # fmt: skip
+            p.line("x", "sky", source=self.sky, color="#2ca02c", alpha=0.35, legend_label="sky")
+            p.line("x", "noise", source=self.spec, color="#7f7f7f", alpha=0.8, legend_label="noise")
+            p.line("x", "flux", source=self.grid, color="#ff7f0e", alpha=0.8, legend_label="FNet grid")
+            p.line("x", "flux", source=self.spec, color="#1f1f1f", line_width=1, legend_label="flux")
+            labels = LabelSet(x="x", y=1.0, text="label", source=self.lines,
+                                  angle=np.pi / 2, text_align="right", text_baseline="middle", text_font_size="10px",
+                                  text_color="color", text_alpha=0.9, x_offset=3)  # fmt: skip
+            p.add_layout(labels)
+            p.y_range.js_link("end", labels, "y")  # pinned to the top of the panel, hanging down
+            leg = p.legend[0]
+            leg.orientation, leg.click_policy, leg.label_text_font_size = "horizontal", "hide", "9px"
+            leg.margin, leg.padding, leg.spacing = 0, 2, 8
+            p.add_layout(leg, "above")  # outside the frame: it never covers the data
+            leg.visible = p is self.main
+        self.grid_renderers = [r for p in (self.main, self.zoom) for r in p.renderers
+                               if getattr(r, "data_source", None) is self.grid]
+        self.range_tool = RangeTool(x_range=self.zoom.x_range)
+        self.range_tool.overlay.fill_alpha = 0.08
+        self.main.add_tools(self.range_tool)
+        self.main.js_on_event("tap", CustomJS(args={"r": self.zoom.x_range}, code="""
+            const w = r.end - r.start; r.start = cb_obj.x - w / 2; r.end = cb_obj.x + w / 2;"""))
+        self.zoom.x_range.js_on_change("start", CustomJS(args={"s": self.spec, "y": self.zoom.y_range}, code="""
+            const x = s.data.x, f = s.data.flux, r = cb_obj; let lo = Infinity, hi = -Infinity;
+            for (let i = 0; i < x.length; i++) { if (x[i] < r.start || x[i] > r.end || !isFinite(f[i])) continue;
+              lo = Math.min(lo, f[i]); hi = Math.max(hi, f[i]); }
+            if (isFinite(lo) && hi > lo) { const p = 0.1 * (hi - lo); y.start = lo - p; y.end = hi + 3 * p; }"""))
+        self._wave = np.zeros(0)
+        self._flux = np.zeros(0)
+        self._ivar = np.zeros(0)
+        self._item: Any = None
+
+    # ------------------------------------------------------------------ updates
+    def show_item(self, item: Any, z: float, *, rest: bool, smoothing: float, show_grid: bool,
+                  major_only: bool) -> None:
+        """A new spectrum: data, ranges, markers."""
+        self._item = item
+        self._wave, self._flux, self._ivar = item.wave, item.flux, item.ivar
+        self._draw_data(z, rest, smoothing, show_grid)
+        self.set_lines(z, rest=rest, major_only=major_only)
+        x = self.spec.data["x"]
+        if len(x):
+            self.main.x_range.update(start=float(np.nanmin(x)), end=float(np.nanmax(x)))
+            lo, hi = y_limits(np.asarray(self.spec.data["flux"]))
+            self.main.y_range.update(start=lo, end=hi)
+            self._center_zoom(z, rest, float(np.nanmin(x)), float(np.nanmax(x)))
+
+    def _x(self, wave: np.ndarray, z: float, rest: bool) -> np.ndarray:
+        return wave / (1.0 + z) if rest else wave
+
+    def _draw_data(self, z: float, rest: bool, smoothing: float, show_grid: bool) -> None:
+        item = self._item
+        with np.errstate(divide="ignore", invalid="ignore"):
+            noise = np.where(self._ivar > 0, 1.0 / np.sqrt(self._ivar), np.nan)
+        x = self._x(self._wave, z, rest)
+        self.spec.data = {"x": x, "flux": smooth(self._flux, self._ivar, smoothing), "noise": noise}
+        x0, x1 = _runs(item.mask if item.mask is not None else np.zeros(0, bool), x)
+        self.masked.data = {"x0": x0, "x1": x1}
+        self.sky.data = {"x": x, "sky": item.sky} if item.sky is not None else {"x": [], "sky": []}
+        if show_grid and item.grid_wave is not None:
+            self.grid.data = {"x": self._x(item.grid_wave, z, rest), "flux": item.grid_flux}
+        else:
+            self.grid.data = {"x": [], "flux": []}
+        for p in (self.main, self.zoom):
+            p.xaxis.axis_label = "rest wavelength (Å, vacuum)" if rest else "observed wavelength (Å, vacuum)"
+
+    def set_view(self, z: float, *, rest: bool, smoothing: float, show_grid: bool, major_only: bool,
+                 reframe: bool = False) -> None:
+        """Same spectrum, another smoothing / frame / z (in the rest frame the data move with z)."""
+        if self._item is None:
+            return
+        old = np.asarray(self.spec.data["x"])
+        self._draw_data(z, rest, smoothing, show_grid)
+        self.set_lines(z, rest=rest, major_only=major_only)
+        new = np.asarray(self.spec.data["x"])
+        if reframe and old.size and new.size:  # keep the same pixels in view when the frame changes
+            f = new[0] / old[0]
+            for r in (self.main.x_range, self.zoom.x_range):
+                r.update(start=r.start * f, end=r.end * f)
+
+    def set_lines(self, z: float, *, rest: bool, major_only: bool) -> None:
+        """Markers at lambda_vac (1 + z) exactly (or lambda_vac in the rest frame)."""
+        t = L.select(L.line_table(), major_only=major_only)
+        x = L.observed(t, z, rest=rest)
+        colors = np.where(t["kind"].to_numpy() == "emission", "#1f77b4", "#9467bd")
+        self.lines.data = {"x": x, "label": t["name"].tolist(), "color": colors.tolist()}
+
+    def _center_zoom(self, z: float, rest: bool, lo: float, hi: float) -> None:
+        t = L.select(L.line_table(), major_only=True, absorption=False)
+        x = L.observed(t, z, rest=rest)
+        inside = x[(x > lo) & (x < hi)]
+        width = min(800.0 / (1 + z) if rest else 800.0, hi - lo)
+        c = float(inside[0]) if inside.size else (lo + hi) / 2
+        start = max(lo, c - width / 2)
+        self.zoom.x_range.update(start=start, end=start + width)
+        sel = (self.spec.data["x"] >= start) & (self.spec.data["x"] <= start + width)
+        ylo, yhi = y_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
+        self.zoom.y_range.update(start=ylo, end=yhi)

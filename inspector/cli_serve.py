@@ -1,0 +1,27 @@
+"""`inspector serve`: the inspection app in the browser."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from inspector.cli import app
+
+
+@app.command()
+def serve(
+    store: Path = typer.Option(Path("demo/store"), "--store", help="The spectrum store directory."),
+    db: str = typer.Option("sqlite:///demo/fnet_inspector.sqlite", "--db", help="Database URL (SQLAlchemy)."),
+    port: int = typer.Option(5006, "--port", help="Port to listen on (0: any free port)."),
+    address: str = typer.Option(None, "--address", help="Address to bind (default: all)."),
+    basic_auth: Path = typer.Option(None, "--basic-auth", help="Panel basic-auth file (JSON {user: password}); "
+                                    "the user name becomes the inspector's name. Without it the page asks for a name."),
+    show: bool = typer.Option(False, "--show", help="Open a browser tab."),
+) -> None:
+    """Serve the Panel inspection app (Inspect tab; Overview when available)."""
+    from inspector.app.serve import serve as run
+
+    if not (store / "store.json").exists():
+        raise typer.BadParameter(f"{store} is not a spectrum store (run `inspector demo` or `inspector ingest`)")
+    typer.echo(f"FNet Inspector on http://localhost:{port}/ (store {store}, db {db})", err=True)
+    run(store, db, port=port, address=address, basic_auth=str(basic_auth) if basic_auth else None, show=show)

@@ -1,0 +1,179 @@
+"""The inspection app without a browser: keymap, line table, markers at z, decisions via the UI's functions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pn = pytest.importorskip("panel")
+
+from db.decisions import history
+from db.engine import make_engine, session_scope
+from db.load import add_model_version, load_predictions, load_spectra, load_triage_flags
+from db.testing import fresh_database
+from inspector.app import keymap
+from inspector.app import lines as L
+from inspector.app.triage import Triage, parse_z
+
+
+def make_queue(url: str, n: int = 6) -> None:
+    """n spectra (no files), FNet predictions with alternatives, every one flagged for inspection."""
+    ids = [f"7000-57000-{i:04d}" for i in range(n)]
+    spectra = pd.DataFrame({"object_id": ids, "plate": 7000, "mjd": 57000, "fiberid": range(n), "ra": 10.0,
+                            "dec": -1.0, "sn": 3.0, "Z_PIPE": 2.0, "Z_QN": [-1.0] + [2.01] * (n - 1), "Z_PCA": 1.99})
+    pred = pd.DataFrame({"object_id": ids, "z_fnet": [1.5 + 0.1 * i for i in range(n)], "z_fnet_err": 0.01,
+                         "p_fnet": 0.5, "z_alt1": 2.0, "p_alt1": 0.3})
+    with session_scope(make_engine(url)) as s:
+        load_spectra(s, spectra)
+        mv = add_model_version(s, "test", "ab" * 20, make_current=True)
+        load_predictions(s, pred, mv.id)
+        load_triage_flags(s, pd.DataFrame({"object_id": ids, "rule": "dv_pipe", "value": 1e4,
+                                           "priority": [float(n - i) for i in range(n)]}))
+
+
+@pytest.fixture
+def url(tmp_path):
+    u = fresh_database(tmp_path)
+    make_queue(u)
+    return u
+
+
+def test_keymap_table_drives_help_and_dispatch():
+    helptext = keymap.help_markdown()
+    assert len({b.key for b in keymap.KEYMAP}) == len(keymap.KEYMAP)
+    for b in keymap.KEYMAP:
+        assert b.description in helptext
+        assert callable(getattr(Triage, b.action)), b
+        assert keymap.action_for(b.key) == b.action
+    assert keymap.js_keys() == [b.key for b in keymap.KEYMAP]
+    assert keymap.action_for("Enter") == "accept" and keymap.action_for("4") == "quality_4"
+    assert keymap.action_for("Q") is None
+
+
+def test_js_key_handler_is_generated_from_the_table():
+    from inspector.app.inspect_view import KeyCatcher
+
+    k = KeyCatcher(lambda key: None)
+    assert k.keys == keymap.js_keys()
+    assert "model.keys.includes" in KeyCatcher._esm  # no key is spelled out in the JS
+
+
+def test_air_to_vacuum_and_line_table():
+    # SDSS idlutils airtovac: H-alpha 6562.80 (air) -> 6564.61 (vacuum), H-beta 4861.33 -> 4862.68
+    assert L.air_to_vacuum(6562.801) == pytest.approx(6564.614, abs=0.01)
+    assert L.air_to_vacuum(4861.325) == pytest.approx(4862.683, abs=0.01)
+    assert L.air_to_vacuum(1215.67) == 1215.67  # below 2000 A: already vacuum
+    t = L.line_table()
+    lya = t[t["longname"] == "Lyman α"].iloc[0]
+    assert lya["lambda"] == 1215.67 and lya["major"]
+    air = t[~t["vacuum"]]
+    assert len(air) > 10 and (air["lambda"] > air["lambda_file"]).all()
+    assert L.select(t, major_only=True)["major"].all()
+    assert len(L.select(t, major_only=False)) == len(t)
+
+
+@pytest.mark.parametrize("z", [0.0, 0.83233, 2.123456789, 3.5, 7.0])
+def test_markers_follow_z_exactly(z):
+    from inspector.app.spectrum_plot import SpectrumPlot
+
+    p = SpectrumPlot()
+    p.set_lines(z, rest=False, major_only=False)
+    t = L.line_table()
+    np.testing.assert_allclose(np.asarray(p.lines.data["x"]) / (1 + z), t["lambda"].to_numpy(), rtol=0, atol=1e-9)
+    # the marker z recovered from any line is the z asked for, far better than 1e-5
+    zs = np.asarray(p.lines.data["x"]) / t["lambda"].to_numpy() - 1
+    assert np.abs(zs - z).max() < 1e-5
+    p.set_lines(z, rest=True, major_only=True)
+    np.testing.assert_allclose(p.lines.data["x"], L.select(t, major_only=True)["lambda"].to_numpy())
+
+
+def test_parse_z_refuses_bad_input():
+    assert parse_z(" 2.12345 ") == 2.12345
+    for bad in ("abc", "-1", "12", "nan", "inf", ""):
+        with pytest.raises(ValueError):
+            parse_z(bad)
+
+
+def test_decisions_through_the_ui_functions(url):
+    engine = make_engine(url)
+    t = Triage(engine, None, inspector="alice")
+    t.start()
+    first = t.item.object_id
+    assert first == "7000-57000-0000" and t.z == pytest.approx(1.5)
+    assert not t.dispatch("Enter") and "quality" in t.message  # accept needs a quality: nothing saved
+    with session_scope(engine) as s:
+        assert history(s, first) == []
+    t.dispatch("4")
+    assert t.dispatch("Enter")
+    with session_scope(engine) as s:
+        (d,) = history(s, first)
+        assert (d.action, d.quality, d.z_final, d.inspector.name) == ("accept", 4, pytest.approx(1.5), "alice")
+    assert t.item.object_id == "7000-57000-0001"  # auto-advance after the write
+
+    # typed z, nudges, candidates; then correct
+    assert not t.set_z_text("abc") and "number" in t.message
+    assert not t.set_z_text("-1") and not t.set_z_text("12")
+    assert t.set_z_text("2.34567") and t.z == 2.34567
+    t.dispatch("ArrowRight"); t.dispatch("ArrowUp")
+    assert t.z == pytest.approx(2.35577, abs=1e-12)
+    t.dispatch("a")  # next candidate: FNet alt 1
+    assert t.z == 2.0
+    t.set_z_text("2.41234")
+    t.comment = "<b>CIV</b> & MgII"
+    t.dispatch("3")
+    t.dispatch("c")
+    with session_scope(engine) as s:
+        (d,) = history(s, "7000-57000-0001")
+        assert (d.action, d.z_final, d.quality, d.comment) == ("correct", 2.41234, 3, "<b>CIV</b> & MgII")
+
+    # bad input saves nothing: a 10 kB comment
+    cur = t.item.object_id
+    t.comment = "x" * 10_000
+    t.dispatch("2")
+    assert not t.correct() and "Comment" in t.message and t.item.object_id == cur
+    with session_scope(engine) as s:
+        assert history(s, cur) == []
+    t.comment = ""
+    assert t.skip()
+    with session_scope(engine) as s:
+        assert [d.action for d in history(s, cur)] == ["skip"]
+
+    # back: the previous decided spectrum comes back with my decision on it
+    t.dispatch("p")
+    assert t.item.object_id == cur and t.item.mine["action"] == "skip"
+    t.dispatch("p")
+    assert t.item.object_id == "7000-57000-0001" and t.z == 2.41234 and t.quality == 3
+
+
+def test_two_inspectors_get_different_spectra(url):
+    engine = make_engine(url)
+    # cross-checks (a second opinion on purpose) off: the two must never meet the same spectrum
+    a, b = (Triage(engine, None, inspector=n, crosscheck_fraction=0.0) for n in ("alice", "bob"))
+    a.start(); b.start()
+    seen_a, seen_b = set(), set()
+    for _ in range(3):
+        seen_a.add(a.item.object_id); seen_b.add(b.item.object_id)
+        assert a.item.object_id != b.item.object_id
+        a.quality = b.quality = 4
+        a.accept(); b.accept()
+    assert not (seen_a & seen_b)
+
+
+def test_inspect_view_builds_and_escapes(url):
+    from inspector.app.inspect_view import InspectView, why_html
+
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        from db.decisions import record_decision
+
+        record_decision(s, "7000-57000-0000", "<script>eve</script>", "correct", z_final=2.0, quality=3,
+                        comment="<img src=x onerror=alert(1)>")
+    t = Triage(engine, None, inspector="alice")
+    t.start()
+    v = InspectView(t)
+    assert v.panel() is not None
+    assert t.jump("7000-57000-0000") and not t.jump("<b>nope</b>")
+    page = why_html(t)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    v._message()
+    assert "<b>nope</b>" not in v.msg.object and "&lt;b&gt;nope" in v.msg.object
