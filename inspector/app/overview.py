@@ -52,6 +52,12 @@ TABLE_COLUMNS = {
     "inspectors": "inspector", "z_final": "z_final", "z_source": "z_source", "dv_kms": "dv_kms",
 }  # fmt: skip
 
+FORMATTERS = {  # Tabulator number formats (the values themselves stay exact)
+    **{c: {"type": "money", "precision": 5, "symbol": ""} for c in ("z_fnet", "Z_PIPE", "Z_QN", "z_final")},
+    "z_err": {"type": "money", "precision": 4, "symbol": ""},
+    "dv_kms": {"type": "money", "precision": 0, "symbol": ""},
+}  # fmt: skip
+
 ANY = "any"
 RULE_NONE = "not flagged"
 QUALITY_OPTIONS = {"any": None, "not inspected": -1, **{f"≥ {q}": q for q in range(5)}}
@@ -280,7 +286,7 @@ class Overview(param.Parameterized):
         self.grid = pn.widgets.Tabulator(
             pd.DataFrame(columns=list(TABLE_COLUMNS.values())), pagination="remote", page_size=PAGE_SIZE,
             disabled=True, show_index=False, sizing_mode="stretch_width", selectable=1,
-            formatters={c: {"type": "money", "precision": 5, "symbol": ""} for c in ("z_fnet", "Z_PIPE", "Z_QN", "z_final")},
+            formatters=FORMATTERS,
         )  # fmt: skip
         self.grid.on_click(self._on_row_click)
         self.jump_input = pn.widgets.TextInput(label="Jump to object id", placeholder="e.g. 0300-51600-0003, Enter")

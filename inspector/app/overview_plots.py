@@ -62,17 +62,21 @@ def z_vs_ref(df: pd.DataFrame, datashade_min: int = DATASHADE_MIN) -> hv.Overlay
     return (main * line).opts(title=title, xlabel="reference z", ylabel="FNet z", xlim=(0, hi), ylim=(0, hi), **SIZE)
 
 
-def dv_histogram(df: pd.DataFrame, half_range: float = DV_RANGE_KMS, bins: int = DV_BINS) -> hv.Histogram:
-    """Histogram of dv = c (z_fnet - z_ref) / (1 + z_ref) within +-half_range km/s (outside: counted)."""
+def dv_histogram(df: pd.DataFrame, half_range: float | None = None, bins: int = DV_BINS) -> hv.Histogram:
+    """Histogram of dv = c (z_fnet - z_ref) / (1 + z_ref) within +-half_range km/s (outside: counted in
+    the title). half_range None: ten times the median |dv|, between 1000 km/s and `DV_RANGE_KMS`."""
     dv = dv_kms(_est(df, "z_fnet"), _ref(df))
     dv = dv[np.isfinite(dv)]
+    if half_range is None:
+        med = float(np.median(np.abs(dv))) if dv.size else 0.0
+        half_range = float(min(max(10.0 * med, 1000.0), DV_RANGE_KMS))
     inside = np.abs(dv) <= half_range
     counts, edges = np.histogram(dv[inside], bins=bins, range=(-half_range, half_range))
     out = int((~inside).sum())
     med = float(np.median(np.abs(dv))) if dv.size else float("nan")
-    title = f"dv FNet - reference: {dv.size} spectra, median |dv| {med:,.0f} km/s"
+    title = f"FNet dv: {dv.size} spectra, median |dv| {med:,.0f} km/s"
     if out:
-        title += f", {out} beyond ±{half_range:,.0f}"
+        title += f", {out} beyond"
     return hv.Histogram((edges, counts), kdims=["dv_kms"], vdims=["spectra"]).opts(
         title=title, xlabel="dv (km/s)", ylabel="spectra", color="#1f77b4", line_color=None, tools=["hover"], **SIZE
     )
