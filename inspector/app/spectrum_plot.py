@@ -74,6 +74,7 @@ class SpectrumPlot:
         self.zoom = figure(height=zoom_height, sizing_mode="stretch_width", tools="xpan,xwheel_zoom,reset",
                            active_scroll="xwheel_zoom", x_range=Range1d(4000, 5000), y_range=Range1d(-1, 1),
                            name="spectrum_zoom")  # fmt: skip
+        self._labels: dict[str, LabelSet] = {}
         for p in (self.main, self.zoom):
             p.vstrip(x0="x0", x1="x1", source=self.masked, fill_color="#d62728", fill_alpha=0.12, line_alpha=0,
                      level="underlay")  # fmt: skip
@@ -87,6 +88,7 @@ class SpectrumPlot:
                                   angle=np.pi / 2, text_align="right", text_baseline="middle", text_font_size="10px",
                                   text_color="color", text_alpha=0.9, x_offset=3)  # fmt: skip
             p.add_layout(labels)
+            self._labels[p.name] = labels
             p.y_range.js_link("end", labels, "y")  # pinned to the top of the panel, hanging down
             leg = p.legend[0]
             leg.orientation, leg.click_policy, leg.label_text_font_size = "horizontal", "hide", "9px"
@@ -123,6 +125,7 @@ class SpectrumPlot:
             self.main.x_range.update(start=float(np.nanmin(x)), end=float(np.nanmax(x)))
             lo, hi = y_limits(np.asarray(self.spec.data["flux"]))
             self.main.y_range.update(start=lo, end=hi)
+            self._labels["spectrum_main"].y = hi  # (the JS link moves them on later zooms)
             self._center_zoom(z, rest, float(np.nanmin(x)), float(np.nanmax(x)))
 
     def _x(self, wave: np.ndarray, z: float, rest: bool) -> np.ndarray:
@@ -176,3 +179,4 @@ class SpectrumPlot:
         sel = (self.spec.data["x"] >= start) & (self.spec.data["x"] <= start + width)
         ylo, yhi = y_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
         self.zoom.y_range.update(start=ylo, end=yhi)
+        self._labels["spectrum_zoom"].y = yhi

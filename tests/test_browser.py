@@ -1,0 +1,182 @@
+"""A real triage session in Chromium (Playwright) against `inspector serve` on a demo built in tmp.
+
+Skipped, with the reason, when /usr/bin/chromium or playwright is missing.
+Saves the main view to assets/screenshot_inspect.png.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from inspector.cli import app; app()"]  # the `inspector` command, this interpreter
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+from db.decisions import history
+from db.engine import make_engine, session_scope
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("appdemo")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([*CLI, "demo", "--n", "40", "--dir", str(d)], check=True,
+                   env=env, capture_output=True, timeout=600)  # fmt: skip
+    url = f"sqlite:///{d / 'fnet_inspector.sqlite'}"
+    port = _free_port()
+    log = open(d / "serve.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([*CLI, "serve", "--store", str(d / "store"), "--db", url,
+                             "--port", str(port), "--address", "127.0.0.1"], stdout=log, stderr=log, env=env)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/", url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _login(page, base: str, name: str) -> float:
+    t0 = time.perf_counter()
+    page.goto(base)
+    page.locator(".fnet-name input").fill(name)
+    page.locator(".fnet-start button").click()
+    page.locator(".fnet-object").wait_for(timeout=30_000)
+    page.locator(".bk-Canvas canvas, canvas").first.wait_for(timeout=30_000)
+    return time.perf_counter() - t0
+
+
+def _obj(page) -> str:
+    return page.locator(".fnet-object").inner_text().strip()
+
+
+def _press_and_wait(page, key: str, old: str, timeout: float = 15.0) -> float:
+    t0 = time.perf_counter()
+    page.keyboard.press(key)
+    while time.perf_counter() - t0 < timeout:
+        if _obj(page) != old:
+            return time.perf_counter() - t0
+        time.sleep(0.005)
+    raise AssertionError(f"{key}: the next spectrum did not show (still {old})")
+
+
+def _decisions(url: str, oid: str) -> list[tuple]:
+    with session_scope(make_engine(url)) as s:
+        return [(d.inspector.name, d.action, d.z_final, d.quality, d.comment) for d in history(s, oid)]
+
+
+def _focus_page(page) -> None:
+    page.locator(".fnet-title").click()
+
+
+def test_triage_session(server, browser):
+    base, url = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    load = _login(page, base, "alice")
+    assert load < 30
+    time.sleep(0.5)
+    (ROOT / "assets").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "assets" / "screenshot_inspect.png"), full_page=True)
+    _focus_page(page)
+
+    # Enter without a quality: a visible message, nothing saved
+    first = _obj(page)
+    page.keyboard.press("Enter")
+    page.locator(".fnet-message", has_text="quality").wait_for(timeout=10_000)
+    assert _decisions(url, first) == []
+
+    # a digit sets the quality, Enter accepts, the next spectrum shows
+    page.keyboard.press("4")
+    page.locator(".fnet-quality", has_text="4").wait_for(timeout=10_000)
+    _press_and_wait(page, "Enter", first)
+    (d,) = _decisions(url, first)
+    assert d[:2] == ("alice", "accept") and d[3] == 4
+
+    # a typed z corrects
+    second = _obj(page)
+    z = page.locator(".fnet-z input")
+    z.fill("abc")
+    z.press("Enter")
+    page.locator(".fnet-message", has_text="number").wait_for(timeout=10_000)
+    z.fill("12")
+    z.press("Enter")
+    page.locator(".fnet-message", has_text="between").wait_for(timeout=10_000)
+    z.fill("2.34567")
+    z.press("Enter")
+    page.locator(".fnet-message", has_text="between").wait_for(state="detached", timeout=10_000)
+    _focus_page(page)
+    page.keyboard.press("3")
+    page.locator(".fnet-quality", has_text="3").wait_for(timeout=10_000)
+    _press_and_wait(page, "c", second)
+    (d,) = _decisions(url, second)
+    assert d[:4] == ("alice", "correct", 2.34567, 3)
+
+    # skip, then back
+    third = _obj(page)
+    _press_and_wait(page, "s", third)
+    assert [x[1] for x in _decisions(url, third)] == ["skip"]
+    _press_and_wait(page, "p", _obj(page))
+    assert _obj(page) == third
+
+    # a 10 kB comment with HTML: refused with a message, nothing saved
+    page.locator("textarea").fill("<b>x</b>" * 1300)
+    _focus_page(page)
+    page.keyboard.press("2")
+    page.keyboard.press("c")
+    page.locator(".fnet-message", has_text="Comment too long").wait_for(timeout=10_000)
+    assert [x[1] for x in _decisions(url, third)] == ["skip"]
+    page.close()
+
+
+def test_two_inspectors_and_latency(server, browser):
+    base, url = server
+    pages = {}
+    for name in ("carol", "dave"):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+        pages[name] = ctx.new_page()
+        _login(pages[name], base, name)
+        _focus_page(pages[name])
+    c, d = pages["carol"], pages["dave"]
+    times = []
+    for _ in range(4):
+        assert _obj(c) != _obj(d)
+        for p in (c, d):
+            p.keyboard.press("3")
+            p.locator(".fnet-quality", has_text="3").wait_for(timeout=10_000)
+            times.append(_press_and_wait(p, "Enter", _obj(p)))
+    assert _obj(c) != _obj(d)
+    med = statistics.median(times)
+    print(f"accept-to-next median {med * 1000:.0f} ms over {len(times)}")
+    assert med < 1.0  # generous on a loaded CI machine; the target (150 ms) is reported, not enforced
