@@ -161,7 +161,7 @@ def test_triage_session(server, browser):
 
 
 def test_two_inspectors_and_latency(server, browser):
-    base, url = server
+    base, _url = server
     pages = {}
     for name in ("carol", "dave"):
         ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
