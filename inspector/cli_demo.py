@@ -17,10 +17,12 @@ def demo(
     n: int = typer.Option(1000, "--n", min=10, help="Number of mock spectra."),
     seed: int = typer.Option(0, "--seed"),
     model: Path = typer.Option(DEMO_MODEL, "--model", help="FNet weights to predict with (default: the shipped demo model)."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the inspection app when the data are ready."),
+    port: int = typer.Option(5006, "--port", help="Port of the app."),
 ) -> None:
-    """Make a mock survey, ingest it, predict with FNet, score it, triage it into a SQLite database.
+    """Make a mock survey, ingest it, predict with FNet, score it, triage it into SQLite, serve the app.
 
-    Each step is reused when already done, so a second run goes straight on.
+    Each step is reused when already done, so a second run goes straight on to the app.
     """
     from inspector.cli_evaluate import evaluate_store
     from inspector.cli_predict import default_output, write_predictions
@@ -45,8 +47,14 @@ def demo(
     flags, _, meta = run_triage(store, predictions)
     typer.echo(format_triage(flags))
     db_file = (workdir / "fnet_inspector.sqlite").resolve()
-    counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta)
+    db_url = f"sqlite:///{db_file}"
+    counts = load_into_db(db_url, store, predictions, flags, meta)
     typer.echo(
         f"\nspectrum store: {store}\npredictions: {predictions}\nevaluation: {workdir / 'evaluation'}"
         f"\ndatabase: {db_file} ({counts['spectra']} spectra, {counts['flags']} triage flags in the queue)"
     )
+    if serve:
+        from inspector.app.serve import serve as run_app
+
+        typer.echo(f"\nFNet Inspector on http://localhost:{port}/  (Ctrl-C to stop)")
+        run_app(store, db_url, port=port)
