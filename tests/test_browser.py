@@ -5,21 +5,22 @@ Saves the main view to assets/screenshot_inspect.png.
 """
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from inspector.app.testing import (
+    CHROMIUM,
+    build_demo,
+    chromium,
+    demo_server,
+    object_id,
+    wait_drawn,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from inspector.cli import app; app()"]  # the `inspector` command, this interpreter
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
@@ -29,43 +30,18 @@ from db.decisions import history
 from db.engine import make_engine, session_scope
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("appdemo")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run([*CLI, "demo", "--n", "40", "--dir", str(d)], check=True,
-                   env=env, capture_output=True, timeout=600)  # fmt: skip
-    url = f"sqlite:///{d / 'fnet_inspector.sqlite'}"
-    port = _free_port()
-    log = open(d / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([*CLI, "serve", "--store", str(d / "store"), "--db", url,
-                             "--port", str(port), "--address", "127.0.0.1"], stdout=log, stderr=log, env=env)
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/", url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    build_demo(d, 40)
+    with demo_server(d) as (base, url):
+        yield base, url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _login(page, base: str, name: str) -> float:
@@ -73,13 +49,12 @@ def _login(page, base: str, name: str) -> float:
     page.goto(base)
     page.locator(".fnet-name input").fill(name)
     page.locator(".fnet-start button").click()
-    page.locator(".fnet-object").wait_for(timeout=30_000)
-    page.locator(".bk-Canvas canvas, canvas").first.wait_for(timeout=30_000)
+    wait_drawn(page)
     return time.perf_counter() - t0
 
 
 def _obj(page) -> str:
-    return page.locator(".fnet-object").inner_text().strip()
+    return object_id(page)
 
 
 def _press_and_wait(page, key: str, old: str, timeout: float = 15.0) -> float:

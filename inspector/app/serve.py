@@ -3,12 +3,15 @@
     serve(store_dir, db_url, port=5006, basic_auth="users.json")
 
 The inspector's name is the basic-auth user when Panel's basic auth is
-configured, else the page asks for one. Each session has its own `Triage`
+configured, else the `?inspector=NAME` URL parameter (validated like the
+prompt; an invalid one shows the prompt with the reason), else the page asks
+for one. Each session has its own `Triage`
 state and its own lease from the queue; closing the tab gives the lease back.
 Tabs: Inspect, and Overview when `inspector.app.overview` is installed.
 """
 from __future__ import annotations
 
+import html
 import importlib.util
 import logging
 from pathlib import Path
@@ -47,6 +50,23 @@ def _tabs(engine: Any, store: Any, store_dir: str, name: str) -> pn.viewable.Vie
     return tabs
 
 
+def _error_html(text: str) -> str:
+    return f"<span style='color:#b00020'>{html.escape(text)}</span>"
+
+
+def _url_name() -> tuple[str | None, str | None]:
+    """(name, None) from a valid `?inspector=NAME`, (None, reason) from an invalid one, (None, None) without."""
+    args = pn.state.session_args or {}
+    raw = args.get("inspector")
+    if not raw:
+        return None, None
+    value = raw[0].decode("utf-8", "replace") if isinstance(raw[0], bytes) else str(raw[0])
+    try:
+        return check_name(value), None
+    except DecisionError as e:
+        return None, str(e)
+
+
 def make_app(store_dir: str, db_url: str) -> Any:
     """A function building one session's page (for `pn.serve`)."""
     engine = make_engine(db_url)
@@ -55,21 +75,22 @@ def make_app(store_dir: str, db_url: str) -> Any:
     def app() -> pn.viewable.Viewable:
         user = pn.state.user
         body = pn.Column(sizing_mode="stretch_width")
+        given, given_err = _url_name()
         if user:
             body.append(_tabs(engine, store, store_dir, user))
+        elif given:
+            body.append(_tabs(engine, store, store_dir, given))
         else:
             name = pn.widgets.TextInput(name="Your name (recorded with every decision)", placeholder="e.g. alice",
                                         css_classes=["fnet-name"])  # fmt: skip
             go = pn.widgets.Button(name="Start inspecting", button_type="primary", css_classes=["fnet-start"])
-            err = pn.pane.HTML("")
+            err = pn.pane.HTML(_error_html(given_err) if given_err else "")
 
             def start(*_: Any) -> None:
                 try:
                     who = check_name(name.value_input or name.value)
                 except DecisionError as e:
-                    import html
-
-                    err.object = f"<span style='color:#b00020'>{html.escape(str(e))}</span>"
+                    err.object = _error_html(str(e))
                     return
                 body[:] = [_tabs(engine, store, store_dir, who)]
 

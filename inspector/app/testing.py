@@ -1,0 +1,84 @@
+"""Helpers shared by the browser tests and the latency benchmark: build a demo, run `inspector serve`
+on a free port, launch Debian's Chromium through Playwright with the flags it needs headless.
+
+    with demo_server(tmp_dir) as (base_url, db_url):
+        with chromium() as browser: ...
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+CLI = [sys.executable, "-c", "from inspector.cli import app; app()"]  # the `inspector` command, this interpreter
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_demo(d: Path, n: int = 40) -> None:
+    """`inspector demo --n N --dir D` (a store and a SQLite database under `d`)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([*CLI, "demo", "--n", str(n), "--dir", str(d), "--no-serve"], check=True,
+                   env=env, capture_output=True, timeout=600)  # fmt: skip
+
+
+@contextmanager
+def demo_server(d: Path, *extra: str) -> Iterator[tuple[str, str]]:
+    """`inspector serve` on the demo in `d`, on a free port; yields (base URL, database URL)."""
+    d = Path(d)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    url = f"sqlite:///{d / 'fnet_inspector.sqlite'}"
+    port = free_port()
+    with open(d / "serve.log", "w") as log:
+        proc = subprocess.Popen([*CLI, "serve", "--store", str(d / "store"), "--db", url,
+                                 "--port", str(port), "--address", "127.0.0.1", *extra],
+                                stdout=log, stderr=log, env=env)  # fmt: skip
+        try:
+            for _ in range(300):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"inspector serve exited ({proc.returncode}); see {d / 'serve.log'}")
+                    time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}/", url
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A Playwright browser on /usr/bin/chromium (headless, no sandbox)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def wait_drawn(page: Any, timeout_ms: int = 30_000) -> None:
+    """Until a spectrum is on the page: its object id shown and a plot canvas attached."""
+    page.locator(".fnet-object").wait_for(timeout=timeout_ms)
+    page.locator(".bk-Canvas canvas, canvas").first.wait_for(timeout=timeout_ms)
+
+
+def object_id(page: Any) -> str:
+    return page.locator(".fnet-object").inner_text().strip()
