@@ -1,7 +1,7 @@
 """A real triage session in Chromium (Playwright) against `inspector serve` on a demo built in tmp.
 
 Skipped, with the reason, when /usr/bin/chromium or playwright is missing.
-Saves the main view to assets/screenshot_inspect.png.
+Saves the main view to assets/screenshot_inspect.png and the Overview tab to assets/screenshot_overview.png.
 """
 from __future__ import annotations
 
@@ -155,3 +155,18 @@ def test_two_inspectors_and_latency(server, browser):
     med = statistics.median(times)
     print(f"accept-to-next median {med * 1000:.0f} ms over {len(times)}")
     assert med < 1.0  # generous on a loaded CI machine; the target (150 ms) is reported, not enforced
+
+
+def test_overview_screenshot(server, browser):
+    base, _url = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(f"{base}?inspector=erin")
+    wait_drawn(page)
+    page.locator(".bk-tab", has_text="Overview").click()
+    page.locator(".tabulator-row").first.wait_for(timeout=30_000)
+    t0 = time.perf_counter()
+    while page.locator("canvas").count() < 3 and time.perf_counter() - t0 < 30:
+        time.sleep(0.1)
+    time.sleep(1.0)  # let the survey plots finish drawing
+    page.screenshot(path=str(ROOT / "assets" / "screenshot_overview.png"), full_page=True)
+    page.close()
