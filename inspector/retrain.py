@@ -1,0 +1,309 @@
+"""Retrain FNet on the inspectors' decisions, register the new model version, evaluate, promote, roll back.
+
+    result = retrain(store, db_url, promote="auto")   # -> RetrainResult (version id, metrics, promoted?)
+    promote_version(store, db_url, version_id)        # re-predict, re-triage (decisions kept)
+    rollback(store, db_url, version_id)               # the same, to an earlier version
+
+Training labels: the store's labelled quasars (replay of the original
+training labels: is_qso with a finite z) with the decided labels
+(`db.labels.decided_labels`) taking precedence on their spectra. The fixed
+held-out split (`db.labels.is_held_out`, by object id) is never trained on:
+its decided spectra ("held-out decided") and its store quasars ("mock test
+split") are where old and new models are compared, with the same tables as
+`inspector evaluate` (`model.evaluate.evaluation_tables`).
+
+Nothing reaches the database until training and evaluation have finished:
+a failing (or cancelled) training leaves the current model, its weights and
+the database as they were. The weights go beside the database
+(`<db dir>/models/retrain-<time>.pt`).
+
+Promotion rule (`promote="auto"`): the new model's acc@6000 on the held-out
+decided spectra (on the mock test split if none are decided yet) is not
+lower than the current model's by more than `AUTO_MAX_DROP` points.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+AUTO_MAX_DROP = 0.5  # points of acc@6000
+RULE_METRIC = "acc@6000"
+PROMOTE_MODES = ("auto", "never", "always")
+
+
+@dataclass
+class RetrainResult:
+    version_id: int
+    parent_id: int | None
+    path: Path
+    label_count: int
+    n_decided_labels: int
+    metrics: dict[str, Any]
+    promoted: bool
+    reason: str
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def models_dir(db_url: str, fallback: Path) -> Path:
+    """Where model weights go: `models/` beside a SQLite database file, else `fallback`."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(db_url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return Path(u.database).resolve().parent / "models"
+    return Path(fallback)
+
+
+def _predict(model, flux, rows: np.ndarray) -> np.ndarray:
+    from model.predict import predict_store
+
+    if rows.size == 0:
+        return np.zeros(0)
+    return np.concatenate([b.z for b in predict_store(model, flux, rows, batch_size=256, n_alt=0)])
+
+
+def _evaluate(model, flux, rows: np.ndarray, z_true: np.ndarray) -> dict[str, Any]:
+    """The `inspector evaluate` tables (overall and by z) on these rows, as JSON-ready records."""
+    from model.evaluate import evaluation_tables, tables_to_records
+
+    if rows.size == 0:
+        return {"n": 0}
+    tables = evaluation_tables(_predict(model, flux, rows), z_true)
+    overall = tables["overall"].iloc[0]
+    out = {"n": int(rows.size), **{k: float(overall[k]) for k in overall.index if str(k).startswith("acc@")}}
+    out["median_abs_dv"] = float(overall.get("median_abs_dv", np.nan))
+    out["tables"] = tables_to_records(tables)
+    return out
+
+
+def decide_promotion(metrics: dict[str, Any], mode: str) -> tuple[bool, str]:
+    if mode not in PROMOTE_MODES:
+        raise ValueError(f"promote must be one of {PROMOTE_MODES}, not {mode!r}")
+    if mode == "never":
+        return False, "promotion not asked for (--promote never)"
+    if mode == "always":
+        return True, "promotion asked for (--promote always)"
+    where = "held_out_decided" if metrics["before"]["held_out_decided"].get("n", 0) else "mock_test"
+    old = metrics["before"][where].get(RULE_METRIC)
+    new = metrics["after"][where].get(RULE_METRIC)
+    if old is None or new is None:
+        return False, f"no {where} spectra to compare on: not promoted"
+    ok = new >= old - AUTO_MAX_DROP
+    return ok, (
+        f"{RULE_METRIC} on {where}: {old:.1f} -> {new:.1f} ({'not worse' if ok else 'worse'} by the rule: "
+        f"drop <= {AUTO_MAX_DROP} points)"
+    )
+
+
+def retrain(
+    store: Path,
+    db_url: str,
+    *,
+    from_scratch: bool = False,
+    epochs: int = 3,
+    min_quality: float = 3,
+    promote: str = "auto",
+    replay: bool = True,
+    config: Any = None,
+    batch_size: int = 64,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    callback: Callable[[int, dict[str, float], Any], Any] | None = None,
+    progress: bool = False,
+    out_dir: Path | None = None,
+) -> RetrainResult:
+    """Train a new model version on the decisions (see the module docstring); register it; maybe promote it.
+
+    config: an `FNetConfig` for `from_scratch` (default `FNetConfig.small()`).
+    callback(epoch, record, model): as `model.train.train` (return True to stop; an exception aborts and
+    leaves everything as it was).
+    """
+    from db.engine import make_engine, session_scope
+    from db.labels import decided_labels, held_out_rule, is_held_out
+    from db.load import add_model_version, current_model
+    from inspector.cli_train import training_rows
+    from inspector.store import open_store
+    from model.checkpoint import file_sha1, load_checkpoint, save_checkpoint
+    from model.fnet import FNetConfig
+    from model.train import train
+
+    if promote not in PROMOTE_MODES:
+        raise ValueError(f"promote must be one of {PROMOTE_MODES}, not {promote!r}")
+    st = open_store(store)
+    index = st.index
+    ids = index["object_id"].astype(str).to_numpy()
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            cur = current_model(s)
+            if cur is None:
+                raise ValueError("no current model in the database: run `inspector triage --db` or `demo` first")
+            cur_id, cur_sha, cur_path, cur_name = cur.id, cur.sha1, cur.path, cur.name
+            labels = decided_labels(s, min_quality=min_quality)
+    finally:
+        engine.dispose()
+    if not cur_path or not Path(cur_path).exists():
+        raise FileNotFoundError(f"the current model's weights ({cur_path}) are missing")
+
+    # labels: replay (store quasars) overridden by the decided ones
+    z_all = np.full(len(index), np.nan)
+    if replay:
+        rr = training_rows(index)
+        z_all[rr] = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64)[rr]
+    row_of = pd.Series(np.arange(len(index)), index=ids)
+    labels = labels[labels.index.isin(row_of.index)]
+    dec_rows = row_of.loc[labels.index].to_numpy(np.int64)
+    z_all[dec_rows] = labels["z"].to_numpy(np.float64)
+    held = is_held_out(ids)
+    dec_mask = np.zeros(len(index), bool)
+    dec_mask[dec_rows] = True
+    labelled = np.isfinite(z_all)
+    train_rows = np.flatnonzero(labelled & ~held)
+    held_dec_rows = np.flatnonzero(dec_mask & held)
+    store_z = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64)
+    is_qso = index["is_qso"].astype("boolean").fillna(False).to_numpy(bool) if "is_qso" in index else np.zeros(len(index), bool)
+    mock_test_rows = np.flatnonzero(held & is_qso & np.isfinite(store_z) & (store_z >= 0))
+    if train_rows.size < 2:
+        raise ValueError(f"{train_rows.size} labelled spectra outside the held-out split; need at least 2")
+
+    old_model, _ = load_checkpoint(cur_path)
+    if from_scratch:
+        cfg = config if config is not None else FNetConfig.small()
+        start = None
+    else:
+        cfg = old_model.cfg
+        start, _ = load_checkpoint(cur_path)
+    lr = lr if lr is not None else (1e-3 if from_scratch else 2e-4)
+    val_rows = held_dec_rows if held_dec_rows.size else (mock_test_rows if mock_test_rows.size else None)
+    val_z = z_all.copy()
+    val_z[mock_test_rows] = np.where(np.isfinite(val_z[mock_test_rows]), val_z[mock_test_rows], store_z[mock_test_rows])
+    model, history = train(
+        cfg, st.flux, z_all, st.flux if val_rows is not None else None, val_z if val_rows is not None else None,
+        train_rows=train_rows, val_rows=val_rows, train_ids=ids, epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed, device=device, progress=progress, model=start, callback=callback,
+        provenance={"store": str(Path(store).resolve()), "retrain": True, "parent_sha1": cur_sha},
+    )  # fmt: skip
+    model.cpu().eval()
+    old_model.cpu().eval()
+
+    metrics: dict[str, Any] = {"before": {}, "after": {}}
+    for key, m in (("before", old_model), ("after", model)):
+        metrics[key]["held_out_decided"] = _evaluate(m, st.flux, held_dec_rows, z_all[held_dec_rows])
+        metrics[key]["mock_test"] = _evaluate(m, st.flux, mock_test_rows, store_z[mock_test_rows])
+    metrics["held_out_rule"] = held_out_rule()
+    metrics["labels"] = {
+        "n_decided": int(labels.shape[0]), "n_decided_train": int(np.sum(dec_mask & ~held)),
+        "n_held_out_decided": int(held_dec_rows.size), "n_mock_test": int(mock_test_rows.size),
+        "n_train": int(train_rows.size), "min_quality": float(min_quality), "replay": bool(replay),
+        "from_scratch": bool(from_scratch), "parent": cur_name,
+    }  # fmt: skip
+    promoted, reason = decide_promotion(metrics, promote)
+    metrics["promotion"] = {"mode": promote, "rule": f"{RULE_METRIC} drop <= {AUTO_MAX_DROP}", "reason": reason}
+
+    mdir = Path(out_dir) if out_dir is not None else models_dir(db_url, Path(store) / "models")
+    mdir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    path = (mdir / f"retrain-{stamp}.pt").resolve()
+    save_checkpoint(path, model, metrics=metrics, history=history)
+    sha = file_sha1(path)
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            mv = add_model_version(
+                s, name=path.stem, sha1=sha, parent_sha1=cur_sha, config=cfg.to_dict(),
+                data_hash=model.provenance.get("data_hash"), label_count=int(train_rows.size), metrics=metrics,
+                path=str(path),
+            )  # fmt: skip
+            vid = mv.id
+    finally:
+        engine.dispose()
+    if promoted:
+        promote_version(store, db_url, vid)
+    return RetrainResult(vid, cur_id, path, int(train_rows.size), int(labels.shape[0]), metrics, promoted, reason,
+                         history)  # fmt: skip
+
+
+def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool = False) -> dict[str, int]:
+    """Make a model version current: re-predict the store with it, re-triage, load both (decisions kept)."""
+    from db.engine import make_engine, session_scope
+    from db.schema import ModelVersion
+    from inspector.cli_predict import write_predictions
+    from inspector.cli_triage import load_into_db, run_triage
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            mv = s.get(ModelVersion, int(version_id))
+            if mv is None:
+                raise ValueError(f"no model version {version_id}")
+            path, sha = mv.path, mv.sha1
+    finally:
+        engine.dispose()
+    if not path or not Path(path).exists():
+        raise FileNotFoundError(f"model version {version_id}: weights {path} are missing")
+    side = write_predictions(store, Path(path), progress=progress)
+    if side["model"]["sha1"] != sha:
+        raise ValueError(f"model version {version_id}: {path} is not the registered file (sha1 differs)")
+    pred = Path(side["predictions"])
+    flags, _, meta = run_triage(store, pred)
+    counts = load_into_db(db_url, store, pred, flags, meta)
+    if counts["model_version_id"] != int(version_id):
+        raise RuntimeError(f"promoted {counts['model_version_id']} instead of {version_id}")
+    return counts
+
+
+rollback = promote_version  # any earlier version can be made current again the same way
+
+
+def versions_frame(db_url: str) -> pd.DataFrame:
+    """Every model version: id, name, parent_id, current, created, label_count, acc@6000 before/after, path."""
+    from sqlalchemy import select
+
+    from db.engine import make_engine, session_scope
+    from db.schema import ModelVersion
+
+    def acc(m: dict | None, when: str, where: str) -> float | None:
+        try:
+            return (m or {})[when][where].get(RULE_METRIC)
+        except (KeyError, AttributeError, TypeError):
+            return None
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            rows = [
+                {
+                    "id": mv.id, "name": mv.name, "parent_id": mv.parent_id, "current": bool(mv.is_current),
+                    "created_at": mv.created_at, "label_count": mv.label_count,
+                    "before_held_out": acc(mv.metrics, "before", "held_out_decided"),
+                    "after_held_out": acc(mv.metrics, "after", "held_out_decided"),
+                    "before_mock_test": acc(mv.metrics, "before", "mock_test"),
+                    "after_mock_test": acc(mv.metrics, "after", "mock_test"), "path": mv.path,
+                }
+                for mv in s.scalars(select(ModelVersion).order_by(ModelVersion.id))
+            ]  # fmt: skip
+    finally:
+        engine.dispose()
+    return pd.DataFrame(rows)
+
+
+def queue_size(db_url: str) -> int:
+    """Undecided flagged spectra (the queue)."""
+    from sqlalchemy import distinct, func, select
+
+    from db.engine import make_engine, session_scope
+    from db.schema import TriageFlag
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            return int(s.scalar(select(func.count(distinct(TriageFlag.spectrum_id))).where(TriageFlag.n_inspectors == 0)))
+    finally:
+        engine.dispose()

@@ -1,0 +1,177 @@
+"""Retrain on decisions: labels, held-out split, new version + parent + metrics, promote, rollback, failure safety."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sqlalchemy import select
+
+from db.decisions import record_decision
+from db.engine import make_engine, session_scope
+from db.labels import decided_labels, held_out_rule, is_held_out
+from db.load import current_model, predictions_frame
+from db.schema import ModelVersion, Spectrum, TriageFlag
+
+N = 200
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The `inspector demo --no-serve` pipeline on a tiny mock: survey, store, predict, triage, db."""
+    from inspector.cli_demo import DEMO_MODEL
+    from inspector.cli_predict import write_predictions
+    from inspector.cli_triage import load_into_db, run_triage
+    from inspector.ingest import ingest
+    from inspector.mock import make_survey
+
+    w = tmp_path_factory.mktemp("retrain")
+    make_survey(w / "survey", N, seed=0, workers=1)
+    ingest([str(w / "survey")], w / "store")
+    side = write_predictions(w / "store", DEMO_MODEL)
+    flags, _, meta = run_triage(w / "store", Path(side["predictions"]))
+    url = f"sqlite:///{(w / 'fnet_inspector.sqlite').resolve()}"
+    load_into_db(url, w / "store", Path(side["predictions"]), flags, meta)
+    return w / "store", url
+
+
+def _state(url):
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            cur = current_model(s)
+            versions = s.scalars(select(ModelVersion.id).order_by(ModelVersion.id)).all()
+            pred = predictions_frame(s, cur.id)
+            flags = s.execute(select(TriageFlag.spectrum_id, TriageFlag.rule, TriageFlag.priority)).all()
+            return cur.id, list(versions), pred, sorted(flags)
+    finally:
+        engine.dispose()
+
+
+def _queue(url):
+    from inspector.retrain import queue_size
+
+    return queue_size(url)
+
+
+@pytest.fixture(scope="module")
+def decided(demo):
+    """An inspector corrects the flagged quasars with the true z; calls the rest not a quasar."""
+    from inspector.store import open_store
+
+    store, url = demo
+    index = open_store(store).index.set_index("object_id")
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            cur = current_model(s)
+            oids = s.scalars(select(TriageFlag.spectrum_id).distinct()).all()
+            flagged = s.scalars(select(Spectrum.object_id).where(Spectrum.id.in_(oids))).all()
+            for i, oid in enumerate(sorted(flagged)[:120]):
+                row = index.loc[oid]
+                if bool(row["is_qso"]) and np.isfinite(row["z"]):
+                    record_decision(s, oid, "alice", "correct", z_final=float(row["z"]), quality=4 - (i % 5 == 0) * 3,
+                                    model_version_id=cur.id)
+                else:
+                    record_decision(s, oid, "alice", "not_qso", quality=3, model_version_id=cur.id)
+    finally:
+        engine.dispose()
+    return store, url
+
+
+def test_labels_and_fixed_split(decided):
+    _, url = decided
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            lab = decided_labels(s, min_quality=3)
+            lab0 = decided_labels(s, min_quality=0)
+    finally:
+        engine.dispose()
+    assert list(lab.columns) == ["z", "quality", "n_inspectors"]
+    assert len(lab) > 10 and (lab["quality"] >= 3).all() and (lab["n_inspectors"] == 1).all()
+    assert len(lab0) > len(lab)  # the quality-1 corrections are left out at 3
+    ids = [f"obj{i}" for i in range(2000)]
+    h = is_held_out(ids)
+    assert np.array_equal(h, is_held_out(ids)) and np.array_equal(h[:100], is_held_out(ids[:100]))
+    assert 0.15 < h.mean() < 0.25 and held_out_rule()["fraction"] == 0.2
+
+
+def test_failing_training_leaves_everything(decided):
+    from inspector.retrain import retrain
+
+    store, url = decided
+    before = _state(url)
+
+    def boom(epoch, record, model):
+        raise RuntimeError("injected failure")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        retrain(store, url, epochs=2, promote="always", callback=boom, device="cpu")
+    after = _state(url)
+    assert after[0] == before[0] and after[1] == before[1] and after[3] == before[3]
+    pd.testing.assert_frame_equal(after[2], before[2])
+
+
+def test_retrain_promote_rollback(decided):
+    from inspector.retrain import promote_version, retrain, versions_frame
+
+    store, url = decided
+    old_id, old_versions, old_pred, _ = _state(url)
+    q0 = _queue(url)
+    res = retrain(store, url, epochs=2, promote="never", device="cpu")
+    cur, versions, pred, _ = _state(url)
+    assert cur == old_id and res.version_id not in old_versions and res.version_id in versions
+    assert not res.promoted
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            mv = s.get(ModelVersion, res.version_id)
+            assert mv.parent_id == old_id and mv.data_hash and mv.label_count == res.label_count > 0
+            assert mv.config and Path(mv.path).exists() and Path(mv.path).parent.name == "models"
+            assert Path(mv.path).parent.parent == Path(url.removeprefix("sqlite:///")).parent
+            for when in ("before", "after"):
+                assert mv.metrics[when]["mock_test"]["n"] > 0 and "acc@6000" in mv.metrics[when]["mock_test"]
+                assert mv.metrics[when]["held_out_decided"]["n"] > 0
+            assert mv.metrics["held_out_rule"] == held_out_rule()
+    finally:
+        engine.dispose()
+
+    promote_version(store, url, res.version_id)
+    cur, _, pred, _ = _state(url)
+    assert cur == res.version_id
+    assert not np.allclose(pred.sort_values("object_id")["z"].to_numpy(),
+                           old_pred.sort_values("object_id")["z"].to_numpy())
+    assert _queue(url) <= q0  # decisions kept: decided spectra stay out of the queue
+
+    promote_version(store, url, old_id)  # rollback
+    cur, _, pred, _ = _state(url)
+    assert cur == old_id
+    np.testing.assert_allclose(pred.sort_values("object_id")["z"].to_numpy(),
+                               old_pred.sort_values("object_id")["z"].to_numpy(), rtol=1e-6)
+    assert _queue(url) == q0
+    vf = versions_frame(url)
+    assert set(vf["id"]) >= {old_id, res.version_id} and vf.loc[vf["current"], "id"].tolist() == [old_id]
+
+
+def test_promotion_rule():
+    from inspector.retrain import decide_promotion
+
+    def m(old, new, n=5):
+        return {"before": {"held_out_decided": {"n": n, "acc@6000": old}, "mock_test": {"n": 9, "acc@6000": 50.0}},
+                "after": {"held_out_decided": {"n": n, "acc@6000": new}, "mock_test": {"n": 9, "acc@6000": 10.0}}}
+
+    assert decide_promotion(m(80.0, 79.6), "auto")[0]
+    assert not decide_promotion(m(80.0, 79.4), "auto")[0]
+    assert not decide_promotion(m(80.0, 99.0, n=0), "auto")[0]  # no held-out decided: the mock test split rules
+    assert decide_promotion(m(80.0, 0.0), "always")[0] and not decide_promotion(m(0.0, 90.0), "never")[0]
+    with pytest.raises(ValueError):
+        decide_promotion(m(1, 1), "sometimes")
