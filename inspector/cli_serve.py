@@ -17,6 +17,9 @@ def serve(
     basic_auth: Path = typer.Option(None, "--basic-auth", help="Panel basic-auth file (JSON {user: password}); "
                                     "the user name becomes the inspector's name. Without it the page asks for a name."),
     show: bool = typer.Option(False, "--show", help="Open a browser tab."),
+    crosscheck_fraction: float = typer.Option(0.1, "--crosscheck-fraction", min=0.0, max=1.0,
+                                              help="Share of queue picks that re-check another inspector's "
+                                              "decision (0: never, 1: always when one exists)."),
 ) -> None:
     """Serve the Panel inspection app (Inspect tab; Overview when available)."""
     from inspector.app.serve import serve as run
@@ -24,4 +27,5 @@ def serve(
     if not (store / "store.json").exists():
         raise typer.BadParameter(f"{store} is not a spectrum store (run `inspector demo` or `inspector ingest`)")
     typer.echo(f"FNet Inspector on http://localhost:{port}/ (store {store}, db {db})", err=True)
-    run(store, db, port=port, address=address, basic_auth=str(basic_auth) if basic_auth else None, show=show)
+    run(store, db, port=port, address=address, basic_auth=str(basic_auth) if basic_auth else None, show=show,
+        crosscheck_fraction=crosscheck_fraction)

@@ -177,3 +177,21 @@ def test_inspect_view_builds_and_escapes(url):
     assert "<script>" not in page and "&lt;script&gt;" in page
     v._message()
     assert "<b>nope</b>" not in v.msg.object and "&lt;b&gt;nope" in v.msg.object
+
+
+def test_serve_crosscheck_fraction_option(tmp_path, monkeypatch):
+    """`inspector serve --crosscheck-fraction F` reaches serve(); out-of-range values are refused."""
+    from typer.testing import CliRunner
+
+    import inspector.app.serve as S
+    from inspector.cli import app
+
+    (tmp_path / "store.json").write_text("{}")
+    seen = {}
+    monkeypatch.setattr(S, "serve", lambda *a, **kw: seen.update(kw))
+    r = CliRunner().invoke(app, ["serve", "--store", str(tmp_path), "--crosscheck-fraction", "0.25"])
+    assert r.exit_code == 0, r.output
+    assert seen["crosscheck_fraction"] == 0.25
+    assert CliRunner().invoke(app, ["serve", "--store", str(tmp_path), "--crosscheck-fraction", "1.5"]).exit_code != 0
+    with pytest.raises(ValueError):
+        S.make_app(str(tmp_path), "sqlite://", crosscheck_fraction=-0.1)

@@ -30,15 +30,16 @@ from inspector.store import open_store
 log = logging.getLogger(__name__)
 
 
-def _inspect(engine: Any, store: Any, name: str) -> pn.viewable.Viewable:
-    t = Triage(engine, store, inspector=name)
+def _inspect(engine: Any, store: Any, name: str, crosscheck_fraction: float = 0.1) -> pn.viewable.Viewable:
+    t = Triage(engine, store, inspector=name, crosscheck_fraction=crosscheck_fraction)
     t.start()
     pn.state.on_session_destroyed(lambda ctx: t.stop())
     return InspectView(t).panel()
 
 
-def _tabs(engine: Any, store: Any, store_dir: str, name: str) -> pn.viewable.Viewable:
-    tabs = pn.Tabs(("Inspect", _inspect(engine, store, name)), dynamic=True, sizing_mode="stretch_width")
+def _tabs(engine: Any, store: Any, store_dir: str, name: str, crosscheck_fraction: float = 0.1) -> pn.viewable.Viewable:
+    tabs = pn.Tabs(("Inspect", _inspect(engine, store, name, crosscheck_fraction)), dynamic=True,
+                   sizing_mode="stretch_width")
     if importlib.util.find_spec("inspector.app.overview") is not None:
         try:
             from inspector.app.overview import overview_view
@@ -67,8 +68,11 @@ def _url_name() -> tuple[str | None, str | None]:
         return None, str(e)
 
 
-def make_app(store_dir: str, db_url: str) -> Any:
-    """A function building one session's page (for `pn.serve`)."""
+def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1) -> Any:
+    """A function building one session's page (for `pn.serve`); `crosscheck_fraction` goes to the queue
+    (`db.queue.next_item`): the share of picks that re-check another inspector's decision."""
+    if not 0 <= crosscheck_fraction <= 1:
+        raise ValueError(f"crosscheck_fraction must be in [0, 1], got {crosscheck_fraction}")
     engine = make_engine(db_url)
     store = open_store(store_dir)
 
@@ -77,9 +81,9 @@ def make_app(store_dir: str, db_url: str) -> Any:
         body = pn.Column(sizing_mode="stretch_width")
         given, given_err = _url_name()
         if user:
-            body.append(_tabs(engine, store, store_dir, user))
+            body.append(_tabs(engine, store, store_dir, user, crosscheck_fraction))
         elif given:
-            body.append(_tabs(engine, store, store_dir, given))
+            body.append(_tabs(engine, store, store_dir, given, crosscheck_fraction))
         else:
             name = pn.widgets.TextInput(name="Your name (recorded with every decision)", placeholder="e.g. alice",
                                         css_classes=["fnet-name"])  # fmt: skip
@@ -92,7 +96,7 @@ def make_app(store_dir: str, db_url: str) -> Any:
                 except DecisionError as e:
                     err.object = _error_html(str(e))
                     return
-                body[:] = [_tabs(engine, store, store_dir, who)]
+                body[:] = [_tabs(engine, store, store_dir, who, crosscheck_fraction)]
 
             go.on_click(start)
             name.param.watch(start, "enter_pressed")
@@ -103,11 +107,13 @@ def make_app(store_dir: str, db_url: str) -> Any:
 
 
 def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str | None = None,
-          basic_auth: str | None = None, show: bool = False, cookie_secret: str | None = None) -> None:
+          basic_auth: str | None = None, show: bool = False, cookie_secret: str | None = None,
+          crosscheck_fraction: float = 0.1) -> None:
     kw: dict[str, Any] = {}
     if basic_auth:
         import secrets
 
         kw.update(basic_auth=str(basic_auth), cookie_secret=cookie_secret or secrets.token_hex(32))
-    pn.serve({"/": make_app(str(store_dir), db_url)}, port=port, address=address, show=show, title="FNet Inspector",
+    pn.serve({"/": make_app(str(store_dir), db_url, crosscheck_fraction)}, port=port, address=address, show=show,
+             title="FNet Inspector",
              websocket_origin="*", **kw)  # fmt: skip
