@@ -175,3 +175,24 @@ def test_promotion_rule():
     assert decide_promotion(m(80.0, 0.0), "always")[0] and not decide_promotion(m(0.0, 90.0), "never")[0]
     with pytest.raises(ValueError):
         decide_promotion(m(1, 1), "sometimes")
+
+
+def test_cli_cancel_progress_and_list(decided, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from inspector.cli import app
+
+    store, url = decided
+    before = _state(url)
+    cancel, prog = tmp_path / "cancel", tmp_path / "progress.json"
+    cancel.touch()
+    r = CliRunner().invoke(app, ["retrain", "--store", str(store), "--db", url, "--epochs", "2", "--device", "cpu",
+                                 "--promote", "always", "--cancel-file", str(cancel), "--progress-file", str(prog)])
+    assert r.exit_code == 130, r.output
+    assert json.loads(prog.read_text())["state"] == "cancelled" and json.loads(prog.read_text())["epoch"] == 1
+    after = _state(url)
+    assert after[0] == before[0] and after[1] == before[1] and after[3] == before[3]
+    r = CliRunner().invoke(app, ["models", "list", "--db", url])
+    assert r.exit_code == 0 and "fnet-small-mock" in r.output
