@@ -196,3 +196,44 @@ def test_cli_cancel_progress_and_list(decided, tmp_path):
     assert after[0] == before[0] and after[1] == before[1] and after[3] == before[3]
     r = CliRunner().invoke(app, ["models", "list", "--db", url])
     assert r.exit_code == 0 and "fnet-small-mock" in r.output
+
+
+def test_job_in_a_separate_process(decided, tmp_path):
+    import signal
+
+    from inspector.retrain_job import start_job
+
+    store, url = decided
+    before = _state(url)
+    job = start_job(store, url, tmp_path / "cancelled", epochs=3, promote="always", device="cpu")
+    job.cancel()  # stops at the end of the first epoch
+    assert job.wait(120) == 130, job.log()
+    p = job.progress()
+    assert p["state"] == "cancelled" and p["epoch"] == 1
+    killed = start_job(store, url, tmp_path / "killed", epochs=3, promote="always", device="cpu")
+    killed.process.send_signal(signal.SIGKILL)
+    killed.wait(60)
+    assert killed.progress()["state"] == "crashed"
+    after = _state(url)
+    assert after[0] == before[0] and after[1] == before[1] and after[3] == before[3]
+
+    job = start_job(store, url, tmp_path / "done", epochs=1, promote="never", device="cpu")
+    assert job.wait(120) == 0, job.log()
+    p = job.progress()
+    assert p["state"] == "done" and p["epoch"] == 1 and "train_loss" in p and p["version_id"] not in before[1]
+    assert "model version" in job.log() and _state(url)[0] == before[0]
+
+
+def test_from_scratch_tiny(decided):
+    from dataclasses import replace
+
+    from inspector.retrain import retrain
+    from model.fnet import FNetConfig
+
+    store, url = decided
+    tiny = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,))
+    tiny = replace(tiny, output="bins", n_bins=64, z_max_bins=4.0, input_pool=4)
+    before = _state(url)
+    res = retrain(store, url, from_scratch=True, config=tiny, epochs=1, promote="never", device="cpu")
+    assert res.parent_id == before[0] and not res.promoted and res.metrics["labels"]["from_scratch"]
+    assert _state(url)[0] == before[0]
