@@ -237,3 +237,16 @@ def test_from_scratch_tiny(decided):
     res = retrain(store, url, from_scratch=True, config=tiny, epochs=1, promote="never", device="cpu")
     assert res.parent_id == before[0] and not res.promoted and res.metrics["labels"]["from_scratch"]
     assert _state(url)[0] == before[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_retrain_on_gpu(decided):
+    from inspector.retrain import retrain
+    from model.checkpoint import load_checkpoint
+
+    store, url = decided
+    before = _state(url)
+    res = retrain(store, url, epochs=1, promote="never", device="cuda")
+    _, meta = load_checkpoint(res.path)
+    assert meta["provenance"]["device"].startswith("cuda")  # bf16 autocast there (model.predict.autocast_for)
+    assert res.metrics["after"]["mock_test"]["n"] > 0 and _state(url)[0] == before[0]
