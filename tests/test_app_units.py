@@ -195,3 +195,30 @@ def test_serve_crosscheck_fraction_option(tmp_path, monkeypatch):
     assert CliRunner().invoke(app, ["serve", "--store", str(tmp_path), "--crosscheck-fraction", "1.5"]).exit_code != 0
     with pytest.raises(ValueError):
         S.make_app(str(tmp_path), "sqlite://", crosscheck_fraction=-0.1)
+
+
+def test_z_from_clicked_feature_and_line(url):
+    """A feature at observed λ named as a line of rest λ sets z = λ_obs / λ_rest - 1 (exact, 5 decimals typed
+    nowhere); through the page: a click (observed or rest-frame axis) + the line select call the same function."""
+    from types import SimpleNamespace
+
+    from inspector.app.inspect_view import InspectView
+
+    engine = make_engine(url)
+    t = Triage(engine, None, inspector="alice")
+    t.start()
+    lya = float(L.line_table().set_index("name").loc["Lyα", "lambda"])
+    assert t.z_from_feature(lya * 3.5, lya) and t.z == pytest.approx(2.5, abs=1e-12)
+    assert not t.z_from_feature(lya * 10, lya) and t.z == pytest.approx(2.5)  # z 9 is refused, z kept
+    assert "between" in t.message
+
+    v = InspectView(t)
+    label = next(k for k in v._line_waves if k.startswith("Lyα"))
+    v._tapped(SimpleNamespace(x=4255.0))
+    v.line_pick.value = label
+    assert t.z == pytest.approx(4255.0 / lya - 1, abs=1e-12)
+    t.rest = True  # in the rest frame a click at x means observed x * (1 + z)
+    z0 = t.z
+    v._tapped(SimpleNamespace(x=1300.0))
+    assert v.feature.value == pytest.approx(round(1300.0 * (1 + z0), 2))
+    assert t.z == pytest.approx(v.feature.value / lya - 1, abs=1e-12)

@@ -170,3 +170,29 @@ def test_overview_screenshot(server, browser):
     time.sleep(1.0)  # let the survey plots finish drawing
     page.screenshot(path=str(ROOT / "assets" / "screenshot_overview.png"), full_page=True)
     page.close()
+
+
+def test_click_feature_and_pick_line(server, browser):
+    """A click in the spectrum fills the feature wavelength; choosing a line sets z = λ_obs / λ_line - 1."""
+    base, _url = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(f"{base}?inspector=frank")
+    wait_drawn(page)
+    time.sleep(0.5)
+    box = page.locator(".bk-Canvas canvas, canvas").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    feat = page.locator(".fnet-feature input")
+    t0 = time.perf_counter()
+    while not feat.input_value() and time.perf_counter() - t0 < 10:
+        time.sleep(0.05)
+    lam = float(feat.input_value())
+    assert 3000 < lam < 11000
+    page.locator(".fnet-line-pick select").select_option(label=next(
+        o for o in page.locator(".fnet-line-pick option").all_inner_texts() if o.startswith("Mg II")))
+    z = page.locator(".fnet-z input")
+    want = f"{lam / float(page.locator('.fnet-line-pick select').input_value().split()[-1]) - 1:.5f}"
+    t0 = time.perf_counter()
+    while z.input_value() != want and time.perf_counter() - t0 < 10:
+        time.sleep(0.05)
+    assert z.input_value() == want
+    page.close()

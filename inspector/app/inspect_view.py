@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from bokeh.events import Tap
 from panel.custom import JSComponent
 
 from inspector.app import keymap
+from inspector.app import lines as L
 from inspector.app.spectrum_plot import SpectrumPlot
 from inspector.app.triage import Triage
 
@@ -110,6 +112,16 @@ class InspectView:
             sizing_mode="stretch_width", css_classes=["fnet-candidates"],
         )  # fmt: skip
         self.cands.on_click(self._cand_click)
+        # a feature clicked in either panel + a line chosen from the table -> z (Triage.z_from_feature)
+        table = L.line_table()
+        self._line_waves = {f"{r['name']} {r['lambda']:.2f}": float(r["lambda"]) for _, r in table.iterrows()}
+        self.feature = pn.widgets.FloatInput(name="clicked feature λ (observed Å)", value=None, width=200,
+                                             css_classes=["fnet-feature"])  # fmt: skip
+        self.line_pick = pn.widgets.Select(name="is the line", options=["", *self._line_waves], value="", width=200,
+                                           css_classes=["fnet-line-pick"])  # fmt: skip
+        self.line_pick.param.watch(lambda e: self._feature_z(), "value")
+        for fig in (self.plot.main, self.plot.zoom):
+            fig.on_event(Tap, self._tapped)
         nudges = [pn.widgets.Button(name=n, width=70) for n in ("−0.01", "−0.0001", "+0.0001", "+0.01")]
         for b, f in zip(nudges, (t.nudge_down_coarse, t.nudge_down_fine, t.nudge_up_fine, t.nudge_up_coarse)):
             b.on_click(lambda e, f=f: f())
@@ -132,7 +144,7 @@ class InspectView:
             pn.widgets.Checkbox.from_param(t.param.show_grid, name="FNet grid"),
         )  # fmt: skip
         decide = pn.Column(
-            pn.Row(self.z_in, *nudges), pn.Row(pn.pane.HTML("<b>quality</b>", width=60), self.quality),
+            pn.Row(self.z_in, *nudges), pn.Row(self.feature, self.line_pick), pn.Row(pn.pane.HTML("<b>quality</b>", width=60), self.quality),
             pn.widgets.CheckButtonGroup.from_param(t.param.flags, name="issue flags"),
             pn.widgets.Select.from_param(t.param.spectral_type, name="type (blank: the action's default)", width=220),
             self.comment, pn.Row(*buttons[:5]), pn.Row(*buttons[5:]), sizing_mode="stretch_width",
@@ -168,6 +180,7 @@ class InspectView:
         if t.item is not None:
             self.plot.show_item(t.item, t.z, **self._kw())
         self._z_text()
+        self.line_pick.value, self.feature.value = "", None
         self.cands.value = self._cand_frame()
         self.why.object = why_html(t)
         self._set_quality()
@@ -216,6 +229,20 @@ class InspectView:
             return
         if not self.t.set_z_text(event.new):
             self._z_text()
+
+    def _tapped(self, event: Any) -> None:
+        """A click in a spectrum panel: its observed wavelength (converted from rest frame when shown so)."""
+        if event.x is None:
+            return
+        x = float(event.x)
+        self.feature.value = round(x * (1.0 + self.t.z) if self.t.rest else x, 2)
+        self._feature_z()
+
+    def _feature_z(self) -> None:
+        rest = self._line_waves.get(self.line_pick.value)
+        if rest is None or self.feature.value is None:
+            return
+        self.t.z_from_feature(float(self.feature.value), rest)
 
     def _cand_frame(self) -> Any:
         import pandas as pd
