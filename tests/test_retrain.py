@@ -104,6 +104,19 @@ def test_labels_and_fixed_split(decided):
     assert np.array_equal(h, is_held_out(ids)) and np.array_equal(h[:100], is_held_out(ids[:100]))
     assert 0.15 < h.mean() < 0.25 and held_out_rule()["fraction"] == 0.2
 
+    # a second inspector: calling one bad removes its label; agreeing on another makes it a 2-inspector label
+    bad, agreed = lab.index[0], lab.index[1]
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            record_decision(s, bad, "bob", "bad_spectrum")
+            record_decision(s, agreed, "bob", "correct", z_final=float(lab.loc[agreed, "z"]), quality=4)
+            lab2 = decided_labels(s, min_quality=3)
+    finally:
+        engine.dispose()
+    assert bad not in lab2.index and lab2.loc[agreed, "n_inspectors"] == 2
+    assert len(lab2) == len(lab) - 1
+
 
 def test_failing_training_leaves_everything(decided):
     from inspector.retrain import retrain
