@@ -7,7 +7,7 @@ configured, else the `?inspector=NAME` URL parameter (validated like the
 prompt; an invalid one shows the prompt with the reason), else the page asks
 for one. Each session has its own `Triage`
 state and its own lease from the queue; closing the tab gives the lease back.
-Tabs: Inspect, and Overview when `inspector.app.overview` is installed.
+Tabs: Inspect, Overview when `inspector.app.overview` is installed, Models (versions, retrain).
 """
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def _tabs(engine: Any, store: Any, store_dir: str, name: str, crosscheck_fractio
         except Exception as e:
             log.exception("overview tab failed")
             tabs.append(("Overview", pn.pane.Alert(f"Overview unavailable: {e}", alert_type="warning")))
+    try:
+        from inspector.app.models_tab import models_view
+
+        tabs.append(("Models", models_view(engine, store_dir, engine.url.render_as_string(hide_password=False))))
+    except Exception as e:
+        log.exception("models tab failed")
+        tabs.append(("Models", pn.pane.Alert(f"Models unavailable: {e}", alert_type="warning")))
     return tabs
 
 
