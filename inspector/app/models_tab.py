@@ -35,7 +35,6 @@ COLUMNS = {  # versions_frame column -> header shown
     "label_count": "labels", "before_held_out": "held-out before", "after_held_out": "held-out after",
     "before_mock_test": "mock test before", "after_mock_test": "mock test after",
 }  # fmt: skip
-ACC_FMT = {"type": "money", "precision": 1, "symbol": ""}
 FINISHED = ("done", "cancelled", "failed", "crashed")
 
 
@@ -82,7 +81,6 @@ class ModelsView:
 
         self.table = pn.widgets.Tabulator(pd.DataFrame(columns=list(COLUMNS.values())), disabled=True,
                                           selectable=1, show_index=False, sizing_mode="stretch_width",
-                                          formatters={c: ACC_FMT for c in list(COLUMNS.values())[6:]},
                                           css_classes=["fnet-models-table"])  # fmt: skip
         self.mode = pn.widgets.Select(name="Training", options={"Fine-tune current model": "finetune",
                                                                 "From scratch": "scratch"}, width=200)
@@ -116,12 +114,14 @@ class ModelsView:
         df["current"] = df["current"].map(lambda c: "● current" if c else "")
         df["created_at"] = pd.to_datetime(df["created_at"]).dt.strftime("%Y-%m-%d %H:%M")
         df["parent_id"] = df["parent_id"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        for c in list(COLUMNS)[6:]:  # accuracies: one decimal, blank where not measured (not "NaN")
+            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.1f}")
         return df.rename(columns=COLUMNS).reset_index(drop=True)
 
     def refresh(self) -> None:
         try:
             self.table.value = self.frame()
-        except Exception as e:  # noqa: BLE001 (shown, not raised)
+        except Exception as e:  # shown, not raised
             log.exception("models table")
             self.message.object = _msg(f"Could not read the model versions: {e}", "error")
 
@@ -149,7 +149,7 @@ class ModelsView:
                                              promote=self.promote_mode.value, device=self.device,
                                              from_scratch=self.mode.value == "scratch",
                                              extra_args=self.extra_args)  # fmt: skip
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.exception("retrain start")
             self.message.object = _msg(f"Could not start the retrain job: {e}", "error")
             return None
@@ -165,15 +165,15 @@ class ModelsView:
             return  # no served session (tests call poll() themselves)
         try:
             self._cb = pn.state.add_periodic_callback(self.poll, period=self.poll_ms)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("periodic callback")
 
     def _stop_polling(self) -> None:
         if self._cb is not None:
             try:
                 self._cb.stop()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:
+                log.debug("stopping the periodic callback", exc_info=True)
             self._cb = None
 
     def poll(self) -> dict[str, Any] | None:
@@ -201,7 +201,7 @@ class ModelsView:
                     tail = "\n".join(self.job.log().strip().splitlines()[-3:])
                     self.message.object = _msg(f"Retrain {state}; the current model is unchanged. {tail}", "error")
             return p
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.exception("retrain poll")
             self.message.object = _msg(f"Could not read the job's progress: {e}", "error")
             return None
@@ -214,7 +214,8 @@ class ModelsView:
             self.job.cancel()
             self.cancel_button.disabled = True
             self.message.object = _msg("Cancel requested: the job stops at the end of its epoch.")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
+            log.exception("retrain cancel")
             self.message.object = _msg(f"Could not cancel: {e}", "error")
 
     # -- promote / rollback ----------------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ class ModelsView:
             return
         try:
             counts = fn(self.store, self.db_url, vid)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.exception("%s", what)
             self.message.object = _msg(f"{what} of version {vid} failed: {e}", "error")
             return
