@@ -3,32 +3,18 @@ cancel, done), promote and rollback through the buttons -- on a 40-spectrum mock
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "assets" / "models" / "fnet-small-mock.pt"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """(engine, store, db url): the overview tests' mock, predicted and triaged."""
     from db.engine import make_engine
-    from inspector.cli_predict import default_output, write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
-    from inspector.ingest import ingest
-    from inspector.mock import make_survey
+    from inspector.app.testing import triaged_mock
 
-    tmp = tmp_path_factory.mktemp("models")
-    make_survey(tmp / "survey", 40, seed=5, workers=1)
-    store = tmp / "store"
-    ingest([str(tmp / "survey")], store, workers=1, progress=False)
-    write_predictions(store, MODEL, device="cpu")
-    predictions = default_output(store, MODEL)
-    flags, _, meta = run_triage(store, predictions)
-    url = f"sqlite:///{(tmp / 'db.sqlite').resolve()}"
-    load_into_db(url, store, predictions, flags, meta)
+    store, _, _, url = triaged_mock(tmp_path_factory.mktemp("models"))
     engine = make_engine(url)
     yield engine, store, url
     engine.dispose()

@@ -2,14 +2,11 @@
 the plots, and the Export download -- on a 40-spectrum mock triaged into a SQLite database."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "assets" / "models" / "fnet-small-mock.pt"
 
 
 @pytest.fixture(scope="module")
@@ -18,20 +15,9 @@ def demo(tmp_path_factory):
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
     from db.queue import next_item
-    from inspector.cli_predict import default_output, write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
-    from inspector.ingest import ingest
-    from inspector.mock import make_survey
+    from inspector.app.testing import triaged_mock
 
-    tmp = tmp_path_factory.mktemp("overview")
-    make_survey(tmp / "survey", 40, seed=5, workers=1)
-    store = tmp / "store"
-    ingest([str(tmp / "survey")], store, workers=1, progress=False)
-    write_predictions(store, MODEL, device="cpu")
-    predictions = default_output(store, MODEL)
-    flags, _, meta = run_triage(store, predictions)
-    url = f"sqlite:///{tmp / 'db.sqlite'}"
-    load_into_db(url, store, predictions, flags, meta)
+    store, predictions, flags, url = triaged_mock(tmp_path_factory.mktemp("overview"))
     engine = make_engine(url)
     decided: dict[str, float | None] = {}
     with session_scope(engine) as s:

@@ -82,3 +82,26 @@ def wait_drawn(page: Any, timeout_ms: int = 30_000) -> None:
 
 def object_id(page: Any) -> str:
     return page.locator(".fnet-object").inner_text().strip()
+
+
+def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, str]:
+    """A small mock survey ingested, predicted with the demo model and triaged into SQLite, in-process.
+
+    Returns (store, predictions, triage flags, database URL): the same steps as `inspector demo --no-serve`.
+    """
+    from inspector.cli_demo import DEMO_MODEL
+    from inspector.cli_predict import default_output, write_predictions
+    from inspector.cli_triage import load_into_db, run_triage
+    from inspector.ingest import ingest
+    from inspector.mock import make_survey
+
+    d = Path(d)
+    make_survey(d / "survey", n, seed=seed, workers=1, progress=False)
+    store = d / "store"
+    ingest([str(d / "survey")], store, workers=1, progress=False)
+    write_predictions(store, DEMO_MODEL, device="cpu")
+    predictions = default_output(store, DEMO_MODEL)
+    flags, _, meta = run_triage(store, predictions)
+    url = f"sqlite:///{(d / 'db.sqlite').resolve()}"
+    load_into_db(url, store, predictions, flags, meta)
+    return store, predictions, flags, url
