@@ -7,7 +7,7 @@ from torch import nn
 
 from model.fftconv import FFTConv1d, fft_conv1d, next_fast_len
 from model.fnet import PAPER_N_PARAMS, FNet, FNetConfig, ZBins, count_parameters, decode_posterior
-from model.grid import FNET_LOGLAM, FNET_NPIX
+from model.grid import FNET_NPIX
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -199,17 +199,6 @@ def test_regression_decode_has_no_alternatives():
     m = FNet(FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 2, 1), (2, 1, 1)), head=(8,)))
     d = m.decode(torch.tensor([0.5, 0.25]))
     assert d.z.shape == (2,) and np.isnan(d.z_err).all() and np.isnan(d.alternatives.z).all()
-
-
-def _synthetic(n, seed=0):
-    rng = np.random.default_rng(seed)
-    z = rng.uniform(0.5, 3.0, n)
-    flux = np.ones((n, FNET_NPIX), np.float32)
-    for i in range(n):
-        for line in (1215.67, 1549.06, 1908.73, 2798.75, 4862.68, 6564.61):
-            flux[i] += 3 * np.exp(-0.5 * ((FNET_LOGLAM - np.log10(line * (1 + z[i]))) / 0.002) ** 2)
-    flux += 0.05 * rng.standard_normal(flux.shape).astype(np.float32)
-    return flux, z
 
 
 def test_cached_weight_spectrum_outside_inference_mode():

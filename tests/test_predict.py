@@ -6,12 +6,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import line_spectra
 import torch
 from typer.testing import CliRunner
 
 from model.checkpoint import file_sha1
 from model.fnet import FNet, FNetConfig
-from model.grid import FNET_LOGLAM, FNET_NPIX
 from model.metrics import accuracy_row
 from model.predict import predict_store, uncertainty_method
 from model.train import predict, train
@@ -25,23 +25,13 @@ def _threads():
     torch.set_num_threads(old)
 
 
-LINES = (1215.67, 1549.06, 1908.73, 2798.75, 4862.68, 6564.61)
 TINY_BINS = FNetConfig(
     kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(32,),
     input_pool=4, output="bins", n_bins=100, z_max_bins=4.0, label_smoothing=0.0,
 )  # fmt: skip
 
 
-def synthetic(n, seed=0):
-    """Flat continuum + six Gaussian broad lines at z in [0.5, 3] + noise, on the FNet grid (not normalised)."""
-    rng = np.random.default_rng(seed)
-    z = rng.uniform(0.5, 3.0, n)
-    flux = np.ones((n, FNET_NPIX), np.float32)
-    for i in range(n):
-        for line in LINES:
-            flux[i] += 3 * np.exp(-0.5 * ((FNET_LOGLAM - np.log10(line * (1 + z[i]))) / 0.002) ** 2)
-    flux += 0.05 * rng.standard_normal(flux.shape).astype(np.float32)
-    return flux, z
+synthetic = line_spectra
 
 
 @pytest.fixture(scope="module")

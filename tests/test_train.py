@@ -3,11 +3,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from synthetic import line_spectra
 import torch
 
 from model.checkpoint import data_hash, read_checkpoint
 from model.fnet import FNetConfig
-from model.grid import FNET_LOGLAM, FNET_NPIX
 from model.train import balanced_weights, epoch_order, load_checkpoint, predict, save_checkpoint, train
 
 
@@ -21,18 +21,9 @@ def _threads():
 
 TINY = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,))
 TINY_BINS = replace(TINY, output="bins", n_bins=64, z_max_bins=4.0, input_pool=4, dropout=0.2)
-LINES = (1215.67, 1549.06, 1908.73, 2798.75, 4862.68, 6564.61)
 
 
-def synthetic(n, seed=0):
-    rng = np.random.default_rng(seed)
-    z = rng.uniform(0.5, 3.0, n)
-    flux = np.ones((n, FNET_NPIX), np.float32)
-    for i in range(n):
-        for line in LINES:
-            flux[i] += 3 * np.exp(-0.5 * ((FNET_LOGLAM - np.log10(line * (1 + z[i]))) / 0.002) ** 2)
-    flux += 0.05 * rng.standard_normal(flux.shape).astype(np.float32)
-    return flux, z
+synthetic = line_spectra
 
 
 def same_state(a, b):
