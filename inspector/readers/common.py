@@ -1,7 +1,10 @@
 """Helpers shared by the readers: opening with clear errors, required HDUs/columns, survey names."""
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from inspector.readers import rawfits
 from inspector.readers.errors import SpectrumFileError
@@ -26,6 +29,23 @@ def open_hdus(path: PathLike) -> list[rawfits.HDU]:
         raise SpectrumFileError(path, f"cannot read file ({err.strerror or err})") from None
     except rawfits.FitsFormatError as err:
         raise SpectrumFileError(path, str(err)) from None
+
+
+T = TypeVar("T")
+
+
+def names_the_file(parse: Callable[[PathLike, list[rawfits.HDU]], T]) -> Callable[[PathLike, list[rawfits.HDU]], T]:
+    """For a parser of already-opened HDUs: columns are decoded lazily, so a format fault can surface
+    mid-parse; it must still reach the user as a SpectrumFileError naming the file."""
+
+    @functools.wraps(parse)
+    def wrapper(path: PathLike, hdus: list[rawfits.HDU]) -> T:
+        try:
+            return parse(path, hdus)
+        except rawfits.FitsFormatError as err:
+            raise SpectrumFileError(path, str(err)) from None
+
+    return wrapper
 
 
 def require_hdu(path: PathLike, hdus: list[rawfits.HDU], index: int, what: str) -> rawfits.HDU:

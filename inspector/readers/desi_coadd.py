@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, open_hdus
+from inspector.readers.common import PathLike, names_the_file, open_hdus
 from inspector.readers.errors import SpectrumFileError, SpectrumFileWarning
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
@@ -39,13 +39,6 @@ PRIMARY_KEYS = ("SURVEY", "PROGRAM", "HPXPIXEL", "TILEID", "SPGRP", "SPGRPVAL")
 def read_desi_coadd(path: PathLike) -> list[Spectrum]:
     """One Spectrum per usable row, B/R/Z merged; source is "path#ROW"."""
     return from_hdus(path, open_hdus(path))
-
-
-def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
-    try:
-        return _from_hdus(path, hdus)
-    except rawfits.FitsFormatError as err:
-        raise SpectrumFileError(path, str(err)) from None
 
 
 def is_desi(hdus: list[rawfits.HDU]) -> bool:
@@ -132,7 +125,8 @@ def _merge(arms: list[dict[str, np.ndarray]], row: int) -> tuple[np.ndarray, ...
     return tuple(np.concatenate(x) for x in (waves, fluxes, ivars, masks))
 
 
-def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
+@names_the_file
+def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
     by_name = {h.name: h for h in hdus if h.name}
     arms = [_arm(path, by_name, arm) for arm in ARMS if f"{arm}_FLUX" in by_name]
     if not arms:

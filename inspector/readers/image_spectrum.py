@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, guess_survey, open_hdus
+from inspector.readers.common import PathLike, guess_survey, names_the_file, open_hdus
 from inspector.readers.errors import SpectrumFileError
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
@@ -39,13 +39,6 @@ _SDSS_NAME = re.compile(r"J(\d{2})(\d{2})(\d{2}(?:\.\d+)?)([+-])(\d{2})(\d{2})(\
 def read_image_spectrum(path: PathLike) -> list[Spectrum]:
     """A one-element list, like the other many-spectrum readers."""
     return from_hdus(path, open_hdus(path))
-
-
-def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
-    try:
-        return [_from_hdus(path, hdus)]
-    except rawfits.FitsFormatError as err:
-        raise SpectrumFileError(path, str(err)) from None
 
 
 def looks_like(hdus: list[rawfits.HDU]) -> bool:
@@ -61,7 +54,12 @@ def _vector(path: PathLike, hdus: list[rawfits.HDU], index: int, npix: int, what
     return data
 
 
-def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
+@names_the_file
+def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
+    return [_spectrum(path, hdus)]
+
+
+def _spectrum(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
     primary = hdus[0]
     if len(primary.shape) != 1:
         raise SpectrumFileError(path, f"HDU 0 should be a 1-D flux image, got shape {primary.shape}")

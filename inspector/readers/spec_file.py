@@ -18,8 +18,15 @@ from typing import Any
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import (SURVEYS, PathLike, guess_survey, open_hdus,
-                                      require_columns, require_hdu)
+from inspector.readers.common import (
+    SURVEYS,
+    PathLike,
+    guess_survey,
+    names_the_file,
+    open_hdus,
+    require_columns,
+    require_hdu,
+)
 from inspector.readers.errors import SpectrumFileError
 from inspector.readers.fitswrite import card, primary_hdu, table_hdu
 from inspector.readers.validate import validate_spectrum
@@ -40,14 +47,8 @@ def read_spec_file(path: PathLike) -> Spectrum:
     return from_hdus(path, open_hdus(path))
 
 
+@names_the_file
 def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
-    try:
-        return _from_hdus(path, hdus)
-    except rawfits.FitsFormatError as err:
-        raise SpectrumFileError(path, str(err)) from None
-
-
-def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
     primary = hdus[0]
     coadd = require_hdu(path, hdus, 1, "COADD spectrum table")
     require_columns(path, coadd, COADD_REQUIRED, "COADD spectrum table")

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, guess_survey, open_hdus
+from inspector.readers.common import PathLike, guess_survey, names_the_file, open_hdus
 from inspector.readers.errors import SpectrumFileError, SpectrumFileWarning
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
@@ -34,13 +34,6 @@ def read_spplate(path: PathLike) -> list[Spectrum]:
     return from_hdus(path, open_hdus(path))
 
 
-def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
-    try:
-        return _from_hdus(path, hdus)
-    except rawfits.FitsFormatError as err:
-        raise SpectrumFileError(path, str(err)) from None
-
-
 def _image_like(path: PathLike, hdus: list[rawfits.HDU], index: int, shape: tuple[int, ...]) -> np.ndarray | None:
     if len(hdus) <= index or not hdus[index].is_image:
         return None
@@ -49,7 +42,8 @@ def _image_like(path: PathLike, hdus: list[rawfits.HDU], index: int, shape: tupl
     return hdus[index].image()
 
 
-def _from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
+@names_the_file
+def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
     primary = hdus[0]
     if len(primary.shape) != 2:
         raise SpectrumFileError(path, f"HDU 0 should be a 2-D flux image [fiber, pixel], got shape {primary.shape}")
