@@ -38,6 +38,7 @@ from db.schema import (
 from db.validate import DecisionError, check_rule
 
 CHUNK = 20_000
+PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", "z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_candidates")
 
 # spectra column <- candidate frame columns, first present wins (store index names, then DR16Q names)
 SPECTRUM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -289,7 +290,8 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
 
     `df` as written by `inspector predict`: object_id (or spectrum_id), z_fnet
     (or z), z_fnet_err (or z_err), p_fnet, z_alt1..3 / p_alt1..3 (the
-    alternatives, best first; missing ones skipped).
+    alternatives, best first; missing ones skipped), and optionally the
+    template fit: z_tpl, z_tpl_err, tpl_dchi2, z_tpl_alt1..2 / tpl_dchi2_alt1..2.
     """
 
     def pick(*names: str) -> str | None:
@@ -310,6 +312,16 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
                if not math.isnan(az[i])]  # fmt: skip
         return out or None
 
+    def floats(name: str) -> np.ndarray:
+        return df[name].to_numpy(np.float64, na_value=np.nan) if name in df.columns else np.full(len(df), np.nan)
+
+    z_tpl, z_tpl_err, tpl_dchi2 = floats("z_tpl"), floats("z_tpl_err"), floats("tpl_dchi2")
+    tpl_alt = [(floats(f"z_tpl_alt{k}"), floats(f"tpl_dchi2_alt{k}")) for k in (1, 2)]
+
+    def tpl_candidates(i: int) -> list[dict[str, float | None]] | None:
+        out = [{"z": float(az[i]), "dchi2": _plain(ad[i])} for az, ad in tpl_alt if not math.isnan(az[i])]
+        return out or None
+
     def work() -> int:
         if session.get(ModelVersion, model_version_id) is None:
             raise DecisionError("model_version_id", model_version_id, "is not a known model version")
@@ -317,13 +329,15 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
         for span in _spans(len(df), chunk):
             part = [
                 {"spectrum_id": int(sids[i]), "model_version_id": int(model_version_id), "z": _plain(z[i]),
-                 "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i)}
+                 "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i),
+                 "z_tpl": _plain(z_tpl[i]), "z_tpl_err": _plain(z_tpl_err[i]), "tpl_dchi2": _plain(tpl_dchi2[i]),
+                 "tpl_candidates": tpl_candidates(i)}
                 for i in span
             ]  # fmt: skip
             ins = _insert(session, Prediction)
             ins = ins.on_conflict_do_update(
                 index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
-                set_={c: getattr(ins.excluded, c) for c in ("z", "z_err", "p", "alternatives")},
+                set_={c: getattr(ins.excluded, c) for c in PREDICTION_VALUES},
             )
             session.execute(ins, part)
         return len(df)
@@ -332,16 +346,19 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
 
 
 def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:
-    """A model version's predictions with object ids (spectrum_id, object_id, z, z_err, p, alternatives)."""
+    """A model version's predictions with object ids (spectrum_id, object_id, z, z_err, p, alternatives,
+    z_tpl, z_tpl_err, tpl_dchi2, tpl_candidates)."""
     q = (
         select(Prediction.spectrum_id, Spectrum.object_id, Prediction.z, Prediction.z_err, Prediction.p,
-               Prediction.alternatives)
+               Prediction.alternatives, Prediction.z_tpl, Prediction.z_tpl_err, Prediction.tpl_dchi2,
+               Prediction.tpl_candidates)
         .join(Spectrum, Spectrum.id == Prediction.spectrum_id)
         .where(Prediction.model_version_id == model_version_id)
         .order_by(Prediction.spectrum_id)
     )  # fmt: skip
     return pd.DataFrame(session.execute(q).all(), columns=["spectrum_id", "object_id", "z", "z_err", "p",
-                                                            "alternatives"])
+                                                            "alternatives", "z_tpl", "z_tpl_err", "tpl_dchi2",
+                                                            "tpl_candidates"])
 
 
 # --------------------------------------------------------------------------- triage flags

@@ -185,6 +185,11 @@ class Prediction(Base):
     z_err: Mapped[float | None] = mapped_column(Float)
     p: Mapped[float | None] = mapped_column(Float)  # posterior mass near z (bins head)
     alternatives: Mapped[list[Any] | None]  # [{"z": ..., "p": ...}, ...] best first
+    # template fit (model-independent, stored with each prediction run; revision 0002)
+    z_tpl: Mapped[float | None] = mapped_column(Float)
+    z_tpl_err: Mapped[float | None] = mapped_column(Float)
+    tpl_dchi2: Mapped[float | None] = mapped_column(Float)  # chi2 of the next minimum minus the best
+    tpl_candidates: Mapped[list[Any] | None]  # [{"z": ..., "dchi2": ...}, ...] the next minima, best first
 
     __table_args__ = (UniqueConstraint("spectrum_id", "model_version_id"),)
 

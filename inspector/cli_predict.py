@@ -29,6 +29,10 @@ def prediction_schema():
     for k in range(1, N_ALT + 1):
         fields += [(f"z_alt{k}", pa.float64()), (f"p_alt{k}", pa.float64())]
     fields.append(("model_sha1", pa.string()))
+    from model.template_fit import TPL_COLUMNS
+
+    kinds = {"tpl_npix": pa.int64(), "tpl_template": pa.string()}
+    fields += [(c, kinds.get(c, pa.float64())) for c in TPL_COLUMNS]  # null where no template fit was run
     return pa.schema(fields)
 
 
@@ -48,15 +52,22 @@ def write_predictions(
     mc_samples: int | None = None,
     device: str = "auto",
     progress: bool = False,
+    template: bool = True,
+    template_processes: int | None = None,
 ) -> dict[str, Any]:
-    """Predict every stored spectrum; write the Parquet file and its JSON sidecar; return the sidecar dict."""
+    """Predict every stored spectrum; write the Parquet file and its JSON sidecar; return the sidecar dict.
+
+    `template`: also store the template-fit redshift (Z_TPL, its error, delta chi2, two more candidates)
+    of every spectrum, from `inspector.template_run` (fitted once per store and reused)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
     from inspector.store import open_store
+    from inspector.template_run import cache_path
     from model.checkpoint import file_sha1, git_revision
     from model.predict import predict_store, resolve_device, uncertainty_method
+    from model.template_fit import TPL_COLUMNS
     from model.train import load_checkpoint
 
     st = open_store(store_path)
@@ -72,6 +83,14 @@ def write_predictions(
     schema = prediction_schema()
     oid = st.index["object_id"].astype(str).to_numpy()
     n = len(st)
+    tpl = None
+    t_tpl = 0.0
+    if template:
+        from inspector.template_run import template_fits
+
+        t0 = time.perf_counter()
+        tpl = template_fits(st.path, processes=template_processes, progress=progress)
+        t_tpl = time.perf_counter() - t0
     t0 = time.perf_counter()
     bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
     try:
@@ -88,6 +107,8 @@ def write_predictions(
                     cols[f"z_alt{k + 1}"] = b.alternatives.z[:, k]
                     cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
                 cols["model_sha1"] = np.full(b.rows.size, sha)
+                for c in TPL_COLUMNS:
+                    cols[c] = tpl[c].to_numpy()[b.rows] if tpl is not None else np.full(b.rows.size, None)
                 arrays = [
                     pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
                 ]  # NaN -> null for the float columns
@@ -123,7 +144,14 @@ def write_predictions(
             }[method],
             "p_fnet": "posterior mass within +-3 bins of z_fnet (bins head only)",
             "z_altK/p_altK": "next best local maxima of the posterior, >= 6000 km/s apart, with their mass",
+            "z_tpl": "template-fit redshift (redrock QSO eigenspectra + Legendre terms, chi2 scan); null if not run",
+            "z_tpl_err": "its 1-sigma error from the chi2 curvature",
+            "tpl_dchi2": "chi2 of the next minimum >= 3000 km/s away minus the best (like redrock's DELTACHI2)",
+            "tpl_chi2/tpl_npix": "best chi2 and the number of pixels fitted",
+            "tpl_template": "LOZ or HIZ eigenspectra",
+            "z_tpl_altK/tpl_dchi2_altK": "next two chi2 minima (>= 3000 km/s apart) and their chi2 above the best",
         },
+        "template_fit": None if tpl is None else {"cache": str(cache_path(st.path)), "seconds": t_tpl},
         "predicted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "predict_seconds": seconds,
         "device": str(dev),
@@ -148,12 +176,19 @@ def predict_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    template: bool = typer.Option(
+        True, "--template/--no-template",
+        help="Also store the template-fit redshift Z_TPL of every spectrum (fitted once per store, then reused).",
+    ),
+    template_processes: int | None = typer.Option(None, "--template-processes", min=1,
+                                                  help="Processes for the template fit (default: the CPU count, <= 8)."),
 ) -> None:
     """Predict z, its uncertainty and alternative redshifts for every spectrum in the store.
 
     Streams over the store in batches (memory does not grow with its size).
     Writes one row per stored spectrum (row, object_id, z_fnet, z_fnet_err,
-    p_fnet, z_alt1..3, p_alt1..3, model_sha1) and a JSON sidecar beside it with
+    p_fnet, z_alt1..3, p_alt1..3, model_sha1, and the template fit's z_tpl, z_tpl_err,
+    tpl_dchi2, ...) and a JSON sidecar beside it with
     the model's provenance (training data hash, git revision, config, metrics).
     """
     if threads is not None:
@@ -161,7 +196,8 @@ def predict_command(
 
         torch.set_num_threads(threads)
     try:
-        side = write_predictions(store, model, out, batch_size, mc_samples, device, progress)
+        side = write_predictions(store, model, out, batch_size, mc_samples, device, progress, template,
+                                 template_processes)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -41,7 +41,10 @@ import pandas as pd
 from model.metrics import C_KMS, dv_kms
 
 # Columns of the triage frame (built by `triage_frame`); rules read only these.
-FRAME_COLUMNS = ("row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_pipe", "z_qn", "z_pca", "sn")
+FRAME_COLUMNS = ("row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2", "z_pipe", "z_qn", "z_pca",
+                 "sn")
+# Prediction-run columns copied into the frame (NaN where the predictions lack them).
+PREDICTION_SOURCES = ("z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2")
 # Catalog column -> frame column (upper case as in DR16Q; lower-case fallbacks from the spectrum files).
 CATALOG_SOURCES = {
     "z_pipe": ("Z_PIPE",),
@@ -131,6 +134,12 @@ def _outside_training(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, A
         return out, out > threshold
 
 
+def _tpl_low_dchi2(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    d = _f(frame, "tpl_dchi2")
+    with np.errstate(invalid="ignore"):
+        return d, d < threshold
+
+
 def _fnet_missing(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     z = _f(frame, "z_fnet")
     bad = (~np.isfinite(z)).astype(np.float64)
@@ -146,6 +155,10 @@ RULES: tuple[Rule, ...] = (
          _dv_rule("z_qn"), "dv_qn_kms", "km/s", ("z_qn",)),
     Rule("qn_failed", "QuasarNET gave no redshift: Z_QN at or below the threshold (DR16Q: -1)", NO_Z, 1.5,
          _qn_failed, "z_qn", "", ("z_qn",)),
+    Rule("dv_tpl", "|dv(FNet, Z_TPL)| above the threshold: the template fit disagrees", 3000.0, 1.5,
+         _dv_rule("z_tpl"), "dv_tpl_kms", "km/s", ("z_tpl",)),
+    Rule("tpl_low_dchi2", "template fit not decisive: delta chi2 to its next minimum below the threshold", 25.0, 0.5,
+         _tpl_low_dchi2, "tpl_dchi2", "", ("tpl_dchi2",)),
     Rule("dv_pca", "|dv(FNet, Z_PCA)| above the threshold (off by default)", None, 0.5, _dv_rule("z_pca"),
          "dv_pca_kms", "km/s", ("z_pca",)),
     Rule("fnet_uncertain", "FNet uncertainty c z_fnet_err / (1 + z_fnet) above the threshold", 6000.0, 1.0,
@@ -282,7 +295,7 @@ def triage_frame(index_df: pd.DataFrame, predictions_df: pd.DataFrame) -> pd.Dat
                 f"{pid[bad[0]]!r} there ({bad.size} rows differ)"
             )
     cols: dict[str, Any] = {"row": np.arange(n, dtype=np.int64), "object_id": oid}
-    for c in ("z_fnet", "z_fnet_err", "p_fnet"):
+    for c in PREDICTION_SOURCES:
         v = np.full(n, np.nan)
         if c in predictions_df.columns:
             v[prow] = predictions_df[c].to_numpy(np.float64, na_value=np.nan)

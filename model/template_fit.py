@@ -250,3 +250,41 @@ def fit_batch(loglam, flux, ivar, z_min=0.0, z_max=5.0, n_legendre=3, template_d
 
     with mp.get_context("fork").Pool(processes) as pool:
         return pool.map(_fit_one, jobs, chunksize=max(1, n // (4 * processes)))
+
+
+# --------------------------------------------------------------------------- columns for a prediction run
+# The per-spectrum columns a prediction run stores beside FNet's z (issue 7, point 2):
+# z_tpl, its error from the chi2 curvature, redrock-like delta chi2 to the next minimum,
+# the best chi2 and its number of pixels, the template used, and the next two candidates
+# with their chi2 above the best.
+TPL_COLUMNS = ("z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_chi2", "tpl_npix", "tpl_template",
+               "z_tpl_alt1", "tpl_dchi2_alt1", "z_tpl_alt2", "tpl_dchi2_alt2")  # fmt: skip
+
+
+def fits_to_columns(fits: list[TemplateFit]) -> dict[str, np.ndarray]:
+    """`TPL_COLUMNS` as arrays (NaN where a fit or a candidate is missing; tpl_template '' without a fit)."""
+    n = len(fits)
+    out = {c: np.full(n, np.nan) for c in TPL_COLUMNS}
+    out["tpl_npix"] = np.zeros(n, np.int64)
+    out["tpl_template"] = np.full(n, "", dtype=object)
+    for i, f in enumerate(fits):
+        out["tpl_npix"][i] = f.npix
+        if not np.isfinite(f.z):
+            continue
+        out["z_tpl"][i], out["z_tpl_err"][i] = f.z, f.z_err
+        out["tpl_dchi2"][i], out["tpl_chi2"][i], out["tpl_template"][i] = f.delta_chi2, f.chi2_min, f.template
+        for k, (zc, c2) in enumerate(f.candidates[1:3], 1):
+            out[f"z_tpl_alt{k}"][i], out[f"tpl_dchi2_alt{k}"][i] = zc, c2 - f.chi2_min
+    return out
+
+
+def settings_key(z_min: float = 0.0, z_max: float = 5.0, n_legendre: int = 3,
+                 template_dir: str | Path = TEMPLATE_DIR) -> dict:
+    """What a stored fit depends on (template files' sha1, z range, Legendre terms): a cache is valid
+    only while this is unchanged."""
+    import hashlib
+
+    d = Path(template_dir)
+    sha = {w: hashlib.sha1((d / f"rrtemplate-QSO-{w}-v1.1.fits").read_bytes()).hexdigest() for w in ("LOZ", "HIZ")}
+    return {"templates": sha, "z_min": float(z_min), "z_max": float(z_max), "n_legendre": int(n_legendre),
+            "dlog": DLOG, "z_ranges": {k: list(v) for k, v in Z_RANGES.items()}, "positive": True}

@@ -294,12 +294,13 @@ def test_writer_killed_while_committing_keeps_every_committed_decision(db_url, e
 
 
 # --------------------------------------------------------------------------- migrations with data
-REVISION_0002 = '''"""test-only revision: a column on spectra and a table of notes."""
+HEAD = "0002"  # the newest revision in db/migrations
+REVISION_TEST = '''"""test-only revision: a column on spectra and a table of notes."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -326,6 +327,42 @@ def _snapshot(engine) -> dict:
         }  # fmt: skip
 
 
+def test_template_fit_revision_0002_keeps_predictions_and_decisions(db_url):
+    """0002 adds the template-fit columns to predictions: down to 0001 keeps every FNet prediction and
+    decision (only the Z_TPL values go), up again gives the columns back empty."""
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        mv = load.add_model_version(s, "fnet", "cd" * 20, make_current=True)
+        load.load_predictions(s, pd.DataFrame({
+            "object_id": OIDS, "z_fnet": np.linspace(0.1, 3, N_SPECTRA), "z_tpl": np.linspace(0.1, 3, N_SPECTRA) + 0.01,
+            "z_tpl_err": 1e-4, "tpl_dchi2": 80.0, "z_tpl_alt1": 1.5, "tpl_dchi2_alt1": 80.0}), mv.id)  # fmt: skip
+        record_decision(s, OIDS[0], "alice", "accept", quality=4, model_version_id=mv.id, z_model=0.1)
+        pred = load.predictions_frame(s, mv.id)
+    assert pred["tpl_candidates"][0] == [{"z": 1.5, "dchi2": 80.0}] and pred["z_tpl"].notna().all()
+    e.dispose()
+
+    downgrade(db_url, "0001")
+    e = make_engine(db_url)
+    with e.connect() as conn:
+        cols = {c["name"] for c in inspect(e).get_columns("predictions")}
+        assert not cols & {"z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_candidates"}
+        rows = conn.execute(text("SELECT z FROM predictions ORDER BY spectrum_id")).scalars().all()
+        assert np.allclose(rows, pred["z"]) and conn.execute(text("SELECT count(*) FROM decisions")).scalar() == 1
+    e.dispose()
+
+    upgrade(db_url)
+    assert current_revision(db_url) == HEAD
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        again = load.predictions_frame(s, mv.id)
+        assert np.allclose(again["z"], pred["z"]) and again["z_tpl"].isna().all()
+        assert count_decisions(s) == 1
+    with pytest.raises(DBAPIError, match="append-only"), e.begin() as conn:
+        conn.execute(text("DELETE FROM decisions"))
+    _integrity(e)
+    e.dispose()
+
+
 def test_migrations_down_and_up_on_a_copy_with_data(db_url, tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -350,10 +387,10 @@ def test_migrations_down_and_up_on_a_copy_with_data(db_url, tmp_path):
         url = db_url
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_test.py").write_text(REVISION_0002)
+    (scripts / "versions" / "9001_test.py").write_text(REVISION_TEST)
 
     upgrade(url, script_location=scripts)
-    assert current_revision(url) == "0002"
+    assert current_revision(url) == "9001"
     e = make_engine(url)
     assert "note" in {c["name"] for c in inspect(e).get_columns("spectra")}
     with e.begin() as conn:
@@ -361,11 +398,11 @@ def test_migrations_down_and_up_on_a_copy_with_data(db_url, tmp_path):
     assert _snapshot(e)["decisions"] == before["decisions"]
     e.dispose()
 
-    downgrade(url, "0001", script_location=scripts)
-    assert current_revision(url) == "0001"
+    downgrade(url, HEAD, script_location=scripts)
+    assert current_revision(url) == HEAD
     e = make_engine(url)
-    assert _snapshot(e) == before  # everything 0001 holds survived the round trip
-    with e.connect() as conn:  # and the schema is 0001's again, triggers included
+    assert _snapshot(e) == before  # everything the head schema holds survived the round trip
+    with e.connect() as conn:  # and the schema is the head's again, triggers included
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     with pytest.raises(DBAPIError, match="append-only"), e.begin() as conn:
         conn.execute(text("DELETE FROM decisions"))
@@ -376,7 +413,7 @@ def test_migrations_down_and_up_on_a_copy_with_data(db_url, tmp_path):
     e = make_engine(url)
     assert _snapshot(e) == before
     e.dispose()
-    downgrade(url, "0001", script_location=scripts)
+    downgrade(url, HEAD, script_location=scripts)
 
     downgrade(url, "base")  # base drops the schema (and the data with it) ...
     assert current_revision(url) is None
