@@ -66,6 +66,44 @@ def _hand_frames():
     return index, pred
 
 
+# (case, dv of FNet vs Z_TPL in km/s (NaN: no template fit), delta chi2, expected rules)
+TPL_CASES = [
+    ("fit agrees", 800.0, 400.0, []),
+    ("fit 4000 km/s away", 4000.0, 400.0, ["dv_tpl"]),
+    ("fit -20000 km/s away, not decisive", -20000.0, 9.0, ["dv_tpl", "tpl_low_dchi2"]),
+    ("fit agrees, not decisive", 0.0, 24.9, ["tpl_low_dchi2"]),
+    ("no fit", np.nan, np.nan, []),
+]
+
+
+def test_template_fit_rules():
+    """dv_tpl fires on |dv(FNet, Z_TPL)| > 3000 km/s, tpl_low_dchi2 on delta chi2 < 25; a spectrum without
+    a template fit (NaN, or predictions made without it) fires neither."""
+    rows = []
+    for i, (_, dv, dchi2, _) in enumerate(TPL_CASES):
+        z_tpl = 2.2
+        rows.append({"row": i, "object_id": f"0300-51600-{i:04d}", "Z_PIPE": z_tpl, "Z_QN": z_tpl, "Z_PCA": -1.0,
+                     "SN_MEDIAN_ALL": 8.0, "z_fnet": _z_at(z_tpl, dv) if np.isfinite(dv) else z_tpl,
+                     "z_fnet_err": 1e-3, "p_fnet": 0.9, "z_tpl": z_tpl if np.isfinite(dv) else np.nan,
+                     "tpl_dchi2": dchi2})  # fmt: skip
+    df = pd.DataFrame(rows)
+    index = df[["row", "object_id", "Z_PIPE", "Z_QN", "Z_PCA", "SN_MEDIAN_ALL"]]
+    pred = df[["row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2"]]
+    off = {"dv_pipe": "off", "dv_qn": "off"}  # FNet moves away from Z_PIPE too; look at the template rules only
+    flags = apply_rules(index, pred, off, z_range=Z_RANGE)
+    got = {int(r): list(rs) for r, rs in zip(flags["row"], flags["rules"])}
+    for i, case in enumerate(TPL_CASES):
+        assert got.get(i, []) == case[-1], case[0]
+    f = flags.set_index("row")
+    assert f.loc[1, "dv_tpl_kms"] == pytest.approx(4000.0, rel=1e-9)
+    assert f.loc[2, "dv_tpl_kms"] == pytest.approx(-20000.0, rel=1e-9) and f.loc[2, "tpl_dchi2"] == 9.0
+    w = {r.name: r.weight for r in RULES}
+    assert f.loc[2, "priority"] == pytest.approx(w["dv_tpl"] + w["tpl_low_dchi2"])
+    without = apply_rules(index, pred.drop(columns=["z_tpl", "tpl_dchi2"]), off, z_range=Z_RANGE)
+    assert len(without) == 0 and without.attrs["triage"]["rules"]["dv_tpl"]["n_fired"] == 0
+    assert len(apply_rules(index, pred, {**off, "dv_tpl": 30000, "tpl_low_dchi2": "off"}, z_range=Z_RANGE)) == 0
+
+
 def test_rule_table_is_one_table():
     assert len(set(RULE_NAMES)) == len(RULES)
     for r in RULES:
