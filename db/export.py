@@ -34,7 +34,8 @@ model_version   str      the model that gave z_fnet (e.g. its sha1)
 ==============  =======  ===================================================
 
 Optional columns, written when present: plate, mjd, fiberid, targetid
-(integers, -1 for none), z_vi, sn_median_all, spectral_type, issue_flags,
+(integers, -1 for none), z_vi, sn_median_all, z_tpl, z_tpl_err, tpl_dchi2
+(the template fit), spectral_type, issue_flags,
 decision, comment, decided_at, triage_rules, priority. Any other column is
 an error (so a typo never silently drops or leaks a column).
 
@@ -83,12 +84,12 @@ REQUIRED_COLUMNS = (
     "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "model_version",
 )  # fmt: skip
 INT_OPTIONAL = ("plate", "mjd", "fiberid", "targetid")
-FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority")
+FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority", "z_tpl", "z_tpl_err", "tpl_dchi2")
 STR_OPTIONAL = ("spectral_type", "issue_flags", "decision", "comment", "decided_at", "triage_rules")
 OPTIONAL_COLUMNS = (*INT_OPTIONAL, *FLOAT_OPTIONAL, *STR_OPTIONAL)
 DERIVED_COLUMNS = ("dv_fnet_kms", "dv_pipe_kms")
 STR_COLUMNS = ("object_id", "z_source", "inspectors", "model_version", *STR_OPTIONAL)
-Z_COLUMNS = ("z_final", "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "z_vi")
+Z_COLUMNS = ("z_final", "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "z_vi", "z_tpl", "z_tpl_err")
 UNITS = {
     **{c: "" for c in Z_COLUMNS},  # dimensionless
     "ra": "deg", "dec": "deg", "dv_fnet_kms": "km / s", "dv_pipe_kms": "km / s",
@@ -103,6 +104,8 @@ DESCRIPTIONS = {
     "z_pipe": "survey pipeline z (catalog Z_PIPE)", "z_qn": "QuasarNET z (catalog Z_QN; -1: none)",
     "z_pca": "PCA z (catalog Z_PCA; -1: none)", "model_version": "model that gave z_fnet",
     "dv_fnet_kms": "c (z_fnet - z_final) / (1 + z_final)", "dv_pipe_kms": "c (z_pipe - z_final) / (1 + z_final)",
+    "z_tpl": "template-fit z (redrock QSO eigenspectra chi2 scan)", "z_tpl_err": "its error (chi2 curvature)",
+    "tpl_dchi2": "template fit: chi2 of the next minimum minus the best",
 }  # fmt: skip
 
 

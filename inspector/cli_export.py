@@ -80,6 +80,12 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
         if c in ix.columns:
             rows[c] = ix[c].astype("Int64").to_numpy()
     rows["z_vi"] = _num(ix, "Z_VI")
+    if "z_tpl" in pred.columns and pred["z_tpl"].notna().any():  # the template fit, where the run stored it
+        r = pred["row"].to_numpy(np.int64)
+        for c in ("z_tpl", "z_tpl_err", "tpl_dchi2"):
+            v = np.full(n, np.nan)
+            v[r] = pd.to_numeric(pred[c], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            rows[c] = v
     rows["sn_median_all"] = _num(ix, "SN_MEDIAN_ALL", "sn_median_all")
     meta: dict[str, Any] = {
         "model_version": version,

@@ -218,6 +218,40 @@ def test_cli_export_model_only(mock_store, tmp_path):
     assert res.exit_code != 0
 
 
+def test_cli_export_carries_the_template_fit(mock_store, tmp_path):
+    """A prediction run that stored Z_TPL exports it (z_tpl, z_tpl_err, tpl_dchi2, dimensionless in FITS);
+    one without it exports no such columns."""
+    from inspector.cli import app
+    from inspector.store import open_store
+
+    ix = open_store(mock_store).index
+    n = len(ix)
+    z = pd.to_numeric(ix["Z_PIPE"]).to_numpy(float)
+    z_tpl = z + 0.002
+    z_tpl[7] = np.nan  # no fit for this one
+    pred = pd.DataFrame({"row": np.arange(n), "object_id": ix["object_id"].astype(str), "z_fnet": z,
+                         "z_fnet_err": 0.01, "p_fnet": 0.9, "model_sha1": "f" * 40, "z_tpl": z_tpl,
+                         "z_tpl_err": 2e-4, "tpl_dchi2": np.linspace(1, 500, n)})  # fmt: skip
+    pp = mock_store / "predictions" / "fnet_tpl.parquet"
+    pp.parent.mkdir(exist_ok=True)
+    pred.to_parquet(pp, index=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(pp), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    t = Table.read(tmp_path / "c.fits", mask_invalid=False)
+    np.testing.assert_allclose(np.asarray(t["z_tpl"]), z_tpl, equal_nan=True)
+    np.testing.assert_allclose(np.asarray(t["tpl_dchi2"]), np.linspace(1, 500, n))
+    assert str(t["z_tpl_err"].unit or "") == "" and "template" in fits.getheader(tmp_path / "c.fits", 1).tostring()
+    csv = pd.read_csv(tmp_path / "c.csv")
+    assert csv["z_tpl"].isna().sum() == 1 and csv["z_tpl_err"].iloc[0] == pytest.approx(2e-4)
+    plain = pp.with_name("fnet_plain.parquet")
+    pred.drop(columns=["z_tpl", "z_tpl_err", "tpl_dchi2"]).to_parquet(plain, index=False)
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(plain),
+                              "--out", str(tmp_path / "old"), "--formats", "parquet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "z_tpl" not in pd.read_parquet(tmp_path / "old.parquet").columns
+
+
 def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
     """triage --db, then people decide, then export --db: person / consensus / conflict / resolved / model."""
     from db.consensus import resolve
