@@ -1,11 +1,12 @@
 """Template-fit redshift (model.template_fit): speed at 1 and 2 processes, accuracy on the real quasars.
 
-    python bench/template_fit.py [--repeat 3] [--z-max 5.0]
+    python bench/template_fit.py [--repeat 3] [--z-max 6.0] [--high-z 300] [--no-igm]
 
 Uses the 144 labelled real SDSS quasars in ../shared/data/real when present,
 else 200 template-built mock spectra. Accuracy table: fraction within
 |dv| < 1000 / 3000 / 6000 km/s of z_ref (curated ref_z), by z bin, plus
-delta_chi2 on pure-noise spectra.
+delta_chi2 on pure-noise spectra. `--high-z N`: also N mock quasars (inspector.mock, forest,
+Lyman limit, DLAs, BALs, DR16Q-like S/N) drawn uniformly in 3.5 < z < 6, scored by z bin.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.template_fit import C_KMS, fit_batch, load_templates
+from model.template_fit import C_KMS, Z_MAX, fit_batch, load_templates
 
 
 def real_set():
@@ -48,20 +49,23 @@ def mock_set(n=200, seed=0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--z-max", type=float, default=5.0)
+    ap.add_argument("--z-max", type=float, default=Z_MAX)
+    ap.add_argument("--high-z", type=int, default=0, help="also score this many 3.5 < z < 6 mock quasars")
+    ap.add_argument("--no-igm", action="store_true", help="scan without the mean Lya-forest transmission")
     a = ap.parse_args()
+    igm = not a.no_igm
     data = real_set()
     name = "real labelled quasars"
     if data is None:
         data, name = mock_set(), "mock (no ../shared/data/real)"
     ll, flux, ivar, zref = data
-    print(f"{name}: {len(flux)} spectra, z_max={a.z_max}")
+    print(f"{name}: {len(flux)} spectra, z_max={a.z_max}, forest {'on' if igm else 'off'}")
     fits = None
     for procs in (1, 2):
         best = np.inf
         for _ in range(a.repeat):
             t = time.perf_counter()
-            fits = fit_batch(ll, flux, ivar, z_max=a.z_max, processes=procs)
+            fits = fit_batch(ll, flux, ivar, z_max=a.z_max, processes=procs, igm=igm)
             best = min(best, time.perf_counter() - t)
         print(f"processes={procs}: {len(flux) / best:7.1f} spectra/s ({best / len(flux) * 1e3:.1f} ms/spectrum wall)")
     z = np.array([f.z for f in fits])
@@ -83,6 +87,28 @@ def main():
     noise = fit_batch(grid, rng.normal(0, 1, (50, grid.size)), np.ones((50, grid.size)), z_max=a.z_max)
     nd = np.array([f.delta_chi2 for f in noise])
     print(f"pure noise (50): delta_chi2 median {np.median(nd):.1f}, max {nd.max():.1f}")
+    if a.high_z:
+        high_z(a.high_z, a.z_max, igm)
+
+
+def high_z(n, z_max, igm):
+    import inspector.mock.survey as sv
+
+    sv.Z_DISTRIBUTIONS["bench-high-z"] = (np.array([3.5, 6.0]), np.array([1.0]))
+    specs, cat = sv.make_arrays(n, seed=5, z_distribution="bench-high-z")
+    q = cat["MOCK_KIND"].isin(["QSO", "BAL"]).to_numpy()
+    zt = cat["Z_VI"].to_numpy(float)
+    fits = fit_batch([np.log10(s.wave) for s in specs], [s.flux for s in specs], [s.ivar for s in specs],
+                     z_max=z_max, processes=2, igm=igm)
+    z = np.array([f.z for f in fits])
+    sdv = (z - zt) / (1 + zt) * C_KMS
+    print(f"\nhigh-z mock quasars ({q.sum()} of {n}; seed 5)")
+    print(f"{'z bin':>10} {'n':>4} {'<3000':>7} {'<6000':>7} {'median dv':>10}")
+    for lo in (3.5, 4.0, 4.5, 5.0, 5.5):
+        m = q & (zt >= lo) & (zt < lo + 0.5)
+        if m.any():
+            print(f"{lo:.1f}-{lo + 0.5:.1f} {m.sum():4d} {np.mean(np.abs(sdv[m]) < 3000) * 100:6.1f}% "
+                  f"{np.mean(np.abs(sdv[m]) < 6000) * 100:6.1f}% {np.median(sdv[m]):9.0f}")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def _write(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
     os.replace(tmp_side, side)
 
 
-def template_fits(store_path: str | os.PathLike[str], processes: int | None = None, z_max: float = 5.0,
+def template_fits(store_path: str | os.PathLike[str], processes: int | None = None, z_max: float | None = None,
                   progress: bool = False) -> pd.DataFrame:
     """One row per stored spectrum (row, object_id, z_tpl, z_tpl_err, tpl_dchi2, ...), from the cache where
     it is valid; missing rows are fitted (on the FNet grid rows of the store) and the cache rewritten."""
@@ -70,8 +70,9 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
 
     from inspector.store import open_store
     from model.grid import FNET_LOGLAM
-    from model.template_fit import TPL_COLUMNS, fit_batch, fits_to_columns, settings_key
+    from model.template_fit import TPL_COLUMNS, Z_MAX, fit_batch, fits_to_columns, settings_key
 
+    z_max = Z_MAX if z_max is None else z_max
     st = open_store(store_path)
     oid = st.index["object_id"].astype(str).to_numpy()
     key = settings_key(z_max=z_max)
