@@ -15,6 +15,8 @@ from scipy.ndimage import gaussian_filter1d
 LSF_SIGMA_PIX = 1.0  # BOSS line-spread sigma ~ 1 pixel (69 km/s)
 NODATA_BIT = 1 << 24
 BRIGHTSKY_BIT = 1 << 23
+RED_OF_LYA = 1250.0  # rest A: a quasar's continuum just redward of Lya (and NV)
+FOREST_DOMINATED = 0.3  # whole-spectrum median below this fraction of the red side's: the forest dominates
 
 
 @dataclass
@@ -50,13 +52,33 @@ def draw_sn(rng: np.random.Generator) -> float:
     return float(np.clip(np.exp(rng.normal(np.log(3.5), 0.75)), 0.5, 80.0))
 
 
+def forest_safe_median(values: np.ndarray, red: np.ndarray | None) -> float:
+    """Median of `values`, or of its `red` pixels when the whole median is below FOREST_DOMINATED of theirs.
+
+    At z >~ 4.5 most pixels of a quasar spectrum lie in the nearly black Lya forest: a median over all
+    of them is ~0, and a noise level or flux scale set from it gives the continuum redward of Lya an
+    absurd S/N (1e5 was seen). Below that the whole median is used unchanged.
+    """
+    med = float(np.median(values)) if values.size else 0.0
+    if red is not None and np.count_nonzero(red) >= 50:
+        med_red = float(np.median(values[red]))
+        if med < FOREST_DOMINATED * med_red:
+            return med_red
+    return med
+
+
 def observe(
-    rng: np.random.Generator, flux_true: np.ndarray, inst: Instrument, sn: float, flux_scale: float
+    rng: np.random.Generator, flux_true: np.ndarray, inst: Instrument, sn: float, flux_scale: float,
+    sn_pixels: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | float]:
-    """Noisy flux, ivar, and_mask, sky, wdisp on `inst.loglam`, scaled to `flux_scale` x 1e-17 cgs."""
+    """Noisy flux, ivar, and_mask, sky, wdisp on `inst.loglam`, scaled to `flux_scale` x 1e-17 cgs.
+
+    `sn_pixels` (a quasar's pixels redward of Lya): where the forest dominates the median, the noise
+    is set so that these pixels have the median S/N `sn` (see `forest_safe_median`)."""
     signal = gaussian_filter1d(flux_true, LSF_SIGMA_PIX) * flux_scale
     good = inst.sqrt_ivar_rel > 0
-    med_rel = np.median((np.abs(signal) * inst.sqrt_ivar_rel)[good])
+    rel = np.abs(signal) * inst.sqrt_ivar_rel
+    med_rel = forest_safe_median(rel[good], None if sn_pixels is None else sn_pixels[good])
     k = med_rel / sn if med_rel > 0 else flux_scale / sn  # sigma = k / sqrt_ivar_rel
     sigma = np.where(good, k / np.where(good, inst.sqrt_ivar_rel, 1.0), 0.0)
     noise = rng.standard_normal(signal.size) * sigma

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 
 from inspector.mock import absorption
+from inspector.mock.observe import RED_OF_LYA, forest_safe_median
 from inspector.mock.templates import qso_basis, std_template
 
 BAL_FRACTION = 0.12  # of quasars with CIV in the window, z > 1.6
@@ -126,4 +127,5 @@ def observed_flux(
         truth.bal = absorption.draw_bal(rng)
         trans *= absorption.bal_transmission(wave_obs, z, truth.bal)
     flux = flux * trans
-    return flux / np.median(flux[flux > 0]), truth
+    pos = flux > 0
+    return flux / forest_safe_median(flux[pos], (wave_obs / (1 + z) > RED_OF_LYA)[pos]), truth

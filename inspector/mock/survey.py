@@ -89,7 +89,9 @@ def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q
     is_qso = kind in ("QSO", "BAL")
     sn = observe.draw_sn(rng)
     flux_scale = float(np.exp(rng.normal(np.log(8.0), 0.6)))
-    obs = observe.observe(rng, flux_true, inst, sn, flux_scale)
+    # a quasar's S/N is set on its continuum redward of Lya where the forest would otherwise dominate the median
+    red = wave / (1 + z) > observe.RED_OF_LYA if is_qso else None
+    obs = observe.observe(rng, flux_true, inst, sn, flux_scale, sn_pixels=red)
     sn_meas = float(obs["sn_median_all"])
     wmin, wmax = float(wave[0]), float(wave[-1])
     zp, zwarn = estimates.z_pipe(rng, z, sn_meas, wmin, wmax, is_qso)
