@@ -53,3 +53,27 @@ def test_mock_ingests_with_its_truth(mock_dir, tmp_path):
     np.testing.assert_allclose(idx["z"], idx["Z_VI"])
     assert idx["is_qso"].sum() == (idx["CLASS_PERSON"].isin([3, 30])).sum()
     assert store.flux.shape == (120, 4618) and store.flux.dtype == np.float32
+
+
+def test_z_pca_measured_by_the_template_fit(tmp_path):
+    """`inspector mock --z-pca template`: the same spectra as with the simulated Z_PCA (same seed), and
+    Z_PCA measured on each of them, right for the quasars (within 6000 km/s of the truth)."""
+    from astropy.table import Table
+
+    for mode in ("simulated", "template"):
+        res = CliRunner().invoke(app, ["mock", str(tmp_path / mode), "--n", "40", "--seed", "4", "--workers", "1",
+                                       "--z-pca", mode])  # fmt: skip
+        assert res.exit_code == 0, res.output
+    sim = Table.read(tmp_path / "simulated" / "DR16Q_mock.fits").to_pandas()
+    tpl = Table.read(tmp_path / "template" / "DR16Q_mock.fits").to_pandas()
+    for c in ("Z", "Z_PIPE", "Z_QN", "SN_MEDIAN_ALL", "PLATE", "FIBERID"):
+        np.testing.assert_array_equal(sim[c], tpl[c])
+    some = sorted((tmp_path / "simulated").rglob("spec-*.fits"))[:5]
+    for f in some:
+        assert f.read_bytes() == (tmp_path / "template" / f.relative_to(tmp_path / "simulated")).read_bytes()
+    q = tpl["CLASS_PERSON"].isin([3, 30]).to_numpy() & (tpl["Z"] < 6.0).to_numpy()
+    dv = np.abs(tpl["Z_PCA"] - tpl["Z"]) / (1 + tpl["Z"]) * 299792.458
+    assert np.mean(dv[q] < 6000) >= 0.9, tpl.loc[q, ["Z", "Z_PCA", "SN_MEDIAN_ALL"]]
+    assert not np.array_equal(sim["Z_PCA"], tpl["Z_PCA"])
+    res = CliRunner().invoke(app, ["mock", str(tmp_path / "x"), "--n", "2", "--z-pca", "pca"])
+    assert res.exit_code != 0 and "--z-pca" in res.output

@@ -68,8 +68,25 @@ def sdss_name(ra: float, dec: float) -> str:
     return f"{hh:02d}{mm:02d}{ss:05.2f}{sign}{dd:02d}{dm:02d}{ds:04.1f}"
 
 
-def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q") -> tuple[Spectrum, dict]:
-    """One mock object: its spectrum record and its catalog row."""
+Z_PCA_SOURCES = ("simulated", "template")
+
+
+def template_z_pca(loglam: np.ndarray, flux: np.ndarray, ivar: np.ndarray) -> float:
+    """Z_PCA measured on the noisy mock spectrum by the template fit (`model.template_fit`), as DR16Q
+    measured its Z_PCA with a PCA fit; -1 (DR16Q's "none") where there is no fit."""
+    from model.template_fit import fit_redshift
+
+    z = fit_redshift(loglam, flux, ivar, keep_curve=False).z
+    return float(z) if np.isfinite(z) else -1.0
+
+
+def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q",
+                z_pca_source: str = "simulated") -> tuple[Spectrum, dict]:
+    """One mock object: its spectrum record and its catalog row.
+
+    `z_pca_source`: "simulated" (truth + DR16Q-like error model) or "template" (measured on the
+    spectrum by the template fit). The random draws are the same either way, so a seed gives
+    the same objects."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     inst = observe.draw_instrument(rng, calib)
     wave = inst.wave
@@ -97,6 +114,8 @@ def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q
     zp, zwarn = estimates.z_pipe(rng, z, sn_meas, wmin, wmax, is_qso)
     zq, is_qso_qn = estimates.z_qn(rng, z, sn_meas, wmin, wmax, is_qso)
     zpca = estimates.z_pca(rng, z, sn_meas, wmin, wmax, is_qso)
+    if z_pca_source == "template":
+        zpca = template_z_pca(inst.loglam, obs["flux"], obs["ivar"])
     plate, mjd, fiber, ra, dec = _ids(index, inst.is_sdss1, rng)
     pipe_class = "QSO" if is_qso else kind
     if is_qso and zp > 0 and abs(zp - z) / (1 + z) > 0.05 and rng.random() < 0.3:
@@ -164,9 +183,9 @@ def spec_path(out_dir: Path, plate: int, mjd: int, fiber: int) -> Path:
     return out_dir / SPECTRA_DIR / f"{plate:04d}" / f"spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits"
 
 
-def _work(args: tuple[int, int, str, str]) -> dict:
-    index, seed, out_dir, z_distribution = args
-    spec, row = make_object(index, seed, _CALIB, z_distribution)
+def _work(args: tuple[int, int, str, str, str]) -> dict:
+    index, seed, out_dir, z_distribution, z_pca_source = args
+    spec, row = make_object(index, seed, _CALIB, z_distribution, z_pca_source)
     from inspector.readers import write_spec_file
 
     path = spec_path(Path(out_dir), row["PLATE"], row["MJD"], row["FIBERID"])
@@ -191,12 +210,17 @@ def make_survey(
     calibration_file: Path = calibration.CALIBRATION_FILE,
     progress: bool = True,
     z_distribution: str = "dr16q",
+    z_pca_source: str = "simulated",
 ) -> Path:
-    """Write `n` mock spectra and the catalog under `out_dir`; return the catalog's path."""
+    """Write `n` mock spectra and the catalog under `out_dir`; return the catalog's path.
+
+    `z_pca_source`: where the catalog's Z_PCA comes from, see `make_object`."""
+    if z_pca_source not in Z_PCA_SOURCES:
+        raise ValueError(f"z_pca_source must be one of {Z_PCA_SOURCES}, got {z_pca_source!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or min(mp.cpu_count(), 8)
-    tasks = [(i, seed, str(out), z_distribution) for i in range(n)]
+    tasks = [(i, seed, str(out), z_distribution, z_pca_source) for i in range(n)]
     t0 = time.time()
     if workers > 1 and n > 50:
         with mp.get_context("fork").Pool(workers, _init_worker, (str(calibration_file),)) as pool:
@@ -209,7 +233,7 @@ def make_survey(
     table.meta.update({"MOCKSEED": seed, "MOCKN": n, "ORIGIN": "FNet Inspector mock survey"})
     cat_path = out / CATALOG_NAME
     table.write(cat_path, overwrite=True)
-    meta = {"n": n, "seed": seed, "z_distribution": z_distribution, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
+    meta = {"n": n, "seed": seed, "z_distribution": z_distribution, "z_pca": z_pca_source, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
     (out / "mock.json").write_text(json.dumps(meta, indent=2))
     return cat_path
 
