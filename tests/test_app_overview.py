@@ -69,9 +69,10 @@ def test_table_rows_and_decisions(view, demo):
     t = ov.table
     assert len(t) == 40 and t["object_id"].is_unique
     grid = ov.grid.value
-    assert list(grid.columns) == ["object_id", "z_fnet", "z_err", "Z_PIPE", "Z_QN", "rules", "priority", "decision",
+    assert list(grid.columns) == ["object_id", "z_fnet", "z_err", "Z_TPL", "Z_PIPE", "Z_QN", "rules", "priority", "decision",
                                   "quality", "inspector", "z_final", "z_source", "dv_kms"]  # fmt: skip
     assert len(grid) == 40 and ov.grid.pagination == "remote"
+    assert grid["Z_TPL"].notna().sum() >= 35  # the demo's prediction run stored the template fit
     rows = t.set_index("object_id")
     for oid, z in decided.items():
         r = rows.loc[oid]

@@ -47,13 +47,13 @@ MIN_RATE_SPAN = timedelta(minutes=5)  # a rate over less time than this is taken
 
 # the table's columns: survey-table column -> header shown
 TABLE_COLUMNS = {
-    "object_id": "object_id", "z_fnet": "z_fnet", "z_fnet_err": "z_err", "z_pipe": "Z_PIPE", "z_qn": "Z_QN",
-    "triage_rules": "rules", "priority": "priority", "decision": "decision", "quality": "quality",
+    "object_id": "object_id", "z_fnet": "z_fnet", "z_fnet_err": "z_err", "z_tpl": "Z_TPL", "z_pipe": "Z_PIPE",
+    "z_qn": "Z_QN", "triage_rules": "rules", "priority": "priority", "decision": "decision", "quality": "quality",
     "inspectors": "inspector", "z_final": "z_final", "z_source": "z_source", "dv_kms": "dv_kms",
 }  # fmt: skip
 
 FORMATTERS = {  # Tabulator number formats (the values themselves stay exact)
-    **{c: {"type": "money", "precision": 5, "symbol": ""} for c in ("z_fnet", "Z_PIPE", "Z_QN", "z_final")},
+    **{c: {"type": "money", "precision": 5, "symbol": ""} for c in ("z_fnet", "Z_TPL", "Z_PIPE", "Z_QN", "z_final")},
     "z_err": {"type": "money", "precision": 4, "symbol": ""},
     "dv_kms": {"type": "money", "precision": 0, "symbol": ""},
 }  # fmt: skip
@@ -115,7 +115,7 @@ def survey_table(base: pd.DataFrame, decided: pd.DataFrame, z_truth: np.ndarray)
     """The catalog rows plus decision, z_ref, z_ref_source ('decided' / 'store' / '') and dv_kms
     (FNet against z_ref), with every `TABLE_COLUMNS` column present."""
     t = catalog_rows(base, decided).reset_index(drop=True)
-    for c, fill in (("decision", ""), ("triage_rules", ""), ("priority", 0.0), ("spectral_type", "")):
+    for c, fill in (("decision", ""), ("triage_rules", ""), ("priority", 0.0), ("spectral_type", ""), ("z_tpl", np.nan)):
         if c not in t.columns:
             t[c] = fill
     t["decision"] = t["decision"].fillna("").astype(str)
