@@ -6,19 +6,26 @@ Store mode (`--store DIR --predictions P.parquet`): FNet's predictions scored
 against the store's `z` on its quasars (`is_qso`), beside the estimators the
 store's catalog carries (Z_PIPE, Z_PCA, Z_QN; a -1 there is "no redshift" and
 counts as wrong) and, with `--baseline quasarnet.parquet`, our QuasarNET-style
-baseline (a failure, qn_failed, counts as wrong) -- all on the same spectra.
+baseline (a failure, qn_failed, counts as wrong) and the chi2 template fit
+(Z_TPL, `model.template_fit`: the predictions' z_tpl column when `inspector
+predict` stored one, else fitted by `inspector.template_run.template_fits`,
+cached in STORE/predictions/template_fit.parquet; a spectrum with no fit
+counts as wrong) -- all on the same spectra.
 Tables: overall, by true z, by S/N (SN_MEDIAN_ALL), BAL or not (CLASS_PERSON
 30 or BAL_PROB >= 0.5), and split by where the baseline failed (our
 baseline's qn_failed with --baseline, else the catalog's Z_QN = -1).
 
-Real mode (`--real --model fnet.pt [--baseline qn.pt]`): the model run on the
-labelled real SDSS quasars (`inspector.realset`, truth = z_ref), beside the
-files' own pipeline Z, per spectrum and per object. Per object, repeat epochs
-of one object are kept together: every object weighs 1 and scores the
-fraction of its spectra within each threshold (the per-object mean of the
-per-spectrum hits; see `model.evaluate.object_accuracy_table`).
+Real mode (`--real --model fnet.pt [--baseline qn.pt]`, in
+`inspector.evaluate_real`): the model run on the labelled real SDSS quasars
+(`inspector.realset`, truth = z_ref), beside the baseline, the template fit
+(run on each file's native pixels, loglam = log10(wave)) and the files' own
+pipeline Z, per spectrum and per object. Per object, repeat epochs of one
+object are kept together: every object weighs 1 and scores the fraction of
+its spectra within each threshold (the per-object mean of the per-spectrum
+hits; see `model.evaluate.object_accuracy_table`).
 
-Both print the tables and write fig4*.png and evaluation*.json to --out-dir.
+Both print the tables and write fig4*.png and evaluation*.json to --out-dir;
+--no-template leaves the template fit out of both.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ from inspector.cli import app
 CATALOG_ESTIMATORS = ("Z_PIPE", "Z_PCA", "Z_QN")
 FNET = "FNet"
 BASELINE = "QuasarNET-style (ours)"
+TEMPLATE = "Template fit (Z_TPL)"
 
 
 @dataclass
@@ -190,6 +198,26 @@ def _write_json(path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any
     return path
 
 
+def _store_template_z(
+    store: Path, pred: pd.DataFrame, rows: np.ndarray, processes: int | None
+) -> tuple[np.ndarray, str]:
+    """Z_TPL on `rows` (NaN where the fit found none) and where it came from.
+
+    The predictions' z_tpl column when it holds any value (a prediction run
+    with the template fit); else `inspector.template_run.template_fits`, which
+    fits the whole store once and caches it.
+    """
+    if "z_tpl" in pred.columns:
+        col = pd.to_numeric(pred["z_tpl"], errors="coerce")
+        if col.notna().any():
+            return col.loc[rows].to_numpy(np.float64, na_value=np.nan), "the predictions' z_tpl column"
+    from inspector.template_run import cache_path, template_fits
+
+    df = template_fits(store, processes=processes).set_index("row")
+    z = pd.to_numeric(df["z_tpl"], errors="coerce").reindex(rows).to_numpy(np.float64, na_value=np.nan)
+    return z, f"inspector.template_run on the store (cached in {cache_path(store)})"
+
+
 # --------------------------------------------------------------------------- store mode
 def evaluate_store(
     store: Path,
@@ -198,6 +226,8 @@ def evaluate_store(
     split: str = "test",
     out_dir: Path | None = None,
     plot: bool = True,
+    template: bool = True,
+    template_processes: int | None = None,
 ) -> Evaluation:
     """Score a predictions parquet on a store's quasars; see the module docstring."""
     from inspector.store import open_store
@@ -232,6 +262,9 @@ def evaluate_store(
         failed = qn["qn_failed"].to_numpy(bool) if "qn_failed" in qn else (qn["z_qn"].to_numpy(float) <= -0.99)
         estimators[BASELINE] = np.where(failed, np.nan, qn["z_qn"].to_numpy(np.float64))
         baseline_failed, failed_from = failed, f"our baseline ({Path(baseline).name}) failed"
+    template_from = None
+    if template:
+        estimators[TEMPLATE], template_from = _store_template_z(Path(store), pred, rows, template_processes)
     sub = index.iloc[rows]
     for col in CATALOG_ESTIMATORS:
         if col in sub:
@@ -255,6 +288,9 @@ def evaluate_store(
     ]
     if failed_from:
         head.append(f"baseline-failed subset: {failed_from}, {int(np.sum(baseline_failed))} spectra")
+    if template_from:
+        n_none = int(np.isnan(estimators[TEMPLATE]).sum())
+        head.append(f"{TEMPLATE}: from {template_from}" + (f"; no fit for {n_none} spectra (wrong)" if n_none else ""))
     head += notes
     text = "\n".join(head) + "\n\n" + format_tables(tables)
 
@@ -262,7 +298,7 @@ def evaluate_store(
     meta = {
         "store": str(store), "predictions": str(predictions), "baseline": str(baseline) if baseline else None,
         "split": split_note, "n_scored": int(rows.size), "estimators": list(estimators),
-        "baseline_failed_from": failed_from,
+        "baseline_failed_from": failed_from, "template_from": template_from,
     }  # fmt: skip
     files = [_write_json(out / "evaluation.json", tables, meta)]
     if plot:
@@ -270,102 +306,13 @@ def evaluate_store(
     return Evaluation(tables, text, files, meta)
 
 
-# --------------------------------------------------------------------------- real mode
-def _predict_fnet(model, flux: np.ndarray) -> np.ndarray:
-    from model.train import predict
+def __getattr__(name: str):
+    # real mode lives in inspector.evaluate_real (imported on use: torch only when needed)
+    if name == "evaluate_real":
+        from inspector.evaluate_real import evaluate_real
 
-    return np.asarray(predict(model, flux), dtype=np.float64)
-
-
-def _predict_baseline(path: Path, flux: np.ndarray, ivar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(z with failures as NaN, failed) from a QuasarNET-style baseline checkpoint."""
-    from model.quasarnet_train import load_quasarnet, predict_quasarnet
-
-    qn, _ = load_quasarnet(path)
-    df = predict_quasarnet(qn, flux, ivar)
-    failed = df["qn_failed"].to_numpy(bool)
-    return np.where(failed, np.nan, df["z_qn"].to_numpy(np.float64)), failed
-
-
-def evaluate_real(
-    model_path: Path,
-    baseline: Path | None = None,
-    out_dir: Path | None = None,
-    real_root: Path | None = None,
-    n_worst: int = 10,
-    plot: bool = True,
-) -> Evaluation:
-    """Run an FNet checkpoint (and a baseline) on the labelled real SDSS quasars; see the module docstring."""
-    from inspector import realset
-    from model.evaluate import (
-        Z_EDGES,
-        compact,
-        compare_table,
-        evaluation_tables,
-        fig4,
-        format_tables,
-        object_accuracy_table,
-        worst,
-    )
-    from model.metrics import format_table, z_bin_groups
-
-    root = Path(real_root) if real_root is not None else realset.REAL_ROOT
-    if not realset.available(root):
-        raise ValueError(f"the real SDSS set is not at {root} (set FNET_REAL_DATA or --real-root)")
-    flux, ivar, table = realset.load_on_grid(root)
-    from model.train import load_checkpoint
-
-    model, _ = load_checkpoint(Path(model_path))
-    z_true = table["z_ref"].to_numpy(np.float64)
-    estimators = {FNET: _predict_fnet(model, flux)}
-    if baseline is not None:
-        estimators[BASELINE], _ = _predict_baseline(Path(baseline), flux, ivar)
-    estimators["pipeline Z (file)"] = _no_z_as_nan(table["z"])
-    objects = table["object_group"].astype(str).to_numpy()
-    survey = table["survey"].astype(str).to_numpy()
-    sn = pd.to_numeric(table["sn_median_all"], errors="coerce").to_numpy(np.float64)
-    survey_groups = {f"survey={s}": survey == s for s in ("SDSS-I/II", "BOSS", "eBOSS") if (survey == s).any()}
-    for s in sorted(set(survey) - {"SDSS-I/II", "BOSS", "eBOSS"}):
-        survey_groups[f"survey={s}"] = survey == s
-
-    tables = evaluation_tables(estimators, z_true, sn=sn)
-    tables["by_survey"] = compare_table(estimators, z_true, survey_groups)
-    zg = z_bin_groups(z_true, Z_EDGES)
-    obj_tables = {
-        "objects_by_z": object_accuracy_table(estimators, z_true, objects, zg),
-        "objects_by_survey": object_accuracy_table(estimators, z_true, objects, survey_groups),
-    }
-    w = worst(
-        estimators[FNET], z_true, n_worst,
-        columns={
-            "file": [Path(f).name for f in table["file"]], "object": objects, "survey": survey, "sn": sn,
-            "z_pipe": estimators["pipeline Z (file)"],
-            **({"z_baseline": estimators[BASELINE]} if BASELINE in estimators else {}),
-        },
-    )  # fmt: skip
-
-    head = (
-        f"real SDSS quasars ({root}): {len(table)} spectra of {len(set(objects))} objects; "
-        f"truth z_ref (curated ref_z where given, else the file's Z); model {model_path}"
-    )
-    parts = [head, "", "PER SPECTRUM", format_tables(tables), "PER OBJECT (each object weighs 1: the mean of its spectra's hits)"]
-    for key, title in (("objects_by_z", "by true redshift"), ("objects_by_survey", "by survey")):
-        parts += [f"== {title} ==", format_table(compact(obj_tables[key], keep_all=True)), ""]
-    parts += [f"== worst {n_worst} spectra for {FNET} ==", w.to_string(index=False, float_format=lambda v: f"{v:.4f}" if abs(v) < 100 else f"{v:.0f}")]
-    text = "\n".join(parts) + "\n"
-
-    all_tables = {**tables, **obj_tables}
-    out = Path(out_dir) if out_dir is not None else Path("evaluation") / f"real-{Path(model_path).stem}"
-    meta = {
-        "real_root": str(root), "model": str(model_path), "baseline": str(baseline) if baseline else None,
-        "n_spectra": len(table), "n_objects": len(set(objects)), "estimators": list(estimators),
-        "per_object_rule": "every object weighs 1; its score is the fraction of its spectra within the threshold",
-        "worst": w.to_dict(orient="records"),
-    }  # fmt: skip
-    files = [_write_json(out / "evaluation_real.json", all_tables, meta)]
-    if plot:
-        files.append(fig4(estimators, z_true, out / "fig4_real.png", title=f"{Path(model_path).stem} on {len(table)} real SDSS quasar spectra"))
-    return Evaluation(all_tables, text, files, meta)
+        return evaluate_real
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- the command
@@ -390,6 +337,14 @@ def evaluate_command(
     model: Path | None = typer.Option(None, "--model", help="FNet checkpoint (with --real)."),
     real_root: Path | None = typer.Option(None, "--real-root", help="Real data directory (default ../shared/data/real)."),
     threads: int | None = typer.Option(None, "--threads", help="torch threads for --real (default: torch's)."),
+    template: bool = typer.Option(
+        True, "--template/--no-template",
+        help="Score the chi2 template fit (Z_TPL) too: the predictions' z_tpl column, else fitted on the store "
+        "(cached) or, with --real, on the files' native pixels.",
+    ),
+    template_processes: int | None = typer.Option(
+        None, "--template-processes", min=1, help="Processes for a template fit that must be run (default: the CPU count, <= 8).",
+    ),
 ) -> None:
     """Print the paper's accuracy tables (|dv| < 6000/12000/30000 km/s) and save a Fig. 4 plot."""
     try:
@@ -400,11 +355,15 @@ def evaluate_command(
                 import torch
 
                 torch.set_num_threads(threads)
-            ev = evaluate_real(model, baseline, out_dir, real_root)
+            from inspector.evaluate_real import evaluate_real
+
+            ev = evaluate_real(model, baseline, out_dir, real_root, template=template, template_processes=template_processes)
         else:
             if store is None or predictions is None:
                 raise ValueError("give --store and --predictions (or --real --model)")
-            ev = evaluate_store(store, predictions, baseline, split, out_dir)
+            ev = evaluate_store(
+                store, predictions, baseline, split, out_dir, template=template, template_processes=template_processes
+            )
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -10,7 +10,9 @@ from .evaluate import Estimates, accuracy_curve, as_estimates
 from .metrics import THRESHOLDS_KMS, dv_kms
 
 SCATTER_MAX = 3000  # above this many spectra the left panels become density-shaded 2-D histograms
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+# one colour per estimator (FNet, baseline, template fit, the catalog's Z_PIPE / Z_PCA / Z_QN, ...)
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+          "tab:cyan", "tab:gray")  # fmt: skip
 
 
 def fig4(

@@ -220,7 +220,9 @@ def test_cli_store_mode(small_store, tmp_path):
     assert overall["FNet"]["acc@6000"] == pytest.approx(100 * (n - n_wrong) / n)
     n_qn_failed = int(qso[[0, 4, 6]].sum())
     assert overall["QuasarNET-style (ours)"]["acc@6000"] == pytest.approx(100 * (n - n_qn_failed) / n)
-    assert {"catalog Z_PIPE", "catalog Z_PCA", "catalog Z_QN"} <= set(overall)
+    assert {"catalog Z_PIPE", "catalog Z_PCA", "catalog Z_QN", "Template fit (Z_TPL)"} <= set(overall)
+    assert rec["meta"]["template_from"].startswith("inspector.template_run")
+    assert all("Template fit (Z_TPL)" in {r["estimator"] for r in t} for t in rec["tables"].values())
     bf = {(r["group"], r["estimator"]): r for r in rec["tables"]["baseline_failed"]}
     assert bf[("baseline failed", "FNet")]["n"] == n_qn_failed
     assert bf[("baseline failed", "QuasarNET-style (ours)")]["acc@30000"] == 0.0
@@ -280,6 +282,8 @@ def test_real_mode_on_fixtures(tmp_path, real_dir):
     assert obj.loc[("all", "FNet"), "n_objects"] == 5
     # the files' own pipeline z equals z_ref wherever no curated ref_z overrides it
     assert obj.loc[("survey=BOSS", "pipeline Z (file)"), "n_spectra"] == 2
+    assert obj.loc[("all", "Template fit (Z_TPL)"), "n_spectra"] == 5
+    assert ev.meta["estimators"] == ["FNet", "Template fit (Z_TPL)", "pipeline Z (file)"]
     assert "PER OBJECT" in ev.text and "worst 3" in ev.text
     assert (tmp_path / "real" / "fig4_real.png").exists()
     assert (tmp_path / "real" / "evaluation_real.json").exists()
@@ -315,3 +319,125 @@ def test_cli_train_predict_evaluate_rebuilds_the_held_out_split(small_store, tmp
     pred.with_suffix(".json").write_text(json.dumps(side))
     ev = evaluate_store(small_store, pred, split="test", out_dir=tmp_path / "ev", plot=False)
     assert "could not be rebuilt" in ev.meta["split"] and ev.meta["n_scored"] == ev_all.meta["n_scored"]
+
+
+# --------------------------------------------------------------------------- the template fit (Z_TPL)
+TPL = "Template fit (Z_TPL)"
+
+
+def _quasar_rows(idx):
+    z = pd.to_numeric(idx["z"], errors="coerce").to_numpy(float)
+    return idx["is_qso"].astype(bool).to_numpy() & np.isfinite(z) & (z >= 0)
+
+
+def test_store_mode_template_from_the_predictions(small_store, tmp_path, monkeypatch):
+    """z_tpl in the predictions is scored as it is (NaN = wrong) and nothing is fitted."""
+    import inspector.template_run
+    from inspector.cli_evaluate import evaluate_store
+
+    monkeypatch.setattr(inspector.template_run, "template_fits", lambda *a, **k: pytest.fail("refitted"))
+    idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
+    qso = _quasar_rows(idx)
+    q = np.flatnonzero(qso)
+    z = idx["z"].to_numpy(float)
+    z_tpl = z * (1 + IN_6K) + IN_6K  # |dv| = 3000 km/s: right
+    z_tpl[q[0]] = np.nan  # no fit: wrong
+    z_tpl[q[1]] += 0.5 * (1 + z[q[1]])  # wrong everywhere
+    z_tpl[q[2]] = z[q[2]] + IN_12K * (1 + z[q[2]])  # right at 12000 and 30000 only
+    z_tpl[q[3]] = z[q[3]] + IN_30K * (1 + z[q[3]])  # right at 30000 only
+    df = pd.read_parquet(tmp_path / "p.parquet")
+    df["z_tpl"] = z_tpl
+    df.to_parquet(tmp_path / "p.parquet")
+
+    ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev", plot=False)
+    n = int(qso.sum())
+    o = ev.tables["overall"].loc[("all", TPL)]
+    assert o["n"] == n
+    assert o["acc@6000"] == pytest.approx(100 * (n - 4) / n)
+    assert o["acc@12000"] == pytest.approx(100 * (n - 3) / n)
+    assert o["acc@30000"] == pytest.approx(100 * (n - 2) / n)
+    assert o["median_abs_dv"] == pytest.approx(3000, abs=1)
+    # by z: the bin of the NaN quasar loses exactly that one
+    from model.evaluate import Z_EDGES
+    from model.metrics import z_bin_groups
+
+    bz = ev.tables["by_z"]
+
+    groups = z_bin_groups(z[qso], Z_EDGES)
+    wrong = np.isin(q, q[:4])
+    for name, m in groups.items():
+        if m.any():
+            assert bz.loc[(name, TPL), "acc@6000"] == pytest.approx(100 * (1 - wrong[m].mean())), name
+    # beside FNet in every table, and in the text and JSON
+    assert all(("all", TPL) in t.index for t in ev.tables.values())
+    assert "baseline_failed" in ev.tables and ("baseline failed", TPL) in ev.tables["baseline_failed"].index
+    assert ev.meta["template_from"] == "the predictions' z_tpl column"
+    assert "Template fit (Z_TPL): from the predictions' z_tpl column; no fit for 1 spectra (wrong)" in ev.text
+    rec = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    r = next(r for r in rec["tables"]["overall"] if r["estimator"] == TPL)
+    assert r["acc@6000"] == pytest.approx(100 * (n - 4) / n)
+
+
+@pytest.mark.parametrize("column", ["absent", "all null"])
+def test_store_mode_template_fitted_when_not_stored(small_store, tmp_path, column):
+    """No z_tpl (or one from a --no-template run, all null): fitted on the store by template_run, and cached."""
+    from typer.testing import CliRunner
+
+    from inspector.cli import app
+    from inspector.cli_evaluate import evaluate_store
+    from inspector.template_run import cache_path, template_fits
+    from model.metrics import dv_kms
+
+    idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
+    if column == "all null":
+        df = pd.read_parquet(tmp_path / "p.parquet")
+        df["z_tpl"] = pd.Series([None] * len(df), dtype="float64")
+        df.to_parquet(tmp_path / "p.parquet")
+    ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev", plot=False)
+    assert ev.meta["template_from"] == f"inspector.template_run on the store (cached in {cache_path(small_store)})"
+    assert cache_path(small_store).exists()
+
+    qso = _quasar_rows(idx)
+    fits = template_fits(small_store).set_index("row")  # from the cache now
+    z_tpl = fits.loc[idx["row"].to_numpy()[qso], "z_tpl"].to_numpy(float)
+    z = idx["z"].to_numpy(float)[qso]
+    adv = np.nan_to_num(np.abs(dv_kms(z_tpl, z)), nan=np.inf)
+    o = ev.tables["overall"].loc[("all", TPL)]
+    assert o["n"] == qso.sum()
+    for t in (6000, 12000, 30000):
+        assert o[f"acc@{t}"] == pytest.approx(100 * np.mean(adv < t))
+    assert o["acc@6000"] >= 80  # clean mock quasars on the FNet grid: the fit is mostly right
+
+    # --no-template leaves it out
+    res = CliRunner().invoke(app, ["evaluate", "--store", str(small_store), "--predictions", str(tmp_path / "p.parquet"),
+                                   "--split", "all", "--out-dir", str(tmp_path / "ev2"), "--no-template"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "ev2" / "evaluation.json").read_text())
+    assert TPL not in rec["meta"]["estimators"] and rec["meta"]["template_from"] is None
+    assert TPL not in res.output
+
+
+def test_real_mode_template_fit_on_the_shared_set(tmp_path, shared_real_dir):
+    """The 144 labelled real quasars: the template fit on native pixels is >= 98 % right at 6000 km/s."""
+    import torch
+
+    from inspector.evaluate_real import evaluate_real
+    from model.fnet import FNet, FNetConfig
+    from model.train import save_checkpoint
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = FNet(FNetConfig.small())
+    m.set_label_scaling(0.0, 4.0)
+    save_checkpoint(tmp_path / "tiny.pt", m.eval())
+    ev = evaluate_real(tmp_path / "tiny.pt", out_dir=tmp_path / "real", real_root=shared_real_dir, plot=False,
+                       template_processes=2)  # fmt: skip
+    o = ev.tables["overall"].loc[("all", TPL)]
+    assert o["n"] >= 140
+    assert o["acc@6000"] >= 98.0
+    assert ev.tables["objects_by_z"].loc[("all", TPL), "acc@6000"] >= 98.0
+    assert ev.meta["template_fit"]["n_no_fit"] == 0
+    assert len(ev.meta["template_fit"]["misses_6000"]) == round(o["n"] * (1 - o["acc@6000"] / 100))
+    assert "Template fit (Z_TPL): spectra off by 6000 km/s or more" in ev.text
+    rec = json.loads((tmp_path / "real" / "evaluation_real.json").read_text())
+    assert TPL in {r["estimator"] for r in rec["tables"]["by_survey"]}
