@@ -67,7 +67,7 @@ def write_predictions(
     from inspector.template_run import cache_path
     from model.checkpoint import file_sha1, git_revision
     from model.predict import predict_store, resolve_device, uncertainty_method
-    from model.template_fit import TPL_COLUMNS
+    from model.template_fit import TPL_COLUMNS, settings_key
     from model.train import load_checkpoint
 
     st = open_store(store_path)
@@ -151,7 +151,8 @@ def write_predictions(
             "tpl_template": "LOZ or HIZ eigenspectra",
             "z_tpl_altK/tpl_dchi2_altK": "next two chi2 minima (>= 3000 km/s apart) and their chi2 above the best",
         },
-        "template_fit": None if tpl is None else {"cache": str(cache_path(st.path)), "seconds": t_tpl},
+        "template_fit": None if tpl is None else {"cache": str(cache_path(st.path)), "seconds": t_tpl,
+                                                  "settings": settings_key()},
         "predicted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "predict_seconds": seconds,
         "device": str(dev),

@@ -89,6 +89,7 @@ def test_prediction_run_and_database_carry_z_tpl(store, tmp_path):
     for c in tf.TPL_COLUMNS:
         pd.testing.assert_series_equal(pred[c], fits[c], check_names=False, check_dtype=False)
     assert side["template_fit"]["cache"] == str(cache_path(store))
+    assert side["template_fit"]["settings"] == tf.settings_key()  # what the z_tpl columns were made with
     assert "z_tpl" in side["columns"]
 
     flags, _, meta = run_triage(store, out)
