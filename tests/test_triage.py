@@ -347,3 +347,21 @@ def test_cli_triage_loads_the_database(mock_store, tmp_path):
             assert table_counts(s)["triage_flags"] == int(flags2["n_rules"].sum()) < int(flags["n_rules"].sum())
     finally:
         engine.dispose()
+
+
+def test_fnet_doubt_counts_only_where_the_template_fit_does_not_back_fnet():
+    """fnet_uncertain / fnet_low_p fire where there is no Z_TPL or it is > 3000 km/s from FNet, not where
+    the two independent estimates agree."""
+    z = 2.0
+    sig_err = 9000.0 / C_KMS * (1 + z)  # sigma_v 9000 km/s, p 0.2: FNet doubts itself in every row
+    rows = [("agrees", z + 0.001), ("disagrees", _z_at(z, 8000.0)), ("no fit", np.nan)]
+    df = pd.DataFrame({
+        "row": range(3), "object_id": [f"0300-51600-{i:04d}" for i in range(3)], "Z_PIPE": z, "Z_QN": z,
+        "Z_PCA": -1.0, "SN_MEDIAN_ALL": 8.0, "z_fnet": z, "z_fnet_err": sig_err, "p_fnet": 0.2,
+        "z_tpl": [r[1] for r in rows], "tpl_dchi2": 500.0})  # fmt: skip
+    index = df[["row", "object_id", "Z_PIPE", "Z_QN", "Z_PCA", "SN_MEDIAN_ALL"]]
+    pred = df[["row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2"]]
+    got = {int(r): list(rs) for r, rs in zip(*apply_rules(index, pred, z_range=Z_RANGE)[["row", "rules"]].T.values)}
+    assert 0 not in got
+    assert got[1] == ["dv_tpl", "fnet_uncertain", "fnet_low_p"]
+    assert got[2] == ["fnet_uncertain", "fnet_low_p"]
