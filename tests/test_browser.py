@@ -86,6 +86,15 @@ def test_triage_session(server, browser):
     page.screenshot(path=str(ROOT / "assets" / "screenshot_inspect.png"), full_page=True)
     _focus_page(page)
 
+    # the template fit among the candidates; t shows the chi2(z) panel and hides it again
+    page.locator(".fnet-candidates", has_text="Template alt 1").wait_for(timeout=10_000)
+    toggle = page.locator(".fnet-chi2-toggle input")
+    assert not toggle.is_checked()
+    page.keyboard.press("t")
+    sync_api.expect(toggle).to_be_checked(timeout=10_000)
+    page.keyboard.press("t")
+    sync_api.expect(toggle).not_to_be_checked(timeout=10_000)
+
     # Enter without a quality: a visible message, nothing saved
     first = _obj(page)
     page.keyboard.press("Enter")

@@ -1,13 +1,23 @@
-"""The inspection page: spectrum + zoom, candidates, why-it-is-here, current z, decision widgets, help.
+"""The inspection page: spectrum + zoom, the template chi2(z) panel (hidden until asked for), candidates,
+why-it-is-here, current z, decision widgets, help.
 
 Everything a widget or a key does is a method of `inspector.app.triage.Triage`;
 this module only lays out widgets bound to its parameters and forwards keys
 (`KeyCatcher`, generated from `keymap.KEYMAP`). Text from the database or a
 person (comments, names, messages) is always shown HTML-escaped.
+
+The chi2(z) panel fits the spectrum on screen (`chi2_plot.fit_item`, 10-30 ms)
+only while it is shown, and the last 32 fits are kept per spectrum. On the
+server the fit starts CHI2_DELAY_MS after a new spectrum, in a worker thread,
+and is drawn on a later tick: fitted on the event loop (even on the next tick)
+it added ~40 ms to the median accept -> next in Chromium. Until it is drawn the
+panel still shows the previous spectrum's curve.
 """
 from __future__ import annotations
 
 import html
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -16,12 +26,15 @@ import param
 from bokeh.events import Tap
 from panel.custom import JSComponent
 
+from inspector.app import chi2_plot as C
 from inspector.app import keymap
 from inspector.app import lines as L
 from inspector.app.spectrum_plot import SpectrumPlot
 from inspector.app.triage import Triage
 
 pn.extension("tabulator")
+_FITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chi2-fit")  # one at a time, for every session
+CHI2_DELAY_MS = 120  # the browser draws the new spectrum first; then the chi2 panel follows
 
 _ESM = """
 export function render({ model }) {
@@ -68,13 +81,25 @@ def _fmt(v: Any, spec: str = ".5f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else html.escape(str(v))
 
 
+def _rule_html(rule: str, value: Any, priority: Any) -> str:
+    """One fired rule: its name, the value it judged with its unit (from `inspector.triage.RULES`), the
+    priority; the rule's description as the tooltip."""
+    from inspector.triage import RULES
+
+    r = next((x for x in RULES if x.name == rule), None)
+    unit = r.unit if r is not None else ""
+    spec = ("+,.0f" if rule.startswith("dv_") else ",.0f") if unit == "km/s" else ".4g"  # dv signed, sigma not
+    shown = _fmt(value, spec) + (f" {unit}" if unit else "")
+    tip = f" title='{html.escape(r.description, quote=True)}'" if r is not None else ""
+    return f"<li{tip}><b>{html.escape(rule)}</b> {html.escape(shown)} (priority {_fmt(priority, '.2g')})</li>"
+
+
 def why_html(t: Triage) -> str:
     it = t.item
     if it is None:
         return ""
     i = it.info
-    rules = "".join(f"<li><b>{html.escape(r)}</b> ({_fmt(v, '.4g')}, priority {_fmt(p, '.2g')})</li>"
-                    for r, v, p in it.rules) or "<li>none (jumped to)</li>"
+    rules = "".join(_rule_html(r, v, p) for r, v, p in it.rules) or "<li>none (jumped to)</li>"
     ra, dec = i.get("ra"), i.get("dec")
     link = ""
     if ra is not None and dec is not None:
@@ -101,6 +126,10 @@ class InspectView:
     def __init__(self, triage: Triage) -> None:
         self.t = t = triage
         self.plot = SpectrumPlot()
+        self.chi2 = C.Chi2Plot()
+        self.chi2_pane = pn.pane.Bokeh(self.chi2.fig, sizing_mode="stretch_width", visible=t.show_chi2)
+        self.chi2.fig.on_event(Tap, self._chi2_tapped)
+        self._fits: OrderedDict[int, Any] = OrderedDict()  # spectrum id -> (fit, pixels) or None
         self.keys = KeyCatcher(self._key)
         self.title = pn.pane.HTML("", css_classes=["fnet-title"], sizing_mode="stretch_width")
         self.msg = pn.pane.HTML("", css_classes=["fnet-message"], sizing_mode="stretch_width")
@@ -108,8 +137,9 @@ class InspectView:
         self.z_in = pn.widgets.TextInput(name="current z (type, Enter)", value="", width=160, css_classes=["fnet-z"])
         self.z_in.param.watch(self._typed_z, "value")
         self.cands = pn.widgets.Tabulator(
-            value=self._cand_frame(), disabled=True, show_index=False, selectable=False, height=230,
+            value=self._cand_frame(), disabled=True, show_index=False, selectable=False, height=340,
             sizing_mode="stretch_width", css_classes=["fnet-candidates"],
+            widths={"key": 64, "source": 130, "z": 90, "note": 230},
         )  # fmt: skip
         self.cands.on_click(self._cand_click)
         # a feature clicked in either panel + a line chosen from the table -> z (Triage.z_from_feature)
@@ -142,6 +172,8 @@ class InspectView:
             pn.widgets.Checkbox.from_param(t.param.rest, name="rest frame"),
             pn.widgets.Checkbox.from_param(t.param.major_only, name="major lines only"),
             pn.widgets.Checkbox.from_param(t.param.show_grid, name="FNet grid"),
+            pn.widgets.Checkbox.from_param(t.param.show_chi2, name=_label("toggle_chi2", "template χ²(z)"),
+                                           css_classes=["fnet-chi2-toggle"]),
         )  # fmt: skip
         decide = pn.Column(
             pn.Row(self.z_in, *nudges), pn.Row(self.feature, self.line_pick), pn.Row(pn.pane.HTML("<b>quality</b>", width=60), self.quality),
@@ -153,7 +185,7 @@ class InspectView:
         self.layout = pn.Column(
             self.keys, self.title, self.msg,
             pn.pane.Bokeh(self.plot.main, sizing_mode="stretch_width"),
-            pn.pane.Bokeh(self.plot.zoom, sizing_mode="stretch_width"), view,
+            pn.pane.Bokeh(self.plot.zoom, sizing_mode="stretch_width"), self.chi2_pane, view,
             pn.Row(pn.Column(self.cands, decide, sizing_mode="stretch_width"),
                    pn.Column(self.why, self.help, width=440)),
             sizing_mode="stretch_width",
@@ -161,6 +193,7 @@ class InspectView:
         t.param.watch(self._item_changed, "item")
         t.param.watch(self._z_changed, "z")
         t.param.watch(self._view_changed, ["smoothing", "rest", "major_only", "show_grid"])
+        t.param.watch(self._chi2_toggled, "show_chi2")
         t.param.watch(lambda e: self._message(), ["message", "done"])
         t.param.watch(lambda e: self._set_quality(), "quality")
         t.param.watch(lambda e: self._title(), ["n_decided", "quality"])
@@ -185,6 +218,8 @@ class InspectView:
         self.why.object = why_html(t)
         self._set_quality()
         self._title()
+        if t.show_chi2:
+            self._chi2_soon()
 
     def _z_changed(self, *_: Any) -> None:
         t = self.t
@@ -194,6 +229,8 @@ class InspectView:
             self.plot.set_lines(t.z, rest=False, major_only=t.major_only)
         self._z_text()
         self.cands.value = self._cand_frame()
+        if t.show_chi2:
+            self.chi2.set_z(t.z)
 
     def _view_changed(self, event: Any) -> None:
         self.plot.set_view(self.t.z, reframe=event.name == "rest", **self._kw())
@@ -257,6 +294,76 @@ class InspectView:
         rows = self.t.candidates()
         if 0 <= event.row < len(rows) and rows[event.row]["z"] is not None:
             self.t.z = rows[event.row]["z"]
+
+    # ------------------------------------------------------------------ the chi2(z) panel
+    @staticmethod
+    def _fit_of(item: Any) -> Any:
+        try:
+            return C.fit_item(item)
+        except Exception:  # noqa: BLE001 - a spectrum the fit cannot take: the panel says so
+            return None
+
+    def _keep(self, spectrum_id: int, got: Any) -> None:
+        self._fits[spectrum_id] = got
+        while len(self._fits) > 32:
+            self._fits.popitem(last=False)
+
+    def fit(self) -> Any:
+        """(TemplateFit, pixels) of the spectrum on screen, fitted once per spectrum; None if it cannot be."""
+        it = self.t.item
+        if it is None:
+            return None
+        if it.spectrum_id not in self._fits:
+            self._keep(it.spectrum_id, self._fit_of(it))
+        return self._fits[it.spectrum_id]
+
+    def _chi2_soon(self) -> None:
+        """Fit and draw the new spectrum's chi2 after the spectrum itself: on the server CHI2_DELAY_MS
+        later (if it is still on screen), the fit in a worker thread, the drawing on a later tick; off the
+        server (tests) at once."""
+        doc, it = pn.state.curdoc, self.t.item
+        if doc is None or doc.session_context is None or it is None:
+            return self._chi2_refresh()
+        sid = it.spectrum_id
+
+        def work() -> None:
+            got = self._fit_of(it)
+            doc.add_next_tick_callback(lambda: self._fitted(sid, got))  # thread-safe in Bokeh
+
+        def start() -> None:
+            if not self.t.show_chi2 or self.t.item is None or self.t.item.spectrum_id != sid:
+                return  # moved on meanwhile: nothing to fit
+            if sid in self._fits:
+                self._chi2_refresh()
+            else:
+                _FITTER.submit(work)
+
+        doc.add_timeout_callback(start, CHI2_DELAY_MS)
+        return None
+
+    def _fitted(self, spectrum_id: int, got: Any) -> None:
+        self._keep(spectrum_id, got)
+        if self.t.item is not None and self.t.item.spectrum_id == spectrum_id:
+            self._chi2_refresh()
+
+    def _chi2_refresh(self) -> None:
+        t = self.t
+        if not t.show_chi2 or t.item is None:
+            return
+        got = self.fit()
+        fit, pixels = got if got is not None else (None, "")
+        self.chi2.show(fit, C.markers(t.item, fit), t.z, C.title(fit, pixels, t.item))
+
+    def _chi2_toggled(self, *_: Any) -> None:
+        self.chi2_pane.visible = self.t.show_chi2
+        self._chi2_refresh()
+
+    def _chi2_tapped(self, event: Any) -> None:
+        """A click in the chi2 panel adopts the lowest chi2 within 5000 km/s of it."""
+        got = self.fit() if self.t.show_chi2 else None
+        if got is None or event.x is None:
+            return
+        self.t.z = C.snap(got[0], float(event.x))
 
     def panel(self) -> pn.viewable.Viewable:
         return self.layout

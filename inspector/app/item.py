@@ -2,6 +2,7 @@
 
     item = load_item(session, store, spectrum, "alice", model_version_id)
     item.wave, item.flux, item.ivar, item.mask, item.sky      # native pixels (vacuum A)
+    item.z_tpl, item.tpl_candidates                           # the stored template fit (None: not run)
     candidates(item, z=2.31)                                  # rows with dv to the current z
 
 The native spectrum comes from the file named in the database (`read_any`);
@@ -38,10 +39,15 @@ class Item:
     sky: np.ndarray | None
     grid_wave: np.ndarray | None = None
     grid_flux: np.ndarray | None = None
+    grid_ivar: np.ndarray | None = None
     z_fnet: float | None = None
     z_err: float | None = None
     p: float | None = None
     alternatives: list[dict[str, Any]] = field(default_factory=list)
+    z_tpl: float | None = None  # the prediction run's template fit (None: predicted before it existed)
+    z_tpl_err: float | None = None
+    tpl_dchi2: float | None = None  # chi2 of its next minimum minus the best
+    tpl_candidates: list[dict[str, Any]] = field(default_factory=list)  # [{"z", "dchi2"}, ...] next minima
     rules: list[tuple[str, float | None, float]] = field(default_factory=list)  # (rule, value, priority)
     others: list[tuple[str, str, float | None, int | None]] = field(default_factory=list)  # earlier decisions
     mine: dict[str, Any] | None = None  # my latest decision on it, if any
@@ -92,13 +98,15 @@ def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector:
     info = {k: getattr(spec, k) for k in ("object_id", "survey", "plate", "mjd", "fiberid", "targetid", "ra", "dec",
                                            "sn", "spec_class", "z_file", "zwarning", "z_pipe", "z_qn", "z_pca",
                                            "z_vi", "file")}  # fmt: skip
-    item = Item(spec.id, spec.object_id, info, wave, flux, ivar, mask, sky, gw, gf, source=source)
+    item = Item(spec.id, spec.object_id, info, wave, flux, ivar, mask, sky, gw, gf, gi, source=source)
     if model_version_id is not None:
         pred = session.scalars(select(Prediction).where(Prediction.spectrum_id == spec.id,
                                                         Prediction.model_version_id == model_version_id)).first()
         if pred is not None:
             item.z_fnet, item.z_err, item.p = pred.z, pred.z_err, pred.p
             item.alternatives = list(pred.alternatives or [])
+            item.z_tpl, item.z_tpl_err, item.tpl_dchi2 = pred.z_tpl, pred.z_tpl_err, pred.tpl_dchi2
+            item.tpl_candidates = [c for c in (pred.tpl_candidates or []) if isinstance(c, dict)]
     item.rules = [(r.rule, r.value, r.priority) for r in session.scalars(
         select(TriageFlag).where(TriageFlag.spectrum_id == spec.id).order_by(TriageFlag.priority.desc()))]
     rows = session.execute(
@@ -116,8 +124,23 @@ def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector:
     return item
 
 
+def _num(v: Any, spec: str) -> str:
+    v = float(v)
+    return format(v, spec) if np.isfinite(v) else "∞"
+
+
+def _tpl_note(item: Item) -> str:
+    """'± 0.0012, Δχ²=345.6' for the stored template fit; why there is none otherwise."""
+    if item.z_tpl is None:
+        return "none stored (the χ² panel fits it live)"
+    parts = [f"± {_num(item.z_tpl_err, '.5f')}" if item.z_tpl_err is not None else "",
+             f"Δχ²={_num(item.tpl_dchi2, '.1f')}" if item.tpl_dchi2 is not None else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def candidates(item: Item, z: float) -> list[dict[str, Any]]:
     """Every redshift one could adopt, with its dv (km/s) to the current z: FNet, its alternatives, the
+    template fit (Z_TPL and its next two minima; a row without z where the prediction run had none), the
     catalog's Z_PIPE / Z_QN (\"failed\" when -1) / Z_PCA, and other inspectors' z."""
     out: list[dict[str, Any]] = []
 
@@ -131,6 +154,11 @@ def candidates(item: Item, z: float) -> list[dict[str, Any]]:
     for i, alt in enumerate(item.alternatives, 1):
         p = alt.get("p")
         add(f"FNet alt {i}", alt.get("z"), f"p={p:.2f}" if p is not None else "")
+    if item.z_fnet is not None or item.z_tpl is not None:
+        add("Template", item.z_tpl, _tpl_note(item))
+    for i, alt in enumerate(item.tpl_candidates[:2], 1):
+        d = alt.get("dchi2")
+        add(f"Template alt {i}", alt.get("z"), f"Δχ²=+{_num(d, '.1f')}" if d is not None else "")
     add("Z_PIPE", item.info.get("z_pipe"))
     zqn = item.info.get("z_qn")
     add("Z_QN", zqn, "failed" if zqn is not None and zqn == -1 else "")

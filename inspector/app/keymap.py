@@ -33,7 +33,7 @@ KEYMAP: tuple[Binding, ...] = (
     Binding("ArrowLeft", "nudge_down_fine", "z - 0.0001"),
     Binding("ArrowUp", "nudge_up_coarse", "z + 0.01"),
     Binding("ArrowDown", "nudge_down_coarse", "z - 0.01"),
-    Binding("a", "next_candidate", "adopt the next candidate redshift (FNet, alternatives, Z_PIPE, ...)"),
+    Binding("a", "next_candidate", "adopt the next candidate redshift (FNet, alternatives, Template, Z_PIPE, ...)"),
     Binding("A", "previous_candidate", "adopt the previous candidate redshift"),
     Binding("f", "reset_z", "back to FNet's redshift"),
     Binding("]", "smooth_more", "more Gaussian smoothing"),
@@ -41,6 +41,7 @@ KEYMAP: tuple[Binding, ...] = (
     Binding("r", "toggle_rest", "observed / rest frame"),
     Binding("m", "toggle_major", "major lines only / all lines"),
     Binding("g", "toggle_grid", "show / hide the FNet-grid spectrum"),
+    Binding("t", "toggle_chi2", "show / hide the template fit's χ²(z) curve (click near a minimum there to adopt it)"),
 )
 
 _BY_KEY = {b.key: b for b in KEYMAP}

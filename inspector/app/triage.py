@@ -54,6 +54,7 @@ class Triage(param.Parameterized):
     rest = param.Boolean(default=False)
     major_only = param.Boolean(default=True)
     show_grid = param.Boolean(default=False)
+    show_chi2 = param.Boolean(default=False, doc="the template fit's chi2(z) panel (fitted live, only while shown)")
     done = param.Boolean(default=False, doc="the queue has nothing left for this inspector")
     n_decided = param.Integer(default=0)
     crosscheck_fraction = param.Number(default=0.1, bounds=(0, 1), doc="share of picks that are deliberate "
@@ -247,6 +248,7 @@ class Triage(param.Parameterized):
     def toggle_rest(self) -> None: self.rest = not self.rest  # noqa: E704
     def toggle_major(self) -> None: self.major_only = not self.major_only  # noqa: E704
     def toggle_grid(self) -> None: self.show_grid = not self.show_grid  # noqa: E704
+    def toggle_chi2(self) -> None: self.show_chi2 = not self.show_chi2  # noqa: E704
 
     # ------------------------------------------------------------------ keys
     def dispatch(self, key: str) -> bool:
