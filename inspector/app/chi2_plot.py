@@ -25,7 +25,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
-Z_MAX = 5.0
+from model.template_fit import Z_MAX
 C_KMS = 299792.458
 COLORS = {"current": "#d62728", "FNet": "#1f77b4", "Z_TPL": "#2ca02c", "tpl alt": "#2ca02c", "Z_PIPE": "#7f7f7f"}
 

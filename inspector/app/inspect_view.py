@@ -139,7 +139,7 @@ class InspectView:
         self.cands = pn.widgets.Tabulator(
             value=self._cand_frame(), disabled=True, show_index=False, selectable=False, height=340,
             sizing_mode="stretch_width", css_classes=["fnet-candidates"],
-            widths={"key": 64, "source": 130, "z": 90, "note": 230},
+            widths={"on": 40, "source": 130, "z": 90, "note": 230},
         )  # fmt: skip
         self.cands.on_click(self._cand_click)
         # a feature clicked in either panel + a line chosen from the table -> z (Triage.z_from_feature)
@@ -285,10 +285,12 @@ class InspectView:
         import pandas as pd
 
         rows = self.t.candidates()
-        return pd.DataFrame([{"key": i, "source": c["source"], "z": _fmt(c["z"]), "note": c["note"],
+        # "on": the candidate the current z is (a/A step through them, a click adopts one)
+        return pd.DataFrame([{"on": "●" if c["dv"] is not None and abs(c["dv"]) < 0.5 else "", "source": c["source"],
+                              "z": _fmt(c["z"]), "note": c["note"],
                               "dv to current (km/s)": "–" if c["dv"] is None else f"{c['dv']:+.0f}"}
-                             for i, c in enumerate(rows)],
-                            columns=["key", "source", "z", "note", "dv to current (km/s)"])  # fmt: skip
+                             for c in rows],
+                            columns=["on", "source", "z", "note", "dv to current (km/s)"])  # fmt: skip
 
     def _cand_click(self, event: Any) -> None:
         rows = self.t.candidates()
