@@ -161,11 +161,11 @@ def test_chi2_panel_is_lazy_cached_and_follows_z(mock, monkeypatch):
     monkeypatch.setattr(C, "fit_item", lambda item, **kw: calls.append(item.spectrum_id) or real(item, **kw))
     t = _triage(mock, name="lazy")
     v = InspectView(t)
-    assert not v.chi2_pane.visible
+    assert not v.chi2.fig.visible
     t.quality = 4
     t.dispatch("Enter")  # hidden: accept -> next fits nothing
     assert calls == []
-    assert t.dispatch("t") and t.show_chi2 and v.chi2_pane.visible
+    assert t.dispatch("t") and t.show_chi2 and v.chi2.fig.visible
     assert calls == [t.item.spectrum_id] and len(v.chi2.curve.data["z"]) > 1000
     t.dispatch("t")
     t.dispatch("t")

@@ -33,7 +33,7 @@ from db.engine import make_engine, session_scope
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("appdemo")
-    build_demo(d, 40)
+    build_demo(d, 100)  # ~30 flagged: enough queue for every test's inspectors
     with demo_server(d) as (base, url):
         yield base, url
 
@@ -89,11 +89,15 @@ def test_triage_session(server, browser):
     # the template fit among the candidates; t shows the chi2(z) panel and hides it again
     page.locator(".fnet-candidates", has_text="Template alt 1").wait_for(timeout=10_000)
     toggle = page.locator(".fnet-chi2-toggle input")
+    chi2 = page.locator(".fnet-chi2 canvas")
     assert not toggle.is_checked()
+    sync_api.expect(chi2.first).to_be_hidden()
     page.keyboard.press("t")
     sync_api.expect(toggle).to_be_checked(timeout=10_000)
+    sync_api.expect(chi2.first).to_be_visible(timeout=10_000)
     page.keyboard.press("t")
     sync_api.expect(toggle).not_to_be_checked(timeout=10_000)
+    sync_api.expect(chi2.first).to_be_hidden(timeout=10_000)
 
     # Enter without a quality: a visible message, nothing saved
     first = _obj(page)
@@ -114,9 +118,11 @@ def test_triage_session(server, browser):
     z.fill("abc")
     z.press("Enter")
     page.locator(".fnet-message", has_text="number").wait_for(timeout=10_000)
+    sync_api.expect(z).not_to_have_value("abc", timeout=10_000)
     z.fill("12")
     z.press("Enter")
     page.locator(".fnet-message", has_text="between").wait_for(timeout=10_000)
+    sync_api.expect(z).not_to_have_value("12", timeout=10_000)  # the field is reset to the current z first
     z.fill("2.34567")
     z.press("Enter")
     page.locator(".fnet-message", has_text="between").wait_for(state="detached", timeout=10_000)

@@ -127,7 +127,12 @@ class InspectView:
         self.t = t = triage
         self.plot = SpectrumPlot()
         self.chi2 = C.Chi2Plot()
-        self.chi2_pane = pn.pane.Bokeh(self.chi2.fig, sizing_mode="stretch_width", visible=t.show_chi2)
+        # shown / hidden by the Bokeh figure's own `visible`: toggling the Panel pane's visibility instead left
+        # a blank panel on first load, and made a later z typed in the text field fail now and then (Bokeh
+        # "_pending_writes should be non-None" on the spectrum's next update)
+        self.chi2.fig.visible = t.show_chi2
+        self.chi2_pane = pn.Column(pn.pane.Bokeh(self.chi2.fig, sizing_mode="stretch_width"),
+                                   sizing_mode="stretch_width", css_classes=["fnet-chi2"], margin=0)
         self.chi2.fig.on_event(Tap, self._chi2_tapped)
         self._fits: OrderedDict[int, Any] = OrderedDict()  # spectrum id -> (fit, pixels) or None
         self.keys = KeyCatcher(self._key)
@@ -139,7 +144,7 @@ class InspectView:
         self.cands = pn.widgets.Tabulator(
             value=self._cand_frame(), disabled=True, show_index=False, selectable=False, height=340,
             sizing_mode="stretch_width", css_classes=["fnet-candidates"],
-            widths={"on": 40, "source": 130, "z": 90, "note": 230},
+            widths={"on": 52, "source": 130, "z": 90, "note": 230},
         )  # fmt: skip
         self.cands.on_click(self._cand_click)
         # a feature clicked in either panel + a line chosen from the table -> z (Triage.z_from_feature)
@@ -357,7 +362,7 @@ class InspectView:
         self.chi2.show(fit, C.markers(t.item, fit), t.z, C.title(fit, pixels, t.item))
 
     def _chi2_toggled(self, *_: Any) -> None:
-        self.chi2_pane.visible = self.t.show_chi2
+        self.chi2.fig.visible = self.t.show_chi2
         self._chi2_refresh()
 
     def _chi2_tapped(self, event: Any) -> None:
