@@ -306,15 +306,6 @@ def evaluate_store(
     return Evaluation(tables, text, files, meta)
 
 
-def __getattr__(name: str):
-    # real mode lives in inspector.evaluate_real (imported on use: torch only when needed)
-    if name == "evaluate_real":
-        from inspector.evaluate_real import evaluate_real
-
-        return evaluate_real
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --------------------------------------------------------------------------- the command
 @app.command("evaluate")
 def evaluate_command(

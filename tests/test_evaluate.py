@@ -267,7 +267,7 @@ def test_real_mode_on_fixtures(tmp_path, real_dir):
     """--real on the committed real fixtures with an untrained small FNet: it runs and reports per object."""
     import torch
 
-    from inspector.cli_evaluate import evaluate_real
+    from inspector.evaluate_real import evaluate_real
     from model.fnet import FNet, FNetConfig
     from model.train import save_checkpoint
 
