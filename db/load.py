@@ -38,7 +38,8 @@ from db.schema import (
 from db.validate import DecisionError, check_rule
 
 CHUNK = 20_000
-PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", "z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_candidates")
+TPL_VALUES = ("z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_candidates")
+PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", *TPL_VALUES)
 
 # spectra column <- candidate frame columns, first present wins (store index names, then DR16Q names)
 SPECTRUM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -315,6 +316,8 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
     def floats(name: str) -> np.ndarray:
         return df[name].to_numpy(np.float64, na_value=np.nan) if name in df.columns else np.full(len(df), np.nan)
 
+    # a frame without the template fit writes only FNet's columns (and keeps stored Z_TPL on a re-load)
+    has_tpl = any(c in df.columns for c in ("z_tpl", "z_tpl_err", "tpl_dchi2", "z_tpl_alt1"))
     z_tpl, z_tpl_err, tpl_dchi2 = floats("z_tpl"), floats("z_tpl_err"), floats("tpl_dchi2")
     tpl_alt = [(floats(f"z_tpl_alt{k}"), floats(f"tpl_dchi2_alt{k}")) for k in (1, 2)]
 
@@ -329,15 +332,17 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
         for span in _spans(len(df), chunk):
             part = [
                 {"spectrum_id": int(sids[i]), "model_version_id": int(model_version_id), "z": _plain(z[i]),
-                 "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i),
-                 "z_tpl": _plain(z_tpl[i]), "z_tpl_err": _plain(z_tpl_err[i]), "tpl_dchi2": _plain(tpl_dchi2[i]),
-                 "tpl_candidates": tpl_candidates(i)}
+                 "z_err": _plain(err[i]), "p": _plain(p[i]), "alternatives": alternatives(i)}
                 for i in span
             ]  # fmt: skip
+            if has_tpl:
+                for row, i in zip(part, span, strict=True):
+                    row.update(z_tpl=_plain(z_tpl[i]), z_tpl_err=_plain(z_tpl_err[i]),
+                               tpl_dchi2=_plain(tpl_dchi2[i]), tpl_candidates=tpl_candidates(i))
             ins = _insert(session, Prediction)
             ins = ins.on_conflict_do_update(
                 index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
-                set_={c: getattr(ins.excluded, c) for c in PREDICTION_VALUES},
+                set_={c: getattr(ins.excluded, c) for c in PREDICTION_VALUES if has_tpl or c not in TPL_VALUES},
             )
             session.execute(ins, part)
         return len(df)

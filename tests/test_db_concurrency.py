@@ -337,8 +337,12 @@ def test_template_fit_revision_0002_keeps_predictions_and_decisions(db_url):
             "object_id": OIDS, "z_fnet": np.linspace(0.1, 3, N_SPECTRA), "z_tpl": np.linspace(0.1, 3, N_SPECTRA) + 0.01,
             "z_tpl_err": 1e-4, "tpl_dchi2": 80.0, "z_tpl_alt1": 1.5, "tpl_dchi2_alt1": 80.0}), mv.id)  # fmt: skip
         record_decision(s, OIDS[0], "alice", "accept", quality=4, model_version_id=mv.id, z_model=0.1)
+        # re-loading FNet's columns alone updates them and keeps the stored template fit
+        load.load_predictions(s, pd.DataFrame({"object_id": OIDS, "z_fnet": np.linspace(0.2, 3.1, N_SPECTRA)}), mv.id)
         pred = load.predictions_frame(s, mv.id)
     assert pred["tpl_candidates"][0] == [{"z": 1.5, "dchi2": 80.0}] and pred["z_tpl"].notna().all()
+    assert np.allclose(pred["z"], np.linspace(0.2, 3.1, N_SPECTRA))
+    assert np.allclose(pred["z_tpl"], np.linspace(0.1, 3, N_SPECTRA) + 0.01)
     e.dispose()
 
     downgrade(db_url, "0001")
