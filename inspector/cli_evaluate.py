@@ -199,23 +199,30 @@ def _write_json(path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any
 
 
 def _store_template_z(
-    store: Path, pred: pd.DataFrame, rows: np.ndarray, processes: int | None
+    store: Path, pred: pd.DataFrame, rows: np.ndarray, processes: int | None, predictions: Path | None = None
 ) -> tuple[np.ndarray, str]:
     """Z_TPL on `rows` (NaN where the fit found none) and where it came from.
 
-    The predictions' z_tpl column when it holds any value (a prediction run
-    with the template fit); else `inspector.template_run.template_fits`, which
-    fits the whole store once and caches it.
+    The predictions' z_tpl column when it holds any value and was made with
+    today's template-fit settings (its sidecar records them); else
+    `inspector.template_run.template_fits`, which fits the whole store once and
+    caches it, so a stale column is never scored as the current estimator.
     """
+    from inspector.template_run import cache_path, template_fits
+    from inspector.triage import read_sidecar
+    from model.template_fit import settings_key
+
+    stale = ""
     if "z_tpl" in pred.columns:
         col = pd.to_numeric(pred["z_tpl"], errors="coerce")
         if col.notna().any():
-            return col.loc[rows].to_numpy(np.float64, na_value=np.nan), "the predictions' z_tpl column"
-    from inspector.template_run import cache_path, template_fits
-
+            made_with = ((read_sidecar(predictions) or {}).get("template_fit") or {}).get("settings")
+            if predictions is None or made_with == settings_key():
+                return col.loc[rows].to_numpy(np.float64, na_value=np.nan), "the predictions' z_tpl column"
+            stale = "; the predictions' z_tpl column was made with other settings (or unrecorded ones), not used"
     df = template_fits(store, processes=processes).set_index("row")
     z = pd.to_numeric(df["z_tpl"], errors="coerce").reindex(rows).to_numpy(np.float64, na_value=np.nan)
-    return z, f"inspector.template_run on the store (cached in {cache_path(store)})"
+    return z, f"inspector.template_run on the store (cached in {cache_path(store)}){stale}"
 
 
 # --------------------------------------------------------------------------- store mode
@@ -264,7 +271,8 @@ def evaluate_store(
         baseline_failed, failed_from = failed, f"our baseline ({Path(baseline).name}) failed"
     template_from = None
     if template:
-        estimators[TEMPLATE], template_from = _store_template_z(Path(store), pred, rows, template_processes)
+        estimators[TEMPLATE], template_from = _store_template_z(Path(store), pred, rows, template_processes,
+                                                                Path(predictions))
     sub = index.iloc[rows]
     for col in CATALOG_ESTIMATORS:
         if col in sub:

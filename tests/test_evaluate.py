@@ -348,6 +348,10 @@ def test_store_mode_template_from_the_predictions(small_store, tmp_path, monkeyp
     df = pd.read_parquet(tmp_path / "p.parquet")
     df["z_tpl"] = z_tpl
     df.to_parquet(tmp_path / "p.parquet")
+    from model.template_fit import settings_key
+
+    side = tmp_path / "p.json"  # what `inspector predict` records: the settings the z_tpl column was made with
+    side.write_text(json.dumps({"template_fit": {"settings": settings_key()}}))
 
     ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev", plot=False)
     n = int(qso.sum())
@@ -376,6 +380,14 @@ def test_store_mode_template_from_the_predictions(small_store, tmp_path, monkeyp
     rec = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     r = next(r for r in rec["tables"]["overall"] if r["estimator"] == TPL)
     assert r["acc@6000"] == pytest.approx(100 * (n - 4) / n)
+
+    # a column made with other template settings is not scored as today's estimator: the store is fitted
+    side.write_text(json.dumps({"template_fit": {"settings": {**settings_key(), "z_max": 5.0}}}))
+    fitted = pd.DataFrame({"row": np.arange(len(idx)), "z_tpl": z})
+    monkeypatch.setattr(inspector.template_run, "template_fits", lambda *a, **k: fitted)
+    ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev2", plot=False)
+    assert ev.tables["overall"].loc[("all", TPL), "acc@6000"] == pytest.approx(100.0)
+    assert "made with other settings" in ev.meta["template_from"]
 
 
 @pytest.mark.parametrize("column", ["absent", "all null"])
