@@ -34,8 +34,6 @@ def store_frames(store: Path, predictions: Path):
     pred = pd.read_parquet(predictions)
     q = idx["is_qso"].to_numpy(bool)
     z = idx["z"].to_numpy(float)
-    zf = np.full(len(idx), np.nan)
-    zf[pred["row"].to_numpy()] = pred["z_fnet"].to_numpy(float)
     return idx, pred, q, z, training_z_range(read_sidecar(predictions)), f"store {store} ({q.sum()} quasars)"
 
 

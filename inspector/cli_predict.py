@@ -91,6 +91,7 @@ def write_predictions(
         t0 = time.perf_counter()
         tpl = template_fits(st.path, processes=template_processes, progress=progress)
         t_tpl = time.perf_counter() - t0
+    tpl_cols = None if tpl is None else {c: tpl[c].to_numpy() for c in TPL_COLUMNS}
     t0 = time.perf_counter()
     bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
     try:
@@ -108,7 +109,7 @@ def write_predictions(
                     cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
                 cols["model_sha1"] = np.full(b.rows.size, sha)
                 for c in TPL_COLUMNS:
-                    cols[c] = tpl[c].to_numpy()[b.rows] if tpl is not None else np.full(b.rows.size, None)
+                    cols[c] = tpl_cols[c][b.rows] if tpl_cols is not None else np.full(b.rows.size, None)
                 arrays = [
                     pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
                 ]  # NaN -> null for the float columns

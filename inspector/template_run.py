@@ -52,10 +52,12 @@ def _read_cache(path: Path, key: dict[str, Any], oid: np.ndarray) -> pd.DataFram
 
 
 def _write(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
+    import pyarrow as pa
+
+    from inspector.store.parts import atomic_write_table
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write_table(pa.Table.from_pandas(df, preserve_index=False), path)
     side = path.with_suffix(".json")
     tmp_side = side.with_name(side.name + ".tmp")
     tmp_side.write_text(json.dumps(meta, indent=1))

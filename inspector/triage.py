@@ -133,10 +133,15 @@ def _fnet_low_p(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -
         return p, (p < threshold) & _unchecked(frame)
 
 
-def _low_sn(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    sn = _f(frame, "sn")
-    with np.errstate(invalid="ignore"):
-        return sn, sn < threshold
+def _below_rule(col: str) -> RuleFn:
+    """Fires where the frame column `col` is below the threshold (NaN: cannot judge, does not fire)."""
+
+    def fn(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        v = _f(frame, col)
+        with np.errstate(invalid="ignore"):
+            return v, v < threshold
+
+    return fn
 
 
 def _outside_training(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -149,12 +154,6 @@ def _outside_training(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, A
     out = np.maximum(np.maximum(lo - z, z - hi), 0.0)
     with np.errstate(invalid="ignore"):
         return out, out > threshold
-
-
-def _tpl_low_dchi2(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    d = _f(frame, "tpl_dchi2")
-    with np.errstate(invalid="ignore"):
-        return d, d < threshold
 
 
 def _fnet_missing(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -175,14 +174,14 @@ RULES: tuple[Rule, ...] = (
     Rule("dv_tpl", "|dv(FNet, Z_TPL)| above the threshold: the template fit disagrees", 3000.0, 1.5,
          _dv_rule("z_tpl"), "dv_tpl_kms", "km/s", ("z_tpl",)),
     Rule("tpl_low_dchi2", "template fit not decisive: delta chi2 to its next minimum below the threshold", 25.0, 0.5,
-         _tpl_low_dchi2, "tpl_dchi2", "", ("tpl_dchi2",)),
+         _below_rule("tpl_dchi2"), "tpl_dchi2", "", ("tpl_dchi2",)),
     Rule("dv_pca", "|dv(FNet, Z_PCA)| above the threshold (off by default)", None, 0.5, _dv_rule("z_pca"),
          "dv_pca_kms", "km/s", ("z_pca",)),
     Rule("fnet_uncertain", "FNet uncertainty c z_fnet_err / (1 + z_fnet) above the threshold, unless the template "
          "fit agrees with FNet", 6000.0, 1.0, _fnet_uncertain, "sigma_v_kms", "km/s", ("z_fnet_err",)),
     Rule("fnet_low_p", "FNet posterior mass near its z (p_fnet) below the threshold, unless the template fit "
          "agrees with FNet", 0.5, 0.5, _fnet_low_p, "p_fnet", "", ("p_fnet",)),
-    Rule("low_sn", "median S/N per pixel (SN_MEDIAN_ALL) below the threshold", 2.0, 0.5, _low_sn,
+    Rule("low_sn", "median S/N per pixel (SN_MEDIAN_ALL) below the threshold", 2.0, 0.5, _below_rule("sn"),
          "sn_median_all", "", ("sn",)),
     Rule("z_outside_training", "FNet z further than the threshold outside the training z range", 0.0, 1.0,
          _outside_training, "dz_outside_training", ""),

@@ -25,8 +25,8 @@ import numpy as np
 from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
+from model.metrics import dv_kms
 from model.template_fit import Z_MAX
-C_KMS = 299792.458
 COLORS = {"current": "#d62728", "FNet": "#1f77b4", "Z_TPL": "#2ca02c", "tpl alt": "#2ca02c", "Z_PIPE": "#7f7f7f"}
 
 
@@ -95,7 +95,7 @@ def _merge_labels(rows: list[dict[str, Any]], kms: float = 1500.0) -> list[dict[
         if not r["label"]:
             continue
         for o in rows[i + 1:]:
-            if o["label"] and abs(C_KMS * (o["x"] - r["x"]) / (1 + r["x"])) < kms:
+            if o["label"] and abs(dv_kms(o["x"], r["x"])) < kms:
                 r["label"], o["label"] = f"{r['label']}, {o['label'].split(' (')[0]}", ""
     return rows
 
@@ -103,12 +103,12 @@ def _merge_labels(rows: list[dict[str, Any]], kms: float = 1500.0) -> list[dict[
 def snap(fit: Any, z: float, window_kms: float = 5000.0) -> float:
     """The z of the lowest chi2 within +-window_kms of z (a click near a minimum adopts the minimum)."""
     zg, chi2 = (np.asarray(a, float) for a in fit.chi2_curve)
-    near = np.abs(C_KMS * (zg - z) / (1.0 + z)) <= window_kms
+    near = np.abs(dv_kms(zg, z)) <= window_kms
     near &= np.isfinite(chi2)
     if not near.any():
         return float(z)
     i = np.flatnonzero(near)[np.argmin(chi2[near])]
-    if abs(zg[i] - fit.z) * C_KMS / (1 + fit.z) < 100.0:  # the best minimum: its refined z
+    if abs(dv_kms(zg[i], fit.z)) < 100.0:  # the best minimum: its refined z
         return float(fit.z)
     return float(zg[i])
 
@@ -119,7 +119,7 @@ def title(fit: Any | None, pixels: str, item: Any = None) -> str:
     t = (f"template χ²(z) on the {pixels} pixels ({fit.npix} used, {fit.template}): Z_TPL {fit.z:.5f} ± "
          f"{fit.z_err:.5f}, Δχ² {fit.delta_chi2:.1f}")
     stored = None if item is None else item.z_tpl
-    if stored is not None and abs(C_KMS * (stored - fit.z) / (1 + fit.z)) > 300.0:
+    if stored is not None and abs(dv_kms(stored, fit.z)) > 300.0:
         t += f" · stored (FNet grid) {stored:.5f}"
     return t
 
