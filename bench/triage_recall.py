@@ -21,7 +21,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inspector.triage import apply_rules, parse_assignments, read_sidecar, training_z_range
+from inspector.triage import (
+    apply_rules,
+    parse_assignments,
+    read_sidecar,
+    training_z_range,
+)
 from model.metrics import dv_kms
 
 MISS_KMS = 6000.0

@@ -72,7 +72,13 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
 
     from inspector.store import open_store
     from model.grid import FNET_LOGLAM
-    from model.template_fit import TPL_COLUMNS, Z_MAX, fit_batch, fits_to_columns, settings_key
+    from model.template_fit import (
+        TPL_COLUMNS,
+        Z_MAX,
+        fit_batch,
+        fits_to_columns,
+        settings_key,
+    )
 
     z_max = Z_MAX if z_max is None else z_max
     st = open_store(store_path)
@@ -99,7 +105,7 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
     finally:
         bar.close()
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "object_id", *TPL_COLUMNS])
-    meta = {"settings": key, "n_spectra": int(len(df)), "store": str(st.path.resolve()),
+    meta = {"settings": key, "n_spectra": len(df), "store": str(st.path.resolve()),
             "fitted_now": int(oid.size - start), "seconds": round(time.perf_counter() - t0, 2),
             "grid": "FNet grid rows of the store (log10 lambda 3.5522 + 1e-4 k)",
             "method": "model.template_fit: redrock QSO eigenspectra + 3 Legendre terms, chi2 scan in 1e-4 log10(1+z)"}

@@ -27,6 +27,7 @@ from bokeh.plotting import figure
 
 from model.metrics import dv_kms
 from model.template_fit import Z_MAX
+
 COLORS = {"current": "#d62728", "FNet": "#1f77b4", "Z_TPL": "#2ca02c", "tpl alt": "#2ca02c", "Z_PIPE": "#7f7f7f"}
 
 
