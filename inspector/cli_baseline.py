@@ -63,7 +63,7 @@ def _splits(n: int, usable, val_fraction: float, test_fraction: float, seed: int
         use = np.zeros(n, bool)
         use[usable] = True
         return tuple(np.flatnonzero(use & (lab == s)) for s in ("train", "val", "test"))
-    from inspector.cli_train import object_groups  # repeat epochs of one object stay on one side
+    from inspector.training_set import object_groups  # repeat epochs of one object stay on one side
 
     groups = object_groups(index)
     rest, test = (split_rows(usable, test_fraction, seed=seed, groups=groups[usable])

@@ -113,26 +113,17 @@ def _held_out_rows(store: Path, index: pd.DataFrame, predictions: Path) -> tuple
     recorded = prov.get("val_fraction", (prov.get("train_args") or {}).get("val_fraction"))
     if seed is None or not prov.get("data_hash"):
         return None, "the model was trained on this store and its provenance does not say which rows were held out"
-    try:
-        from inspector.cli_train import object_groups, training_rows
-        from model.checkpoint import data_hash
-    except ImportError:
-        return None, "the training split cannot be rebuilt here (no inspector.cli_train / model.checkpoint)"
-    from model.data import split_rows
+    from inspector.training_set import held_out_rows
 
     # Rebuild `inspector train`'s split (its val_fraction as recorded, else its default 0.1) and accept it
     # only if the training rows hash to the model's recorded data hash: then it is exactly the split used.
-    rows = training_rows(index)
-    groups = object_groups(index.iloc[rows])
-    ids = index["object_id"].astype(str).to_numpy()
-    z = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    for vf in [float(recorded)] if recorded is not None else [0.1]:
-        train, val = split_rows(rows, vf, seed=int(seed), groups=groups)
-        if data_hash(ids[train], z[train]) == prov["data_hash"]:
-            return val, (
-                f"held out: the validation split of training on this store (val_fraction {vf:g}, seed {seed}; "
-                "verified against the model's training-data hash)"
-            )
+    val = held_out_rows(index, prov, recorded)
+    if val is not None:
+        vf = 0.1 if recorded is None else float(recorded)
+        return val, (
+            f"held out: the validation split of training on this store (val_fraction {vf:g}, seed {seed}; "
+            "verified against the model's training-data hash)"
+        )
     return None, "the model was trained on this store and its training split could not be rebuilt (data hash differs)"
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import typer
 
 from inspector.cli import app
+from inspector.training_set import object_groups, training_rows  # noqa: F401  (old import path, kept for callers)
 
 Z_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.0)
 CONFIG_DEFAULTS = {
@@ -15,30 +16,6 @@ CONFIG_DEFAULTS = {
     "paper": (2.4e-4, 128),
     "small": (1e-3, 64),
 }
-
-
-def object_groups(index: pd.DataFrame) -> np.ndarray:
-    """One key per spectrum naming its astronomical object, so repeat epochs stay on one side of a split.
-
-    SDSS_NAME (the catalog's object name) where present, else the DESI
-    TARGETID, else the spectrum's own object_id (a group of one).
-    """
-    keys = "spec:" + index["object_id"].astype(str)
-    for col, tag in (("targetid", "tid:"), ("SDSS_NAME", "name:")):  # later columns win
-        if col in index.columns:
-            v = index[col]
-            ok = v.notna().to_numpy().copy()
-            if v.dtype == object or pd.api.types.is_string_dtype(v):
-                ok &= (v.astype(str).str.strip() != "").to_numpy()
-            keys = keys.where(~ok, tag + v.astype(str))
-    return keys.to_numpy()
-
-
-def training_rows(index: pd.DataFrame) -> np.ndarray:
-    """Store rows that are quasars (is_qso) with a finite redshift label."""
-    is_qso = index["is_qso"].fillna(False).astype(bool).to_numpy() if "is_qso" in index else np.zeros(len(index), bool)
-    z = pd.to_numeric(index["z"], errors="coerce").to_numpy(dtype=np.float64) if "z" in index else np.full(len(index), np.nan)
-    return np.flatnonzero(is_qso & np.isfinite(z))
 
 
 def checkpoint_path_for(out: Path) -> Path:
@@ -63,16 +40,24 @@ def train_command(
     schedule: str = typer.Option("auto", "--schedule", help="auto, step (paper), plateau, cosine or none."),
     dropout: float | None = typer.Option(None, "--dropout", min=0.0, max=0.9, help="Dropout in the dense head."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's)."),
+    class_head: bool = typer.Option(
+        True, "--class-head/--no-class-head",
+        help="Also learn the class (QSO, BAL, STAR, GALAXY, BAD) from every labelled spectrum, not only quasars.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Train FNet on the store's quasars (is_qso, finite z), validating on a split grouped by object.
+    """Train FNet on the store's labelled spectra, validating on a split grouped by object.
+
+    With the class head (default) every spectrum with a class trains it, and every one with a
+    redshift trains the redshift head (stars near 0, galaxies theirs); without it only the
+    quasars (is_qso, finite z) are used, as the published FNet was trained.
 
     A training checkpoint is written after every epoch next to --out
     (model.pt -> model.ckpt.pt); after an interruption, the same command with
     --resume continues where it stopped and ends with the same weights.
     """
+    from inspector import training_set
     from inspector.store import open_store
-    from model.data import split_rows
     from model.fnet import FNet, FNetConfig, count_parameters
     from model.metrics import accuracy_table, format_table, z_bin_groups
     from model.predict import predict_store
@@ -90,12 +75,12 @@ def train_command(
     if not st.complete:
         typer.echo("warning: the store's ingest is not complete; training on the rows committed so far", err=True)
     index = st.index
-    rows = training_rows(index)
+    rows = training_set.training_rows(index, class_head)
     if rows.size < 2:
-        typer.echo(f"error: {rows.size} quasars with a finite z in {store}; need at least 2", err=True)
+        typer.echo(f"error: {rows.size} labelled spectra in {store}; need at least 2", err=True)
         raise typer.Exit(2)
-    groups = object_groups(index.iloc[rows])
-    train_rows, val_rows = split_rows(rows, val_fraction, seed=seed, groups=groups)
+    groups = training_set.object_groups(index.iloc[rows])
+    train_rows, val_rows = training_set.split(index, val_fraction, seed, class_head)
     if train_rows.size < 2:
         typer.echo("error: the validation split left fewer than 2 training spectra", err=True)
         raise typer.Exit(2)
@@ -105,11 +90,13 @@ def train_command(
         overrides["output"] = output
     if dropout is not None:
         overrides["dropout"] = dropout
+    if class_head:
+        overrides["n_classes"] = len(training_set.CLASSES)
     cfg = getattr(FNetConfig, config)(**overrides)
     lr0, bs0 = CONFIG_DEFAULTS[config]
     lr = lr0 if lr is None else lr
     batch_size = bs0 if batch_size is None else batch_size
-    z_all = pd.to_numeric(index["z"], errors="coerce").to_numpy(dtype=np.float64)
+    z_all, cls_all = training_set.labels(index, class_head)
     ids = index["object_id"].astype(str).to_numpy()
     ckpt = checkpoint_path_for(out)
     if ckpt.exists() and not resume:
@@ -126,9 +113,13 @@ def train_command(
         model, history = train(
             cfg, st.flux, z_all, st.flux, z_all,
             train_rows=train_rows, val_rows=val_rows if val_rows.size else None, train_ids=ids,
+            train_classes=cls_all, val_classes=cls_all,
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule, balance_z=balance_z,
             device=device, num_threads=threads, progress=progress, checkpoint_path=ckpt, resume=resume,
-            provenance={"store": str(Path(store).resolve()), "config_name": config, "store_rows": len(index)},
+            provenance={
+                "store": str(Path(store).resolve()), "config_name": config, "store_rows": len(index),
+                "class_head": class_head, "val_fraction": val_fraction,
+            },
         )  # fmt: skip
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; the last finished epoch is in {ckpt}: rerun with --resume to continue", err=True)
@@ -139,9 +130,10 @@ def train_command(
 
     metrics: dict = {}
     table_text = ""
-    if val_rows.size:
-        zp = np.concatenate([b.z for b in predict_store(model, st.flux, val_rows, batch_size=256, n_alt=0)])
-        zv = z_all[val_rows]
+    val_qso = training_set.quasar_rows(index, val_rows) if class_head else val_rows
+    if val_qso.size:
+        zp = np.concatenate([b.z for b in predict_store(model, st.flux, val_qso, batch_size=256, n_alt=0)])
+        zv = z_all[val_qso]
         table = accuracy_table(zp, zv, groups=z_bin_groups(zv, Z_EDGES))
         metrics = {"validation": table.reset_index().to_dict(orient="records")}
         table_text = format_table(table)
@@ -149,10 +141,10 @@ def train_command(
 
     hist = pd.DataFrame(history)
     cols = [c for c in ("epoch", "lr", "train_loss", "val_loss", "val_acc@6000", "val_acc@12000", "val_acc@30000",
-                        "val_median_abs_dv", "seconds") if c in hist]  # fmt: skip
+                        "val_median_abs_dv", "val_class_acc", "seconds") if c in hist]  # fmt: skip
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         typer.echo("\n" + hist[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if table_text:
-        typer.echo(f"\nvalidation split ({val_rows.size} spectra), accuracy in % within |dv|:\n{table_text}")
+        typer.echo(f"\nvalidation quasars ({val_qso.size} spectra), accuracy in % within |dv|:\n{table_text}")
     secs = float(model.provenance.get("train_seconds", 0.0))
     typer.echo(f"\nmodel: {out}\ntraining checkpoint: {ckpt} ({len(history)} epochs, {secs:.0f} s of training)")

@@ -57,7 +57,9 @@ def plain(obj: Any) -> Any:
 _plain = plain  # the old private name
 
 
-def data_hash(ids: Sequence[Any] | np.ndarray, z: Sequence[float] | np.ndarray) -> str:
+def data_hash(
+    ids: Sequence[Any] | np.ndarray, z: Sequence[float] | np.ndarray, classes: np.ndarray | None = None
+) -> str:
     """sha1 over the training rows' ids (as text, in order) and redshifts (float64 little-endian).
 
     The same spectra with the same labels in the same order give the same
@@ -72,6 +74,9 @@ def data_hash(ids: Sequence[Any] | np.ndarray, z: Sequence[float] | np.ndarray) 
     h.update("\n".join(ids).encode())
     h.update(b"\0")
     h.update(zz.tobytes())
+    if classes is not None:  # class labels count too; without them the hash is what it always was
+        h.update(b"\0classes\0")
+        h.update(np.asarray(classes, dtype="<i8").tobytes())
     return h.hexdigest()
 
 

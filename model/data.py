@@ -14,15 +14,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .classes import UNKNOWN
 from .grid import FNET_NPIX, normalise
 
 
 class SpectraDataset(Dataset):
-    """(flux, z) pairs; item i is row `rows[i]` of the arrays.
+    """(flux, z, class) triples; item i is row `rows[i]` of the arrays.
 
     `__getitems__` (used by DataLoader for whole batches) returns
-    (x: float32 (B, 1, n_pix) normalised, z: float64 (B,)); z is NaN when no
-    labels were given. Use `make_loader`, which sets the matching collate_fn.
+    (x: float32 (B, 1, n_pix) normalised, z: float64 (B,), cls: int64 (B,));
+    z is NaN where no redshift is known and cls is `model.classes.UNKNOWN`
+    (-1) where no class is. Use `make_loader`, which sets the matching collate_fn.
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class SpectraDataset(Dataset):
         z: np.ndarray | None = None,
         rows: Sequence[int] | np.ndarray | None = None,
         n_pix: int = FNET_NPIX,
+        classes: np.ndarray | None = None,
     ) -> None:
         if flux.ndim != 2 or flux.shape[1] != n_pix:
             raise ValueError(f"flux must be N x {n_pix}, got {flux.shape}")
@@ -38,6 +41,9 @@ class SpectraDataset(Dataset):
         self.z = None if z is None else np.asarray(z, dtype=np.float64)
         if self.z is not None and self.z.shape[0] != flux.shape[0]:
             raise ValueError(f"{self.z.shape[0]} labels for {flux.shape[0]} spectra")
+        self.classes = None if classes is None else np.asarray(classes, dtype=np.int64)
+        if self.classes is not None and self.classes.shape[0] != flux.shape[0]:
+            raise ValueError(f"{self.classes.shape[0]} class labels for {flux.shape[0]} spectra")
         self.rows = np.arange(flux.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
         if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= flux.shape[0]):
             raise IndexError("rows out of range")
@@ -52,7 +58,14 @@ class SpectraDataset(Dataset):
             return np.full(len(self), np.nan)
         return self.z[self.rows]
 
-    def __getitems__(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def class_labels(self) -> np.ndarray:
+        """The class indices of the selected rows, in dataset order (UNKNOWN where not given)."""
+        if self.classes is None:
+            return np.full(len(self), UNKNOWN, dtype=np.int64)
+        return self.classes[self.rows]
+
+    def __getitems__(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         r = self.rows[np.asarray(idx, dtype=np.int64)]
         order = np.argsort(r, kind="stable")
         inv = np.empty_like(order)
@@ -60,11 +73,12 @@ class SpectraDataset(Dataset):
         flux = np.asarray(self.flux[r[order]], dtype=np.float32)[inv]  # sorted read, original order
         x = torch.from_numpy(normalise(flux)).unsqueeze(1)
         z = torch.from_numpy(self.z[r] if self.z is not None else np.full(r.size, np.nan))
-        return x, z
+        c = torch.from_numpy(self.classes[r] if self.classes is not None else np.full(r.size, UNKNOWN, np.int64))
+        return x, z, c
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, z = self.__getitems__([i])
-        return x[0], z[0]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, z, c = self.__getitems__([i])
+        return x[0], z[0], c[0]
 
 
 def _batch_is_ready(batch):
@@ -79,7 +93,7 @@ def make_loader(
     drop_last: bool = False,
     num_workers: int = 0,
 ) -> DataLoader:
-    """DataLoader yielding (x, z) batches straight from `SpectraDataset.__getitems__`."""
+    """DataLoader yielding (x, z, cls) batches straight from `SpectraDataset.__getitems__`."""
     gen = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
         ds,

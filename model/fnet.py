@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classes import CLASSES, N_CLASSES, UNKNOWN
 from .fftconv import CONV_IMPLS, DEFAULT_FFT_MIN_KERNEL, FFTConv1d
 from .grid import FNET_NPIX
 
@@ -83,6 +84,8 @@ class FNetConfig:
     n_bins: int = 400
     z_max_bins: float = 6.5
     label_smoothing: float = 0.05
+    n_classes: int = 0
+    class_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.kernel_sizes) != len(self.paddings):
@@ -108,6 +111,10 @@ class FNetConfig:
             raise ValueError("the bins output needs n_bins >= 8 and z_max_bins > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("label_smoothing must be in [0, 1)")
+        if self.n_classes not in (0, N_CLASSES):
+            raise ValueError(f"n_classes must be 0 (no class head) or {N_CLASSES} ({', '.join(CLASSES)})")
+        if not self.class_weight >= 0:
+            raise ValueError("class_weight must be >= 0")
         prev = self.stages[0][0]
         if prev != 1:
             raise ValueError("the first stage must take 1 input channel (the spectrum)")
@@ -415,6 +422,8 @@ class FNet(nn.Module):
             width = h
         head.append(nn.Linear(width, cfg.n_out))
         self.head = nn.Sequential(*head)
+        # the class head reads the same last hidden layer as the redshift output
+        self.class_head: nn.Module | None = nn.Linear(width, cfg.n_classes) if cfg.n_classes else None
         self.register_buffer("z_min", torch.tensor(0.0, dtype=torch.float64))
         self.register_buffer("z_max", torch.tensor(1.0, dtype=torch.float64))
         self.bins = ZBins.of(cfg) if cfg.output == "bins" else None
@@ -439,8 +448,28 @@ class FNet(nn.Module):
             raise ValueError(f"expected (B, 1, {self.cfg.n_pix}) input, got {tuple(x.shape)}")
         h = self.trunk(self.pool(x))
         with torch.autocast(h.device.type, enabled=False):
-            out = self.head(h.float())
+            feat = self.head[:-1](h.float())
+            out = self.head[-1](feat)
+            if self.class_head is not None:
+                return torch.cat([out, self.class_head(feat)], dim=-1)
         return out.squeeze(-1) if self.cfg.output == "regression" else out
+
+    # the two parts of an output -------------------------------------------
+    def z_part(self, out: torch.Tensor) -> torch.Tensor:
+        """The redshift output: (B,) scaled z (regression) or (B, n_bins) logits."""
+        if self.class_head is None:
+            return out
+        zo = out[..., : self.cfg.n_out]
+        return zo.squeeze(-1) if self.cfg.output == "regression" else zo
+
+    def class_logits(self, out: torch.Tensor) -> torch.Tensor | None:
+        """(B, n_classes) class logits in the order of `model.classes.CLASSES`; None without a class head."""
+        return None if self.class_head is None else out[..., self.cfg.n_out :]
+
+    def class_prob(self, out: torch.Tensor) -> np.ndarray | None:
+        """(B, n_classes) class probabilities (float64 numpy); None without a class head."""
+        logits = self.class_logits(out)
+        return None if logits is None else torch.softmax(logits.detach().double(), dim=-1).cpu().numpy()
 
     # labels and loss -----------------------------------------------------
     def target(self, z: torch.Tensor) -> torch.Tensor:
@@ -449,12 +478,32 @@ class FNet(nn.Module):
             return self.scale_z(z)
         return torch.from_numpy(self.bins.index(z.detach().cpu().numpy())).to(z.device)
 
-    def loss(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """MSE on the scaled z (regression) or label-smoothed cross-entropy over the bins."""
+    def loss(self, out: torch.Tensor, z: torch.Tensor, cls: torch.Tensor | None = None) -> torch.Tensor:
+        """Redshift loss (MSE on the scaled z, or label-smoothed cross-entropy over the bins) on the rows
+        with a finite z, plus `class_weight` x cross-entropy of the class head on the rows with a class.
+
+        Rows without a redshift (a spectrum with nothing in it has none) still teach the class head, and
+        stars and galaxies teach the redshift head their own z, so a non-quasar keeps a z of its own.
+        """
+        zo = self.z_part(out).float()
+        has_z = torch.isfinite(z)
+        if bool(has_z.all()):
+            loss = self._z_loss(zo, z)
+        elif bool(has_z.any()):
+            loss = self._z_loss(zo[has_z], z[has_z]) * has_z.float().mean()
+        else:
+            loss = zo.sum() * 0.0
+        logits = self.class_logits(out)
+        if logits is not None and cls is not None and bool((cls != UNKNOWN).any()):
+            ce = F.cross_entropy(logits.float(), cls.long(), ignore_index=UNKNOWN, reduction="sum")
+            loss = loss + self.cfg.class_weight * ce / cls.numel()
+        return loss
+
+    def _z_loss(self, zo: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         t = self.target(z)
         if self.bins is None:
-            return F.mse_loss(out.float(), t)
-        return F.cross_entropy(out.float(), t, label_smoothing=self.cfg.label_smoothing)
+            return F.mse_loss(zo, t)
+        return F.cross_entropy(zo, t, label_smoothing=self.cfg.label_smoothing)
 
     # label scaling -------------------------------------------------------
     def set_label_scaling(self, z_min: float, z_max: float) -> None:
@@ -472,6 +521,7 @@ class FNet(nn.Module):
     # prediction ----------------------------------------------------------
     def output_z(self, out: torch.Tensor) -> torch.Tensor:
         """Redshift (float64 tensor) from a forward output; cheaper than `decode` (no width, no alternatives)."""
+        out = self.z_part(out)
         if self.bins is None:
             return self.unscale_z(out)
         prob = torch.softmax(out.double(), dim=-1).cpu().numpy()
@@ -483,10 +533,15 @@ class FNet(nn.Module):
 
     def decode(self, out: torch.Tensor, n_alt: int = 3) -> Decoded:
         """z, z_err, alternatives (numpy) from a forward output; z_err and alternatives NaN for regression."""
+        out = self.z_part(out)
         if self.bins is None:
             z = self.unscale_z(out).detach().cpu().numpy()
             return Decoded(z, np.full(z.shape, np.nan), Alternatives.empty(z.shape[0], n_alt))
-        prob = torch.softmax(out.detach().double(), dim=-1).cpu().numpy()
+        return self.bins_decode(out, n_alt)
+
+    def bins_decode(self, z_logits: torch.Tensor, n_alt: int = 3) -> Decoded:
+        """`decode` of the bins head's own (B, n_bins) logits or log-probabilities."""
+        prob = torch.softmax(z_logits.detach().double(), dim=-1).cpu().numpy()
         return decode_posterior(prob, self.bins, n_alt=n_alt)
 
     # speed knobs ---------------------------------------------------------

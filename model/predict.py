@@ -78,6 +78,7 @@ class PredictionBatch(NamedTuple):
     z: np.ndarray  # (B,) float64
     z_err: np.ndarray  # (B,) float64, NaN where no uncertainty (see the module docstring)
     alternatives: Alternatives  # z, p: (B, n_alt); p_z: (B,); NaN for regression
+    class_prob: np.ndarray | None = None  # (B, n_classes) in model.classes.CLASSES order; None: no class head
 
 
 def _dropout_on(model: nn.Module) -> list[nn.Module]:
@@ -124,7 +125,7 @@ def predict_store(
             _dropout_on(model)
         nxt = pool.submit(ds.__getitems__, np.arange(0, min(batch_size, rows.size)))
         for s in starts:
-            x, _ = nxt.result()
+            x, _, _ = nxt.result()
             e = min(s + batch_size, rows.size)
             if e < rows.size:
                 nxt = pool.submit(ds.__getitems__, np.arange(e, min(e + batch_size, rows.size)))
@@ -138,20 +139,23 @@ def predict_store(
                     for _ in range(mc_samples):
                         with amp:
                             outs.append(model(x).float())
-                out = torch.stack(outs)  # (S, B) or (S, B, n_bins)
+                out = torch.stack(outs)  # (S, B), (S, B, n_bins) or with the class logits appended
+                cls = model.class_logits(out)
+                cls_prob = None if cls is None else torch.softmax(cls.double(), dim=-1).mean(dim=0).cpu().numpy()
+                zo = model.z_part(out)
                 if model.bins is None:
-                    zs = model.unscale_z(out).cpu().numpy()
+                    zs = model.unscale_z(zo).cpu().numpy()
                     z, z_err = zs.mean(axis=0), zs.std(axis=0, ddof=1)
-                    yield PredictionBatch(r, z, z_err, Alternatives.empty(r.size, n_alt))
+                    yield PredictionBatch(r, z, z_err, Alternatives.empty(r.size, n_alt), cls_prob)
                 else:
-                    logp = torch.log(torch.softmax(out.double(), dim=-1).mean(dim=0))
-                    d = model.decode(logp, n_alt=n_alt)
-                    yield PredictionBatch(r, d.z, d.z_err, d.alternatives)
+                    logp = torch.log(torch.softmax(zo.double(), dim=-1).mean(dim=0))
+                    d = model.bins_decode(logp, n_alt=n_alt)
+                    yield PredictionBatch(r, d.z, d.z_err, d.alternatives, cls_prob)
             else:
                 with amp:
                     out = model(x)
                 d = model.decode(out.float(), n_alt=n_alt)
-                yield PredictionBatch(r, d.z, d.z_err, d.alternatives)
+                yield PredictionBatch(r, d.z, d.z_err, d.alternatives, model.class_prob(out.float()))
     finally:
         pool.shutdown(wait=True)
         model.train(was_training)

@@ -62,6 +62,7 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from .classes import UNKNOWN, is_qso_class
 from .data import SpectraDataset, make_loader
 from .fnet import FNet, FNetConfig
 from .metrics import THRESHOLDS_KMS, accuracy_row
@@ -101,10 +102,20 @@ def resolve_schedule(schedule: str, cfg: FNetConfig) -> str:
     return schedule
 
 
-def balanced_weights(z: np.ndarray, bin_width: float = BALANCE_BIN, max_ratio: float = BALANCE_MAX_RATIO) -> np.ndarray:
-    """Sampling probabilities (sum 1) inverse to n(z) in bins of `bin_width` in log(1+z), capped at max_ratio / N."""
-    u = np.log1p(np.clip(np.asarray(z, dtype=np.float64), 0.0, None))
+def balanced_weights(
+    z: np.ndarray, bin_width: float = BALANCE_BIN, max_ratio: float = BALANCE_MAX_RATIO, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """Sampling probabilities (sum 1) inverse to n(z) in bins of `bin_width` in log(1+z), capped at max_ratio / N.
+
+    With `classes`, the histogram is per class (a star at z ~ 0 is not a rare low-z quasar), and
+    spectra without a redshift form one bin of their class."""
+    zz = np.asarray(z, dtype=np.float64)
+    u = np.log1p(np.clip(np.nan_to_num(zz, nan=0.0), 0.0, None))
     idx = np.floor((u - u.min()) / bin_width).astype(np.int64)
+    if classes is not None:
+        idx = np.where(np.isfinite(zz), idx, -1)
+        _, idx = np.unique(np.stack([np.asarray(classes, np.int64), idx]), axis=1, return_inverse=True)
+        idx = idx.ravel()
     counts = np.bincount(idx)
     w = 1.0 / counts[idx]
     w /= w.sum()
@@ -161,6 +172,8 @@ def train(
     train_rows: np.ndarray | None = None,
     val_rows: np.ndarray | None = None,
     train_ids: Sequence[Any] | np.ndarray | None = None,
+    train_classes: np.ndarray | None = None,
+    val_classes: np.ndarray | None = None,
     schedule: str = "auto",
     scheduler: SchedulerFactory | None = None,
     balance_z: bool = False,
@@ -199,17 +212,25 @@ def train(
     dev = resolve_device(device)
     sched_name = resolve_schedule(schedule, cfg) if scheduler is None else "custom"
 
-    train_ds = SpectraDataset(train_flux, train_z, train_rows, n_pix=cfg.n_pix)
+    if cfg.n_classes == 0 and (train_classes is not None or val_classes is not None):
+        raise ValueError("class labels given for a model without a class head (FNetConfig.n_classes = 0)")
+    train_ds = SpectraDataset(train_flux, train_z, train_rows, n_pix=cfg.n_pix, classes=train_classes)
     val_ds = None
     if val_flux is not None and val_z is not None:
-        val_ds = SpectraDataset(val_flux, val_z, val_rows, n_pix=cfg.n_pix)
+        val_ds = SpectraDataset(val_flux, val_z, val_rows, n_pix=cfg.n_pix, classes=val_classes)
     if len(train_ds) == 0:
         raise ValueError("no training spectra")
     zt = train_ds.labels
-    if not np.all(np.isfinite(zt)):
+    ct = train_ds.class_labels if train_classes is not None else None
+    has_z = np.isfinite(zt)
+    if ct is None and not has_z.all():
         raise ValueError("training redshifts must be finite")
+    if ct is not None and not np.all(has_z | (ct != UNKNOWN)):
+        raise ValueError("every training spectrum needs a finite redshift or a class label")
+    if not has_z.any():
+        raise ValueError("no training spectrum has a finite redshift")
     ids = np.asarray(train_ids)[train_ds.rows] if train_ids is not None else train_ds.rows
-    dhash = data_hash(ids, zt)
+    dhash = data_hash(ids, zt, ct)
     args = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
         "clip_grad_norm": None if clip_grad_norm is None else float(clip_grad_norm), "seed": int(seed),
@@ -227,12 +248,12 @@ def train(
         model = model_from_checkpoint(state, str(ckpt_path))
     elif model is None:
         model = FNet(cfg)
-        model.set_label_scaling(float(np.min(zt)), float(np.max(zt)))
+        model.set_label_scaling(float(np.min(zt[has_z])), float(np.max(zt[has_z])))
     model.to(dev)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = scheduler(opt) if scheduler is not None else make_scheduler(sched_name, opt, epochs, lr)
-    weights = balanced_weights(zt) if balance_z else None
+    weights = balanced_weights(zt, classes=ct) if balance_z else None
 
     history: list[dict[str, float]] = []
     start_epoch = 1
@@ -272,7 +293,7 @@ def train(
             batches = _batches(epoch_order(len(train_ds), seed, epoch, weights), batch_size)
             nxt = pool.submit(train_ds.__getitems__, batches[0])
             for bi in range(len(batches)):
-                x, z = nxt.result()
+                x, z, c = nxt.result()
                 if bi + 1 < len(batches):
                     nxt = pool.submit(train_ds.__getitems__, batches[bi + 1])
                 x = x.to(dev, non_blocking=True)
@@ -280,7 +301,7 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 with amp:
                     out = model(x)
-                loss = model.loss(out, z)
+                loss = model.loss(out, z, c.to(dev) if train_classes is not None else None)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}")
                 loss.backward()
@@ -297,10 +318,14 @@ def train(
                 "train_loss": total / max(count, 1),
             }
             if val_ds is not None and len(val_ds):
-                zp, vloss = evaluate_dataset(model, val_ds, eval_batch_size, dev)
+                zp, vloss, cp = evaluate_dataset(model, val_ds, eval_batch_size, dev, with_classes=True)
                 rec["val_loss"] = vloss
-                row = accuracy_row(zp, val_ds.labels)
+                scored = _quasar_rows(val_ds, val_classes is not None)
+                row = accuracy_row(zp[scored], val_ds.labels[scored])
                 rec.update({f"val_{k}": v for k, v in row.items() if k != "n"})
+                if cp is not None and val_classes is not None:
+                    known = val_ds.class_labels != UNKNOWN
+                    rec["val_class_acc"] = 100.0 * float(np.mean(cp.argmax(axis=1)[known] == val_ds.class_labels[known]))
                 bar.set_postfix(
                     epoch=epoch, loss=f"{rec['train_loss']:.3g}",
                     **{f"acc{t // 1000}k": f"{rec[f'val_acc@{t}']:.1f}%" for t in THRESHOLDS_KMS},
@@ -359,22 +384,39 @@ def _check_resumable(state: dict[str, Any], cfg: FNetConfig, dhash: str, args: d
 
 
 @torch.inference_mode()
-def evaluate_dataset(model: FNet, ds: SpectraDataset, batch_size: int, dev: torch.device) -> tuple[np.ndarray, float]:
-    """(predicted z, mean loss) over a labelled dataset, in eval mode."""
+def evaluate_dataset(
+    model: FNet, ds: SpectraDataset, batch_size: int, dev: torch.device, with_classes: bool = False
+) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, np.ndarray | None]:
+    """(predicted z, mean loss) over a labelled dataset, in eval mode; with_classes adds the class
+    probabilities (N x n_classes, None without a class head)."""
     was_training = model.training
     model.eval()
-    zs, loss_sum, n = [], 0.0, 0
+    zs, probs, loss_sum, n = [], [], 0.0, 0
     amp = autocast_for(dev)
+    use_cls = ds.classes is not None
     try:
-        for x, z in make_loader(ds, batch_size):
+        for x, z, c in make_loader(ds, batch_size):
             with amp:
                 out = model(x.to(dev))
             zs.append(model.output_z(out).cpu().numpy())
-            loss_sum += float(model.loss(out, z.to(dev))) * x.shape[0]
+            probs.append(model.class_prob(out.float()))
+            loss_sum += float(model.loss(out, z.to(dev), c.to(dev) if use_cls else None)) * x.shape[0]
             n += x.shape[0]
     finally:
         model.train(was_training)
-    return (np.concatenate(zs) if zs else np.zeros(0)), (loss_sum / n if n else math.nan)
+    zp = np.concatenate(zs) if zs else np.zeros(0)
+    mean_loss = loss_sum / n if n else math.nan
+    if not with_classes:
+        return zp, mean_loss
+    cp = np.concatenate(probs) if probs and probs[0] is not None else None
+    return zp, mean_loss, cp
+
+
+def _quasar_rows(ds: SpectraDataset, has_classes: bool) -> np.ndarray:
+    """Which rows the redshift accuracy is about: the quasars (all rows when no classes are given)."""
+    if not has_classes:
+        return np.ones(len(ds), dtype=bool)
+    return is_qso_class(ds.class_labels) & np.isfinite(ds.labels)
 
 
 def _predict_ds(model: FNet, ds: SpectraDataset, batch_size: int, dev: torch.device) -> np.ndarray:

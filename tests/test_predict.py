@@ -136,6 +136,7 @@ def mock_store(tmp_path_factory):
 def test_cli_train_then_predict(mock_store, tmp_path):
     from inspector.cli import app
     from inspector.store import open_store
+    from inspector.training_set import training_rows
 
     runner = CliRunner()
     out = tmp_path / "m.pt"
@@ -150,8 +151,10 @@ def test_cli_train_then_predict(mock_store, tmp_path):
     assert "training" not in meta and [h["epoch"] for h in meta["history"]] == [1, 2]
     prov = meta["provenance"]
     st = open_store(mock_store)
-    n_qso = int((st.index["is_qso"] & st.index["z"].notna()).sum())
-    assert prov["n_train"] + prov["n_val"] == n_qso and prov["n_val"] > 0
+    n_labelled = training_rows(st.index, with_classes=True).size  # quasars, stars and galaxies: the class head
+    assert n_labelled > int((st.index["is_qso"] & st.index["z"].notna()).sum())
+    assert prov["n_train"] + prov["n_val"] == n_labelled and prov["n_val"] > 0
+    assert meta["config"]["n_classes"] == 5 and prov["class_head"] is True
     assert prov["resumed_at_epochs"] == [1] and len(prov["data_hash"]) == 40
     assert meta["config"]["output"] == "bins" and meta["metrics"]["validation"][0]["group"] == "all"
 

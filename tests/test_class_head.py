@@ -1,0 +1,96 @@
+"""FNet's class head: it learns to tell line spectra from flat ones, feeds predictions, and old models load."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from synthetic import line_spectra
+import torch
+
+from model.classes import CLASSES, N_CLASSES, UNKNOWN, class_index, from_class_person, p_qso
+from model.fnet import FNet, FNetConfig, PAPER_N_PARAMS, count_parameters
+from model.predict import predict_store
+from model.train import load_checkpoint, save_checkpoint, train
+
+TINY_BINS = FNetConfig(
+    kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 2, 1)), head=(32,),
+    output="bins", n_bins=64, z_max_bins=4.0, input_pool=4, label_smoothing=0.0,
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def mixed_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half quasar-like line spectra (class QSO, their z), a quarter red 'stars' (z 0), a quarter
+    empty spectra (class BAD, no z): what the class head must separate."""
+    rng = np.random.default_rng(seed)
+    flux, z = line_spectra(n, seed)
+    cls = np.full(n, class_index("QSO"))
+    star = np.arange(n) % 4 == 1
+    bad = np.arange(n) % 4 == 3
+    x = np.linspace(0, 1, flux.shape[1], dtype=np.float32)
+    flux[star] = 1 + 2 * x + 0.05 * rng.standard_normal((star.sum(), flux.shape[1])).astype(np.float32)
+    flux[bad] = 0.3 * rng.standard_normal((bad.sum(), flux.shape[1])).astype(np.float32)
+    z = z.copy()
+    z[star] = 0.0
+    z[bad] = np.nan
+    cls[star] = class_index("STAR")
+    cls[bad] = class_index("BAD")
+    return flux, z, cls
+
+
+def test_class_vocabulary_follows_dr16q():
+    assert from_class_person(np.array([3, 30, 1, 4, 50, 0, -1])).tolist() == [
+        class_index("QSO"), class_index("BAL"), class_index("STAR"), class_index("GALAXY"), class_index("QSO"),
+        UNKNOWN, UNKNOWN,
+    ]  # fmt: skip
+    prob = np.eye(N_CLASSES)
+    assert p_qso(prob).tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_paper_config_is_still_the_published_network():
+    assert FNetConfig.paper().n_classes == 0
+    assert count_parameters(FNet(FNetConfig.paper())) == PAPER_N_PARAMS
+    with pytest.raises(ValueError, match="n_classes"):
+        FNetConfig.small(n_classes=3)
+
+
+def test_class_head_learns_classes_and_keeps_redshifts(tmp_path):
+    flux, z, cls = mixed_set(48, seed=0)
+    cfg = replace(TINY_BINS, n_classes=N_CLASSES)
+    model, hist = train(
+        cfg, flux, z, flux, z, train_classes=cls, val_classes=cls, epochs=25, batch_size=12, lr=3e-3,
+        progress=False, device="cpu", seed=0,
+    )  # fmt: skip
+    assert hist[-1]["val_class_acc"] >= 95.0
+    assert hist[-1]["val_acc@30000"] >= 80.0  # scored on the quasars only
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    loaded, _ = load_checkpoint(path)
+    batches = list(predict_store(loaded, flux, batch_size=16, n_alt=1))
+    prob = np.concatenate([b.class_prob for b in batches])
+    assert prob.shape == (48, N_CLASSES) and np.allclose(prob.sum(axis=1), 1.0)
+    called = np.array(CLASSES)[prob.argmax(axis=1)]
+    assert np.mean(called == np.array(CLASSES)[cls]) >= 0.95
+    zp = np.concatenate([b.z for b in batches])
+    star = cls == class_index("STAR")
+    assert np.all(np.abs(zp[star]) < 0.1)  # a star keeps its own z, near 0
+
+
+def test_model_without_class_head_predicts_no_classes():
+    flux, z = line_spectra(8, seed=3)
+    model, _ = train(TINY_BINS, flux, z, epochs=1, batch_size=4, progress=False, device="cpu")
+    assert all(b.class_prob is None for b in predict_store(model, flux, batch_size=4))
+    with pytest.raises(ValueError, match="class head"):
+        train(TINY_BINS, flux, z, train_classes=np.zeros(8, int), epochs=1, progress=False, device="cpu")
+
+
+def test_spectrum_without_z_or_class_is_refused():
+    flux, z, cls = mixed_set(8, seed=1)
+    cls[3] = UNKNOWN  # a BAD row: no z either now
+    with pytest.raises(ValueError, match="finite redshift or a class"):
+        train(replace(TINY_BINS, n_classes=N_CLASSES), flux, z, train_classes=cls, epochs=1, progress=False)
