@@ -42,7 +42,7 @@ def z_pipe(rng: np.random.Generator, z: float, sn: float, wave_min: float, wave_
     if rng.random() < p_fail:
         zc = confused_z(rng, z, wave_min, wave_max)
         if zc is not None and zc > -0.01:
-            return float(zc), int(4 if rng.random() < 0.4 else 0)
+            return float(zc), (4 if rng.random() < 0.4 else 0)
     zwarning = 4 if (sn < 1.5 and rng.random() < 0.3) else 0
     return float(max(_small_error(rng, z, 150 if is_qso else 30), -0.005)), zwarning
 
@@ -70,3 +70,38 @@ def z_pca(rng: np.random.Generator, z: float, sn: float, wave_min: float, wave_m
         if zc is not None and zc > 0:
             return float(zc)
     return float(max(_small_error(rng, z, 500), 0.0))
+
+
+# The pipeline's class for a superset contaminant, when it is not the object's own: (template prefix, class it
+# gives instead, how often). The SDSS pipeline calls some emission-line galaxies (AGN-like line ratios, broad
+# Halpha wings) and cataclysmic variables (broad Balmer and He emission) QSO; featureless white dwarfs and
+# hot B stars now and then fit best as a QSO or galaxy continuum.
+PIPE_MISCLASS: tuple[tuple[str, str, float], ...] = (
+    ("GALAXY-emission", "QSO", 0.05),
+    ("GALAXY-passive", "QSO", 0.01),
+    ("STAR-CV", "QSO", 0.3),
+    ("STAR-WD", "QSO", 0.05),
+    ("STAR-WD", "GALAXY", 0.05),
+    ("STAR-B", "QSO", 0.03),
+    ("STAR", "GALAXY", 0.01),
+)
+
+
+def pipe_class(rng: np.random.Generator, template: str) -> str:
+    """The pipeline's CLASS for a superset star or galaxy: its own kind, or now and then a PIPE_MISCLASS."""
+    roll = rng.random()
+    for prefix, wrong, p in PIPE_MISCLASS:
+        if template.startswith(prefix):
+            if roll < p:
+                return wrong
+            roll -= p
+    return template.split("-")[0]
+
+
+def z_pipe_no_signal(rng: np.random.Generator) -> tuple[str, float, int]:
+    """CLASS, Z and ZWARNING the pipeline gives a spectrum with no usable signal: whatever template fits the
+    noise best at a meaningless z, flagged SMALL_DELTA_CHI2 (bit 2) mostly. Never QSO here, so that an ingest
+    (which falls back to the file's CLASS where CLASS_PERSON is 0) does not count it as a quasar."""
+    cls = "GALAXY" if rng.random() < 0.7 else "STAR"
+    z = float(rng.uniform(0.0, 1.5)) if cls == "GALAXY" else float(rng.normal(0, 1e-3))
+    return cls, z, 4 if rng.random() < 0.8 else 0
