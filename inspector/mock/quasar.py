@@ -3,8 +3,9 @@
 The eigen-coefficients are drawn from those fitted to real SDSS quasars
 (`calibration.py`), which gives real line shapes, FeII and continuum variety;
 on top of that each object gets its own continuum slope, line strength
-(Baldwin effect) and line width, host-galaxy light at low z, the Lyman-alpha
-forest, DLAs and BAL troughs.
+(Baldwin effect) and line width, a narrow-line region with the real
+quasars' [O III] strengths (`narrow_lines.py`), host-galaxy light at z < 0.8
+(`host.py`), the Lyman-alpha forest, DLAs and BAL troughs.
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 
-from inspector.mock import absorption
+from inspector.mock import absorption, host, narrow_lines
 from inspector.mock.observe import RED_OF_LYA, forest_safe_median
-from inspector.mock.templates import qso_basis, std_template
+from inspector.mock.templates import qso_basis
 
 BAL_FRACTION = 0.12  # of quasars with CIV in the window, z > 1.6
 # Lines a little stronger than the eigen fit's own: matches the real EW(CIV, MgII, Hb) medians (compare.py)
@@ -23,6 +24,10 @@ LINE_SCALE_LOG_MEAN = 0.2
 # Fits of noisy real spectra can combine into an unphysical (negative) model; such draws are redrawn.
 MAX_DRAWS = 30
 MIN_FIT_SN = 2.0
+# Host light at 5100 A, as a fraction of the total: up to HOST_MAX_FRACTION at z = 0, none from HOST_Z_MAX
+# (an SDSS fiber's 2-3" take in most of a z < 0.3 host, little of one at z 0.8).
+HOST_Z_MAX = 0.8
+HOST_MAX_FRACTION = 0.85
 
 
 @dataclass
@@ -35,6 +40,7 @@ class QuasarTruth:
     line_sigma_kms: float
     slope_delta: float
     host_fraction: float
+    oiii_ew: float = np.nan  # rest EW([O III] 5007) against the 5100 A continuum, as drawn
     bal: absorption.Bal | None = None
     dlas: list[absorption.Dla] = field(default_factory=list)
 
@@ -62,7 +68,7 @@ def _split_lines(model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def emitted_rest(rng: np.random.Generator, calib: dict, z: float, luminosity: float) -> tuple[np.ndarray, np.ndarray, QuasarTruth, np.ndarray]:
-    """Rest-frame (wave, flux) of the emission, its truth record, and the Legendre terms to add.
+    """Rest-frame (wave, flux) of the emission but the narrow lines, its truth record, and the Legendre terms to add.
 
     `luminosity` is relative to L* (log-normal around 1): lines get weaker as it grows.
     """
@@ -84,15 +90,33 @@ def emitted_rest(rng: np.random.Generator, calib: dict, z: float, luminosity: fl
     lines = gaussian_filter1d(lines, line_sigma / 69.0) if line_sigma > 35 else lines
     flux = cont * tilt + line_scale * lines
 
-    host = 0.0
-    if z < 0.6:
-        host = float(rng.uniform(0, 0.8) * (1 - z / 0.6))
-        gw, gf = std_template("GALAXY")
-        g = np.interp(basis.wave, gw, gf, left=0, right=0)
-        norm = np.interp(5100, basis.wave, flux) / max(np.interp(5100, gw, gf), 1e-30)
-        flux = flux + host / max(1 - host, 0.05) * norm * g
-    truth = QuasarTruth(z, which, line_scale, line_sigma, slope_delta, host)
+    host_fraction = 0.0
+    if z < HOST_Z_MAX:
+        host_fraction = float(rng.uniform(0, HOST_MAX_FRACTION) * (1 - z / HOST_Z_MAX))
+        quasar_5100 = narrow_lines.continuum_5100(basis.wave, flux)
+        flux = flux + host_fraction / (1 - host_fraction) * quasar_5100 * host.draw_host(rng, basis.wave)
+    truth = QuasarTruth(z, which, line_scale, line_sigma, slope_delta, host_fraction)
     return basis.wave, flux, truth, coef[4:]
+
+
+def _with_narrow_lines(
+    rng: np.random.Generator, calib: dict, z: float, wave_obs: np.ndarray, rest_wave: np.ndarray, rest_flux: np.ndarray,
+    poly: np.ndarray, truth: QuasarTruth,
+) -> np.ndarray:
+    """Observed flux with the narrow lines added in the rest frame; sets `truth.oiii_ew`.
+
+    The EW reference is the continuum at 5100 A as observed, i.e. with the
+    Legendre terms (`poly`, observed frame) that real-fit distortions add,
+    since that is what a measurement on the spectrum divides by. The eigen
+    fit's own blurred, average [O III] is cut out first, so the drawn EW is
+    the spectrum's whole [O III].
+    """
+    rest_cont = narrow_lines.continuum_5100(rest_wave, rest_flux)
+    cont = max(rest_cont + float(np.interp(5100 * (1 + z), wave_obs, poly)), 0.1 * rest_cont)
+    truth.oiii_ew = narrow_lines.draw_oiii_ew(rng, calib)
+    rest_flux = narrow_lines.without_oiii(rest_wave, rest_flux)
+    with_lines = narrow_lines.add_narrow_lines(rng, rest_wave, rest_flux, truth.oiii_ew, cont)
+    return np.interp(wave_obs / (1 + z), rest_wave, with_lines) + poly
 
 
 def observed_flux(
@@ -113,10 +137,12 @@ def observed_flux(
     judged = wave_obs / (1 + z) > 1100  # the far-UV below is mostly absorbed anyway
     for _ in range(MAX_DRAWS):
         rest_wave, rest_flux, truth, legendre = emitted_rest(rng, calib, z, luminosity)
-        flux = np.interp(wave_obs / (1 + z), rest_wave, rest_flux) + np.polynomial.legendre.legval(x, legendre)
+        poly = np.polynomial.legendre.legval(x, legendre)
+        flux = np.interp(wave_obs / (1 + z), rest_wave, rest_flux) + poly
         med = np.median(flux[judged]) if judged.any() else np.median(flux)
         if med > 0 and np.mean(flux[judged] < 0.1 * med) <= 0.005:
             break  # a physical spectrum: no stretch of the continuum at or below zero
+    flux = _with_narrow_lines(rng, calib, z, wave_obs, rest_wave, rest_flux, poly, truth)
     flux = np.maximum(flux, 0.02 * abs(med))
 
     trans = absorption.forest_transmission(rng, wave_obs, z)
