@@ -157,11 +157,16 @@ def archetype_galaxy_flux(rng: np.random.Generator, emission: bool, wave_obs: np
     """A passive or emission-line galaxy at z from GALAXY_Z_BINS, with its own velocity dispersion."""
     basis = contaminant_basis("GALAXY")
     rows = np.flatnonzero(emission_archetypes() == emission)
-    coef = _archetype_coefficients(rng, basis, rows)
-    sigma_kms = float(rng.uniform(60, 250))  # stellar velocity dispersion; one 1e-4 dex pixel is 69 km/s
-    model = gaussian_filter1d(coef @ basis.vectors, sigma_kms / 69.0)
     z = draw_galaxy_z(rng)
-    return _normalised(_at_rest(basis, model, wave_obs / (1 + z)) * (wave_obs / 5000.0) ** rng.normal(0, 0.1)), z
+    rest = wave_obs / (1 + z)
+    # the 5-vector projection of some archetypes dips below zero (most below 2000 A): such draws are redrawn
+    for _ in range(MAX_DRAWS):
+        flux = _at_rest(basis, _archetype_coefficients(rng, basis, rows) @ basis.vectors, rest)
+        if np.mean(flux <= 0) <= 0.005:
+            break
+    sigma_kms = float(rng.uniform(60, 250))  # stellar velocity dispersion; one 1e-4 dex observed pixel is 69 km/s
+    flux = gaussian_filter1d(flux, sigma_kms / 69.0)
+    return _normalised(flux * (wave_obs / 5000.0) ** rng.normal(0, 0.1)), z
 
 
 def sky_residual_flux(rng: np.random.Generator, inst: observe.Instrument) -> np.ndarray:
@@ -170,7 +175,8 @@ def sky_residual_flux(rng: np.random.Generator, inst: observe.Instrument) -> np.
     Over- or under-subtraction scales with the sky itself; a sub-pixel wavelength mismatch leaves a
     derivative-shaped (P Cygni-like) residual at every bright line."""
     sky = inst.sky_rel
-    scale = rng.normal(0, 0.05) + 0.05 * rng.standard_normal(sky.size)
+    wander = gaussian_filter1d(rng.standard_normal(sky.size), 100.0)  # throughput error drifts over ~100 px
+    scale = rng.normal(0, 0.05) + 0.03 * wander / max(float(wander.std()), 1e-12)
     shift = rng.normal(0, 0.3)  # pixels
     return scale * sky + shift * np.gradient(sky)
 
