@@ -128,3 +128,12 @@ def test_host_archetypes_are_galaxies_normalised_at_5100():
     assert np.median(g[(wave > 5080) & (wave < 5120)]) == pytest.approx(1.0, rel=0.05)
     d4000 = np.median(g[(wave > 4050) & (wave < 4250)]) / np.median(g[(wave > 3750) & (wave < 3950)])
     assert d4000 > 1.05, "a 4000 A break"
+
+
+def test_compare_statistics_report_oiii_below_z_08(calib):
+    from inspector.mock.compare import spectrum_stats
+
+    flux, truth = _strong_oiii_quasar(calib, 0.4)
+    ivar = np.ones_like(flux)
+    assert spectrum_stats(WAVE, flux, ivar, 0.4)["EW_OIII5007"] == pytest.approx(truth.oiii_ew, abs=1.0)
+    assert np.isnan(spectrum_stats(WAVE, flux, ivar, 0.9)["EW_OIII5007"]), "compared at z < 0.8 only"

@@ -2,7 +2,8 @@
 
 `python -m inspector.mock.compare` (needs `../shared/data/real/`) writes
 `assets/mock_vs_real.png` and `assets/mock_vs_real_stats.png` and prints a
-table of noise, line-strength and continuum-slope statistics for both.
+table of noise, line-strength (EW_OIII5007 at z < 0.8 only) and
+continuum-slope statistics for both.
 """
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from astropy.io import fits  # noqa: E402
-from scipy.ndimage import gaussian_filter1d  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from scipy.ndimage import gaussian_filter1d
 
-from inspector.realset import REAL_ROOT, labelled_quasars  # noqa: E402
-from inspector.mock.survey import make_arrays  # noqa: E402
-from inspector.mock.templates import ASSETS  # noqa: E402
+from inspector.mock.narrow_lines import oiii_ew
+from inspector.mock.survey import make_arrays
+from inspector.mock.templates import ASSETS
+from inspector.realset import REAL_ROOT, labelled_quasars
 
 # rest-frame (line window, blue continuum window, red continuum window), A
 EW_WINDOWS = {
@@ -30,6 +32,7 @@ EW_WINDOWS = {
 }
 SLOPE_WINDOWS = ((4000, 4500), (7000, 7500))  # observed frame, inside SDSS-I and BOSS ranges
 MAJOR_LINES = (1215.67, 1549.06, 1908.73, 2798.75, 4862.68, 6564.61)
+OIII_Z_MAX = 0.8  # [O III] 5007 compared where both SDSS-I/II and BOSS cover it
 
 
 def rest_ew(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, z: float, line: str) -> float:
@@ -65,6 +68,7 @@ def spectrum_stats(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, z: floa
     out["slope_alpha_lambda"] = float(np.log(fb / fa) / np.log(np.mean(SLOPE_WINDOWS[1]) / np.mean(SLOPE_WINDOWS[0]))) if fa > 0 and fb > 0 else np.nan
     for line in EW_WINDOWS:
         out[f"EW_{line}"] = rest_ew(wave, flux, ivar, z, line)
+    out["EW_OIII5007"] = oiii_ew(wave / (1 + z), flux, ivar) if z < OIII_Z_MAX else np.nan
     return out
 
 
@@ -134,8 +138,8 @@ def plot_grid(real_pack, mock: pd.DataFrame, out: Path, picks=((0.1, 10), (0.3, 
 
 
 def plot_stats(df: pd.DataFrame, out: Path) -> None:
-    cols = ["noise_blue_over_red", "frac_negative", "slope_alpha_lambda", "EW_CIV", "EW_MgII", "EW_Hbeta", "sn", "z"]
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6))
+    cols = ["noise_blue_over_red", "frac_negative", "slope_alpha_lambda", "EW_CIV", "EW_MgII", "EW_Hbeta", "EW_OIII5007", "sn", "z"]
+    fig, axes = plt.subplots(3, 3, figsize=(13, 9))
     for ax, col in zip(axes.flat, cols):
         v_all = df[col].dropna()
         lo, hi = np.percentile(v_all, [1, 99]) if len(v_all) else (0, 1)
