@@ -1,169 +1,18 @@
-"""The `inspector predict` subcommand: FNet redshifts for every spectrum of a store."""
+"""The `inspector predict` subcommand: FNet redshifts and classes for every spectrum of a store.
+
+The work is `inspector.predict_run.write_predictions`; this module parses, calls it and prints.
+"""
 from __future__ import annotations
 
-import json
-import os
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import typer
 
 from inspector.cli import app
+from inspector.predict_run import default_output, sidecar_path, write_predictions
 
-N_ALT = 3
-
-
-def prediction_schema():
-    import pyarrow as pa
-
-    fields = [
-        ("row", pa.int64()),
-        ("object_id", pa.string()),
-        ("z_fnet", pa.float64()),
-        ("z_fnet_err", pa.float64()),
-        ("p_fnet", pa.float64()),  # posterior mass within +-3 bins of z_fnet (bins head), else null
-    ]
-    for k in range(1, N_ALT + 1):
-        fields += [(f"z_alt{k}", pa.float64()), (f"p_alt{k}", pa.float64())]
-    fields.append(("model_sha1", pa.string()))
-    from model.template_fit import TPL_COLUMNS
-
-    kinds = {"tpl_npix": pa.int64(), "tpl_template": pa.string()}
-    fields += [(c, kinds.get(c, pa.float64())) for c in TPL_COLUMNS]  # null where no template fit was run
-    return pa.schema(fields)
-
-
-def default_output(store: Path, model: Path) -> Path:
-    return Path(store) / "predictions" / f"{Path(model).stem}.parquet"
-
-
-def sidecar_path(out: Path) -> Path:
-    return out.with_suffix(".json")
-
-
-def write_predictions(
-    store_path: Path,
-    model_path: Path,
-    out: Path | None = None,
-    batch_size: int = 128,
-    mc_samples: int | None = None,
-    device: str = "auto",
-    progress: bool = False,
-    template: bool = True,
-    template_processes: int | None = None,
-) -> dict[str, Any]:
-    """Predict every stored spectrum; write the Parquet file and its JSON sidecar; return the sidecar dict.
-
-    `template`: also store the template-fit redshift (Z_TPL, its error, delta chi2, two more candidates)
-    of every spectrum, from `inspector.template_run` (fitted once per store and reused)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from inspector.store import open_store
-    from inspector.template_run import cache_path
-    from model.checkpoint import file_sha1, git_revision
-    from model.predict import predict_store, resolve_device, uncertainty_method
-    from model.template_fit import TPL_COLUMNS, settings_key
-    from model.train import load_checkpoint
-
-    st = open_store(store_path)
-    dev = resolve_device(device)
-    model, meta = load_checkpoint(model_path, map_location=dev)
-    sha = file_sha1(model_path)
-    if mc_samples is None:
-        mc_samples = 20 if model.cfg.dropout > 0 else 0
-    method = uncertainty_method(model, mc_samples)
-    out = Path(out) if out is not None else default_output(st.path, model_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    schema = prediction_schema()
-    oid = st.index["object_id"].astype(str).to_numpy()
-    n = len(st)
-    tpl = None
-    t_tpl = 0.0
-    if template:
-        from inspector.template_run import template_fits
-
-        t0 = time.perf_counter()
-        tpl = template_fits(st.path, processes=template_processes, progress=progress)
-        t_tpl = time.perf_counter() - t0
-    tpl_cols = None if tpl is None else {c: tpl[c].to_numpy() for c in TPL_COLUMNS}
-    t0 = time.perf_counter()
-    bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
-    try:
-        with pq.ParquetWriter(tmp, schema) as w:
-            for b in predict_store(model, st.flux, batch_size=batch_size, mc_samples=mc_samples, n_alt=N_ALT):
-                cols: dict[str, Any] = {
-                    "row": b.rows,
-                    "object_id": oid[b.rows],
-                    "z_fnet": b.z,
-                    "z_fnet_err": b.z_err,
-                    "p_fnet": b.alternatives.p_z,
-                }
-                for k in range(N_ALT):
-                    cols[f"z_alt{k + 1}"] = b.alternatives.z[:, k]
-                    cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
-                cols["model_sha1"] = np.full(b.rows.size, sha)
-                for c in TPL_COLUMNS:
-                    cols[c] = tpl_cols[c][b.rows] if tpl_cols is not None else np.full(b.rows.size, None)
-                arrays = [
-                    pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
-                ]  # NaN -> null for the float columns
-                w.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                bar.update(b.rows.size)
-            if n == 0:
-                w.write_table(schema.empty_table())
-        os.replace(tmp, out)
-    finally:
-        bar.close()
-        if tmp.exists():
-            tmp.unlink()
-    seconds = time.perf_counter() - t0
-    side = {
-        "predictions": str(out),
-        "store": str(st.path.resolve()),
-        "n_spectra": n,
-        "model": {
-            "path": str(Path(model_path).resolve()),
-            "sha1": sha,
-            "config": model.cfg.to_dict(),
-            "label_scaling": meta.get("label_scaling"),
-            "provenance": meta.get("provenance", {}),
-            "metrics": meta.get("metrics", {}),
-            "history": meta.get("history", []),
-        },
-        "uncertainty": {"method": method, "mc_samples": mc_samples if method == "mc_dropout" else 0},
-        "columns": {
-            "z_fnet_err": {
-                "posterior": "half the 68% interval of the posterior over log(1+z), grown around its peak",
-                "mc_dropout": f"standard deviation over {mc_samples} dropout passes",
-                "none": "null: a regression model without dropout gives no uncertainty",
-            }[method],
-            "p_fnet": "posterior mass within +-3 bins of z_fnet (bins head only)",
-            "z_altK/p_altK": "next best local maxima of the posterior, >= 6000 km/s apart, with their mass",
-            "z_tpl": "template-fit redshift (redrock QSO eigenspectra + Legendre terms, chi2 scan); null if not run",
-            "z_tpl_err": "its 1-sigma error from the chi2 curvature",
-            "tpl_dchi2": "chi2 of the next minimum >= 3000 km/s away minus the best (like redrock's DELTACHI2)",
-            "tpl_chi2/tpl_npix": "best chi2 and the number of pixels fitted",
-            "tpl_template": "LOZ or HIZ eigenspectra",
-            "z_tpl_altK/tpl_dchi2_altK": "next two chi2 minima (>= 3000 km/s apart) and their chi2 above the best",
-        },
-        "template_fit": None if tpl is None else {"cache": str(cache_path(st.path)), "seconds": t_tpl,
-                                                  "settings": settings_key()},
-        "predicted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "predict_seconds": seconds,
-        "device": str(dev),
-        "code_git": git_revision(),
-    }
-    sc = sidecar_path(out)
-    tmp_sc = sc.with_name(sc.name + ".tmp")
-    tmp_sc.write_text(json.dumps(side, indent=1, default=str))
-    os.replace(tmp_sc, sc)
-    return side
+# re-exported for callers that still import them from here (inspector.cli_demo, bench/retrain.py)
+__all__ = ["default_output", "predict_command", "sidecar_path", "write_predictions"]
 
 
 @app.command("predict")
@@ -185,13 +34,14 @@ def predict_command(
     template_processes: int | None = typer.Option(None, "--template-processes", min=1,
                                                   help="Processes for the template fit (default: the CPU count, <= 8)."),
 ) -> None:
-    """Predict z, its uncertainty and alternative redshifts for every spectrum in the store.
+    """Predict z, its uncertainty, alternative redshifts and the class for every spectrum in the store.
 
     Streams over the store in batches (memory does not grow with its size).
     Writes one row per stored spectrum (row, object_id, z_fnet, z_fnet_err,
-    p_fnet, z_alt1..3, p_alt1..3, model_sha1, and the template fit's z_tpl, z_tpl_err,
-    tpl_dchi2, ...) and a JSON sidecar beside it with
-    the model's provenance (training data hash, git revision, config, metrics).
+    p_fnet, z_alt1..3, p_alt1..3, fnet_class, p_qso, p_cls_qso..p_cls_bad (null
+    for a model without a class head), model_sha1, and the template fit's z_tpl,
+    z_tpl_err, tpl_dchi2, ...) and a JSON sidecar beside it with the model's
+    provenance (training data hash, git revision, config, metrics).
     """
     if threads is not None:
         import torch
@@ -206,6 +56,7 @@ def predict_command(
     n, s = side["n_spectra"], side["predict_seconds"]
     typer.echo(
         f"{n} spectra in {s:.1f} s ({n / max(s, 1e-9):.0f} /s) on {side['device']}; "
-        f"uncertainty: {side['uncertainty']['method']}\n"
+        f"uncertainty: {side['uncertainty']['method']}; classes: "
+        f"{', '.join(side['classes']) if side['classes'] else 'none (the model has no class head)'}\n"
         f"predictions: {side['predictions']}\nprovenance: {sidecar_path(Path(side['predictions']))}"
     )

@@ -6,11 +6,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import line_spectra
 import torch
+from synthetic import line_spectra
 from typer.testing import CliRunner
 
-from model.checkpoint import file_sha1
+from model.checkpoint import file_sha1, save_checkpoint
+from model.classes import CLASSES, PROB_COLUMNS
 from model.fnet import FNet, FNetConfig
 from model.metrics import accuracy_row
 from model.predict import predict_store, uncertainty_method
@@ -170,6 +171,12 @@ def test_cli_train_then_predict(mock_store, tmp_path):
     assert (df["model_sha1"] == file_sha1(out)).all()
     side = json.loads(pq.with_suffix(".json").read_text())
     assert side["model"]["sha1"] == file_sha1(out) and side["uncertainty"]["method"] == "posterior"
+    # the class head's columns: probabilities that sum to 1, the most probable class, p_qso = QSO + BAL
+    probs = df[list(PROB_COLUMNS)].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert df["fnet_class"].tolist() == [CLASSES[i] for i in probs.argmax(axis=1)]
+    np.testing.assert_allclose(df["p_qso"], df["p_cls_qso"] + df["p_cls_bal"])
+    assert side["classes"] == list(CLASSES) and {"fnet_class", "p_qso"} <= set(side["columns"])
     assert side["model"]["provenance"]["data_hash"] == prov["data_hash"] and side["n_spectra"] == 60
 
     # a model to an explicit path; a missing store is a clean error
@@ -177,3 +184,26 @@ def test_cli_train_then_predict(mock_store, tmp_path):
     assert r.exit_code == 0 and len(pd.read_parquet(tmp_path / "p.parquet")) == 60
     r = runner.invoke(app, ["predict", "--store", str(tmp_path / "nope"), "--model", str(out)])
     assert r.exit_code == 2 and "not a spectrum store" in r.output
+
+
+def test_predictions_file_has_the_class_columns_with_or_without_a_class_head(mock_store, tmp_path):
+    """Every predictions file has the same columns; a model without a class head (the published network, the
+    old shipped model) leaves the class columns null and says so in the sidecar."""
+    from inspector.predict_run import CLASS_COLUMNS, write_predictions
+
+    tiny = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,),
+                      output="bins", n_bins=64, z_max_bins=4.0, input_pool=4)
+    frames, sides = {}, {}
+    for n_classes in (0, len(CLASSES)):
+        torch.manual_seed(0)
+        path = tmp_path / f"tiny{n_classes}.pt"
+        save_checkpoint(path, FNet(replace(tiny, n_classes=n_classes)))
+        sides[n_classes] = write_predictions(mock_store, path, tmp_path / f"p{n_classes}.parquet", device="cpu",
+                                             template=False)
+        frames[n_classes] = pd.read_parquet(tmp_path / f"p{n_classes}.parquet")
+    without, with_head = frames[0], frames[len(CLASSES)]
+    assert list(without.columns) == list(with_head.columns) and set(CLASS_COLUMNS) <= set(without.columns)
+    assert without[list(CLASS_COLUMNS)].isna().all().all() and sides[0]["classes"] is None
+    assert with_head[list(CLASS_COLUMNS)].notna().all().all() and sides[len(CLASSES)]["classes"] == list(CLASSES)
+    assert set(with_head["fnet_class"]) <= set(CLASSES)
+    assert with_head["p_qso"].between(0, 1).all()
