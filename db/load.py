@@ -5,7 +5,7 @@ the predictions Parquet and hands the frames over.
 
     n = load_spectra(s, store.index)                               # upsert by object_id
     mv = add_model_version(s, name="fnet-small", sha1=side["model"]["sha1"], config=..., make_current=True)
-    load_predictions(s, predictions_df, mv.id)                     # row/object_id, z_fnet, z_fnet_err, z_alt1..3
+    load_predictions(s, predictions_df, mv.id)                     # row/object_id, z_fnet, ..., fnet_class, p_qso
     load_triage_flags(s, flags_df)                                 # object_id, rule, value, priority[, model_version_id]
 
 Each loader is one write transaction (commits), in chunks of executemany
@@ -14,7 +14,7 @@ inserts with bound parameters; re-loading updates rows in place.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,11 +35,12 @@ from db.schema import (
     TriageFlag,
     utcnow,
 )
-from db.validate import DecisionError, check_rule
+from db.validate import CLASS_PROB_PREFIX, DecisionError, check_rule
 
 CHUNK = 20_000
 TPL_VALUES = ("z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_candidates")
-PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", *TPL_VALUES)
+CLASS_VALUES = ("fnet_class", "p_qso", "class_probs")
+PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", *TPL_VALUES, *CLASS_VALUES)
 
 # spectra column <- candidate frame columns, first present wins (store index names, then DR16Q names)
 SPECTRUM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -292,7 +293,10 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
     `df` as written by `inspector predict`: object_id (or spectrum_id), z_fnet
     (or z), z_fnet_err (or z_err), p_fnet, z_alt1..3 / p_alt1..3 (the
     alternatives, best first; missing ones skipped), and optionally the
-    template fit: z_tpl, z_tpl_err, tpl_dchi2, z_tpl_alt1..2 / tpl_dchi2_alt1..2.
+    template fit: z_tpl, z_tpl_err, tpl_dchi2, z_tpl_alt1..2 / tpl_dchi2_alt1..2,
+    and FNet's class: fnet_class, p_qso, p_cls_<class> (stored as class_probs
+    {CLASS: p}). A frame without the template fit or the class columns writes
+    only what it has (a re-load of FNet's z keeps the stored Z_TPL and class).
     """
 
     def pick(*names: str) -> str | None:
@@ -325,6 +329,10 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
         out = [{"z": float(az[i]), "dchi2": _plain(ad[i])} for az, ad in tpl_alt if not math.isnan(az[i])]
         return out or None
 
+    classes = _class_values(df)
+    written = [c for c in PREDICTION_VALUES
+               if (has_tpl or c not in TPL_VALUES) and (classes is not None or c not in CLASS_VALUES)]  # fmt: skip
+
     def work() -> int:
         if session.get(ModelVersion, model_version_id) is None:
             raise DecisionError("model_version_id", model_version_id, "is not a known model version")
@@ -339,10 +347,13 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
                 for row, i in zip(part, span, strict=True):
                     row.update(z_tpl=_plain(z_tpl[i]), z_tpl_err=_plain(z_tpl_err[i]),
                                tpl_dchi2=_plain(tpl_dchi2[i]), tpl_candidates=tpl_candidates(i))
+            if classes is not None:
+                for row, i in zip(part, span, strict=True):
+                    row.update(classes(i))
             ins = _insert(session, Prediction)
             ins = ins.on_conflict_do_update(
                 index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
-                set_={c: getattr(ins.excluded, c) for c in PREDICTION_VALUES if has_tpl or c not in TPL_VALUES},
+                set_={c: getattr(ins.excluded, c) for c in written},
             )
             session.execute(ins, part)
         return len(df)
@@ -350,20 +361,40 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
     return run_write(session, work)
 
 
+def _class_values(df: pd.DataFrame) -> Callable[[int], dict[str, Any]] | None:
+    """Row i -> {fnet_class, p_qso, class_probs} from the frame's class columns; None if it has none."""
+    prob_cols = [c for c in df.columns if str(c).startswith(CLASS_PROB_PREFIX)]
+    if "fnet_class" not in df.columns and "p_qso" not in df.columns and not prob_cols:
+        return None
+    n = len(df)
+    names = [str(c)[len(CLASS_PROB_PREFIX):].upper() for c in prob_cols]
+    probs = [df[c].to_numpy(np.float64, na_value=np.nan) for c in prob_cols]
+    p_qso = df["p_qso"].to_numpy(np.float64, na_value=np.nan) if "p_qso" in df.columns else np.full(n, np.nan)
+    cls = df["fnet_class"].to_numpy(object) if "fnet_class" in df.columns else np.full(n, None, dtype=object)
+
+    def values(i: int) -> dict[str, Any]:
+        c = _plain(cls[i])
+        by_name = {k: float(v[i]) for k, v in zip(names, probs, strict=True) if not math.isnan(v[i])}
+        return {"fnet_class": None if c is None else str(c), "p_qso": _plain(p_qso[i]),
+                "class_probs": by_name or None}  # fmt: skip
+
+    return values
+
+
+PREDICTION_FRAME_COLUMNS = ("spectrum_id", "object_id", "z", "z_err", "p", "alternatives", "z_tpl", "z_tpl_err",
+                            "tpl_dchi2", "tpl_candidates", "fnet_class", "p_qso", "class_probs")  # fmt: skip
+
+
 def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:
-    """A model version's predictions with object ids (spectrum_id, object_id, z, z_err, p, alternatives,
-    z_tpl, z_tpl_err, tpl_dchi2, tpl_candidates)."""
+    """A model version's predictions with object ids: the columns `PREDICTION_FRAME_COLUMNS`."""
+    cols = [Spectrum.object_id if c == "object_id" else getattr(Prediction, c) for c in PREDICTION_FRAME_COLUMNS]
     q = (
-        select(Prediction.spectrum_id, Spectrum.object_id, Prediction.z, Prediction.z_err, Prediction.p,
-               Prediction.alternatives, Prediction.z_tpl, Prediction.z_tpl_err, Prediction.tpl_dchi2,
-               Prediction.tpl_candidates)
+        select(*cols)
         .join(Spectrum, Spectrum.id == Prediction.spectrum_id)
         .where(Prediction.model_version_id == model_version_id)
         .order_by(Prediction.spectrum_id)
     )  # fmt: skip
-    return pd.DataFrame(session.execute(q).all(), columns=["spectrum_id", "object_id", "z", "z_err", "p",
-                                                            "alternatives", "z_tpl", "z_tpl_err", "tpl_dchi2",
-                                                            "tpl_candidates"])
+    return pd.DataFrame(session.execute(q).all(), columns=list(PREDICTION_FRAME_COLUMNS))
 
 
 # --------------------------------------------------------------------------- triage flags

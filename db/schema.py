@@ -6,7 +6,7 @@ that the migrations at head and these classes agree. Tables:
 
 spectra          one row per stored spectrum: survey ids, position, store row, S/N, catalog z's
 model_versions   one row per trained model (sha1 of its weights file); at most one is current
-predictions      a model version's z, uncertainty and alternatives for a spectrum (one per pair)
+predictions      a model version's z, uncertainty, alternatives and class for a spectrum (one per pair)
 inspectors       the people (name unique)
 decisions        APPEND-ONLY: every accept / correction / skip ever made, never updated or deleted
                  (triggers created by the migration refuse UPDATE and DELETE)
@@ -190,6 +190,10 @@ class Prediction(Base):
     z_tpl_err: Mapped[float | None] = mapped_column(Float)
     tpl_dchi2: Mapped[float | None] = mapped_column(Float)  # chi2 of the next minimum minus the best
     tpl_candidates: Mapped[list[Any] | None]  # [{"z": ..., "dchi2": ...}, ...] the next minima, best first
+    # FNet's class head (revision 0003; NULL for a model without one)
+    fnet_class: Mapped[str | None] = mapped_column(String(16))  # the most probable class (QSO, BAL, STAR, ...)
+    p_qso: Mapped[float | None] = mapped_column(Float)  # probability of any quasar class
+    class_probs: Mapped[dict[str, Any] | None]  # {class name: probability}, as the model names its classes
 
     __table_args__ = (UniqueConstraint("spectrum_id", "model_version_id"),)
 

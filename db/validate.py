@@ -27,6 +27,9 @@ QUALITY_MAX = 4
 COMMENT_MAX = 2000
 INSPECTOR_NAME_MAX = 64
 RULE_NAME_MAX = 64
+# a predictions frame's per-class probability columns are p_cls_<class> (model.classes.PROB_COLUMNS, which db/
+# does not import); db.load stores them as predictions.class_probs, db.export passes them through
+CLASS_PROB_PREFIX = "p_cls_"
 
 
 class DecisionError(ValueError):

@@ -294,13 +294,13 @@ def test_writer_killed_while_committing_keeps_every_committed_decision(db_url, e
 
 
 # --------------------------------------------------------------------------- migrations with data
-HEAD = "0002"  # the newest revision in db/migrations
+HEAD = "0003"  # the newest revision in db/migrations
 REVISION_TEST = '''"""test-only revision: a column on spectra and a table of notes."""
 import sqlalchemy as sa
 from alembic import op
 
 revision = "9001"
-down_revision = "0002"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -367,6 +367,51 @@ def test_template_fit_revision_0002_keeps_predictions_and_decisions(db_url):
     e.dispose()
 
 
+def test_class_revision_0003_keeps_predictions_and_decisions(db_url):
+    """0003 adds FNet's class to predictions: down to 0002 keeps every prediction (its template fit too) and
+    decision (only the class values go), up again gives the columns back empty, to be filled by a re-load."""
+    probs = np.tile([0.90, 0.05, 0.03, 0.01, 0.01], (N_SPECTRA, 1))
+    probs[:5] = [0.02, 0.01, 0.90, 0.05, 0.02]  # five stars
+    frame = pd.DataFrame({"object_id": OIDS, "z_fnet": np.linspace(0.1, 3, N_SPECTRA), "z_tpl": 1.0,
+                          "fnet_class": ["STAR"] * 5 + ["QSO"] * (N_SPECTRA - 5), "p_qso": probs[:, :2].sum(axis=1),
+                          **{f"p_cls_{c}": probs[:, i] for i, c in enumerate(("qso", "bal", "star", "galaxy", "bad"))}})
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        mv = load.add_model_version(s, "fnet", "ef" * 20, make_current=True)
+        load.load_predictions(s, frame, mv.id)
+        record_decision(s, OIDS[0], "alice", "not_qso", quality=4, spectral_type="STAR", model_version_id=mv.id)
+        # re-loading FNet's z alone keeps the stored class
+        load.load_predictions(s, frame[["object_id", "z_fnet"]].assign(z_fnet=frame["z_fnet"] + 0.01), mv.id)
+        pred = load.predictions_frame(s, mv.id)
+    assert pred["fnet_class"].tolist() == frame["fnet_class"].tolist()
+    assert pred["class_probs"][0] == {"QSO": 0.02, "BAL": 0.01, "STAR": 0.90, "GALAXY": 0.05, "BAD": 0.02}
+    np.testing.assert_allclose(pred["p_qso"], frame["p_qso"])
+    e.dispose()
+
+    downgrade(db_url, "0002")
+    e = make_engine(db_url)
+    with e.connect() as conn:
+        assert not {c["name"] for c in inspect(e).get_columns("predictions")} & {"fnet_class", "p_qso", "class_probs"}
+        z, z_tpl = zip(*conn.execute(text("SELECT z, z_tpl FROM predictions ORDER BY spectrum_id")).all())
+        assert np.allclose(z, pred["z"]) and np.allclose(z_tpl, 1.0)
+        assert conn.execute(text("SELECT count(*) FROM decisions")).scalar() == 1
+    e.dispose()
+
+    upgrade(db_url)
+    assert current_revision(db_url) == HEAD
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        again = load.predictions_frame(s, mv.id)
+        assert np.allclose(again["z"], pred["z"]) and again["fnet_class"].isna().all() and again["p_qso"].isna().all()
+        load.load_predictions(s, frame, mv.id)
+        assert load.predictions_frame(s, mv.id)["fnet_class"].tolist() == frame["fnet_class"].tolist()
+        assert count_decisions(s) == 1
+    with pytest.raises(DBAPIError, match="append-only"), e.begin() as conn:
+        conn.execute(text("DELETE FROM decisions"))
+    _integrity(e)
+    e.dispose()
+
+
 def test_migrations_down_and_up_on_a_copy_with_data(db_url, tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -391,7 +436,7 @@ def test_migrations_down_and_up_on_a_copy_with_data(db_url, tmp_path):
         url = db_url
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "9001_test.py").write_text(REVISION_TEST)
+    (scripts / "versions" / "9001_test.py").write_text(REVISION_TEST.replace("{head}", HEAD))
 
     upgrade(url, script_location=scripts)
     assert current_revision(url) == "9001"

@@ -79,7 +79,7 @@ def test_migration_creates_every_table_and_matches_the_orm(engine, db_url):
     from alembic.migration import MigrationContext
 
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(db_url) == "0002"
+    assert current_revision(db_url) == "0003"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == [], diff
@@ -241,6 +241,34 @@ def test_model_versions_and_predictions(engine):
             load.load_predictions(s, pred.assign(object_id="unknown"), m1.id)
         with pytest.raises(DecisionError, match="model_version_id"):
             load.load_predictions(s, pred, 999)
+
+
+def test_predictions_carry_fnet_class(engine):
+    """A predictions frame with FNet's class stores fnet_class, p_qso and the class probabilities by name; a
+    frame from a model without a class head (null class columns) stores nulls; one without the columns at all
+    keeps what is stored."""
+    from db.validate import CLASS_PROB_PREFIX
+    from inspector.predict_run import class_columns
+    from model.classes import PROB_COLUMNS
+
+    assert all(c.startswith(CLASS_PROB_PREFIX) for c in PROB_COLUMNS)  # the loader reads them by this prefix
+    df = _spectra(3)
+    prob = np.array([[0.96, 0.02, 0.01, 0.005, 0.005], [0.01, 0.0, 0.02, 0.95, 0.02], [0.3, 0.2, 0.4, 0.05, 0.05]])
+    pred = pd.DataFrame({"object_id": df["object_id"], "z_fnet": [2.1, 0.12, 1.0], **class_columns(prob, 3)})
+    with session_scope(engine) as s:
+        load.load_spectra(s, df)
+        mv = load.add_model_version(s, "fnet-class", "12" * 20, make_current=True)
+        load.load_predictions(s, pred, mv.id)
+        got = load.predictions_frame(s, mv.id)
+        assert got["fnet_class"].tolist() == ["QSO", "GALAXY", "STAR"]
+        np.testing.assert_allclose(got["p_qso"], [0.98, 0.01, 0.5])
+        assert got["class_probs"][1] == {"QSO": 0.01, "BAL": 0.0, "STAR": 0.02, "GALAXY": 0.95, "BAD": 0.02}
+        load.load_predictions(s, pred[["object_id", "z_fnet"]], mv.id)  # FNet's z alone: the class stays
+        assert load.predictions_frame(s, mv.id)["fnet_class"].tolist() == ["QSO", "GALAXY", "STAR"]
+        no_head = pred[["object_id", "z_fnet"]].assign(**class_columns(None, 3))
+        load.load_predictions(s, no_head, mv.id)  # a model without a class head says nothing: nulls
+        got = load.predictions_frame(s, mv.id)
+        assert got["fnet_class"].isna().all() and got["p_qso"].isna().all() and got["class_probs"].isna().all()
 
 
 def test_triage_flags_replace_and_keep_decided_counts(engine):
