@@ -1,4 +1,5 @@
-"""How well the triage queue catches FNet's misses, per rule: share of spectra flagged, misses caught, precision.
+"""How well the triage queue catches FNet's misses, per rule: share of spectra flagged, misses caught, precision,
+and the non-quasars (stars, galaxies, empty spectra) it sends to people.
 
     python bench/triage_recall.py --store STORE --predictions STORE/predictions/fnet-small-mock.parquet
     python bench/triage_recall.py --real [--model assets/models/fnet-small-mock.pt]
@@ -8,7 +9,10 @@ store's z; on the real SDSS quasars, z_ref). Store mode scores the quasars of
 a store with a prediction run (template fit included, `inspector predict`).
 Real mode predicts the 144 labelled real quasars with the model, fits their
 templates, and uses the files' own Z as Z_PIPE (no Z_QN there, so dv_qn and
-qn_failed cannot fire). Default thresholds unless --threshold rule=value.
+qn_failed cannot fire). A model with a class head adds FNet's class
+(fnet_not_qso, fnet_qso_unsure): in store mode every non-quasar should be
+queued; on the real quasars every flag of those rules is a quasar sent to
+people for nothing. Default thresholds unless --threshold rule=value.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ def store_frames(store: Path, predictions: Path):
 
 
 def real_frames(model_path: Path):
+    from inspector.predict_run import class_columns
     from inspector.realset import load_on_grid
     from model.grid import FNET_LOGLAM
     from model.predict import predict_store
@@ -62,6 +67,8 @@ def real_frames(model_path: Path):
                          "z_fnet_err": np.concatenate([b.z_err for b in batches]),
                          "p_fnet": np.concatenate([b.alternatives.p_z for b in batches]),
                          "z_tpl": cols["z_tpl"], "tpl_dchi2": cols["tpl_dchi2"]})  # fmt: skip
+    cls = pd.concat([pd.DataFrame(class_columns(b.class_prob, b.rows.size)) for b in batches], ignore_index=True)
+    pred = pd.concat([pred, cls], axis=1)
     return idx, pred, np.ones(n, bool), tab["z_ref"].to_numpy(float), None, f"real SDSS quasars ({n} spectra)"
 
 
@@ -85,15 +92,17 @@ def main() -> None:
     with np.errstate(invalid="ignore"):
         miss = q & ~(np.abs(dv_kms(zf, z)) <= MISS_KMS)
     flags = apply_rules(idx, pred, parse_assignments(a.threshold), z_range=z_range)
-    print(f"{what}: {n} spectra, FNet misses (|dv| > {MISS_KMS:.0f} km/s): {miss.sum()}")
-    print(f"{'rule':>20} {'flags':>7} {'misses caught':>14} {'precision':>10}")
+    print(f"{what}: {n} spectra, FNet misses (|dv| > {MISS_KMS:.0f} km/s): {miss.sum()}, non-quasars: {(~q).sum()}")
+    print(f"{'rule':>20} {'flags':>7} {'misses caught':>14} {'precision':>10} {'non-quasars queued':>19}")
 
     def line(name: str, rows: np.ndarray) -> None:
         m = np.zeros(n, bool)
         m[rows] = True
         caught = int((m & miss).sum())
         share = f"{caught} ({100 * caught / max(miss.sum(), 1):.1f}%)"
-        print(f"{name:>20} {100 * m.mean():6.1f}% {share:>14} {100 * caught / max(m.sum(), 1):9.1f}%")
+        other = int((m & ~q).sum())
+        others = f"{other} ({100 * other / (~q).sum():.1f}%)" if (~q).any() else "-"
+        print(f"{name:>20} {100 * m.mean():6.1f}% {share:>14} {100 * caught / max(m.sum(), 1):9.1f}% {others:>19}")
 
     for rule in flags.attrs["triage"]["rules"]:
         line(rule, flags["row"][flags["rules"].apply(lambda rs, r=rule: r in rs)].to_numpy())

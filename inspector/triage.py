@@ -20,6 +20,12 @@ Conventions
   `weights=`; the CLI's --threshold rule=value / --weight rule=value). A
   threshold of None (CLI: "off") disables a rule; a disabled-by-default rule
   (dv_pca) is enabled by giving it a threshold.
+- FNet's class (models with a class head; p_qso = P(QSO) + P(BAL)): `fnet_not_qso`
+  fires where FNet thinks it more likely not a quasar (p_qso below 0.5),
+  `fnet_qso_unsure` where it leans quasar but not surely (p_qso from there up to
+  0.9). Two rules, not one, so "why it is here" says which: a likely star or
+  galaxy a person must confirm before it leaves the quasar catalog, or a
+  doubtful quasar. They never both fire; without a class head neither can.
 - FNet's own doubt (fnet_uncertain, fnet_low_p) sends a spectrum to people only
   where no independent estimate backs FNet: no template fit (Z_TPL), or one
   more than 3000 km/s away (see `_unchecked` for the measurements behind it).
@@ -44,10 +50,10 @@ import pandas as pd
 from model.metrics import C_KMS, dv_kms
 
 # Columns of the triage frame (built by `triage_frame`); rules read only these.
-FRAME_COLUMNS = ("row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2", "z_pipe", "z_qn", "z_pca",
-                 "sn")
+FRAME_COLUMNS = ("row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2", "p_qso", "z_pipe", "z_qn",
+                 "z_pca", "sn")
 # Prediction-run columns copied into the frame (NaN where the predictions lack them).
-PREDICTION_SOURCES = ("z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2")
+PREDICTION_SOURCES = ("z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2", "p_qso")
 # Catalog column -> frame column (upper case as in DR16Q; lower-case fallbacks from the spectrum files).
 CATALOG_SOURCES = {
     "z_pipe": ("Z_PIPE",),
@@ -68,7 +74,9 @@ class Rule:
     `func(frame, threshold, context) -> (value, fired)`: `value` is the float
     the rule judged (one per frame row, NaN where it could not judge; written
     to the output column `value_column`), `fired` a boolean array. `context`
-    carries what is not per spectrum (the training z range).
+    carries what is not per spectrum: the training z range ("z_range") and the
+    thresholds of the enabled rules ("thresholds"), for a rule that gives way
+    to another.
     """
 
     name: str
@@ -144,6 +152,17 @@ def _below_rule(col: str) -> RuleFn:
     return fn
 
 
+def _fnet_qso_unsure(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """p_qso below the threshold but not so low that fnet_not_qso fires (that rule says more)."""
+    p = _f(frame, "p_qso")
+    below_not_qso = ctx.get("thresholds", {}).get("fnet_not_qso")
+    with np.errstate(invalid="ignore"):
+        fired = p < threshold
+        if below_not_qso is not None:
+            fired &= ~(p < below_not_qso)
+    return p, fired
+
+
 def _outside_training(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     z = _f(frame, "z_fnet")
     rng = ctx.get("z_range")
@@ -181,6 +200,11 @@ RULES: tuple[Rule, ...] = (
          "fit agrees with FNet", 6000.0, 1.0, _fnet_uncertain, "sigma_v_kms", "km/s", ("z_fnet_err",)),
     Rule("fnet_low_p", "FNet posterior mass near its z (p_fnet) below the threshold, unless the template fit "
          "agrees with FNet", 0.5, 0.5, _fnet_low_p, "p_fnet", "", ("p_fnet",)),
+    Rule("fnet_not_qso", "FNet's class: more likely not a quasar (p_qso = P(QSO) + P(BAL) below the threshold); "
+         "a person confirms before it leaves the quasar catalog", 0.5, 2.0, _below_rule("p_qso"), "p_qso", "",
+         ("p_qso",)),
+    Rule("fnet_qso_unsure", "FNet's class: a quasar, but not surely (p_qso below the threshold, where fnet_not_qso "
+         "does not fire)", 0.9, 1.0, _fnet_qso_unsure, "p_qso", "", ("p_qso",)),
     Rule("low_sn", "median S/N per pixel (SN_MEDIAN_ALL) below the threshold", 2.0, 0.5, _below_rule("sn"),
          "sn_median_all", "", ("sn",)),
     Rule("z_outside_training", "FNet z further than the threshold outside the training z range", 0.0, 1.0,
@@ -246,7 +270,7 @@ def parse_assignments(items: list[str] | None, what: str = "--threshold") -> dic
 
 # --------------------------------------------------------------------------- inputs
 def training_z_range(sidecar: Mapping[str, Any] | None) -> tuple[float, float] | None:
-    """The z range a model was trained on, from a predictions sidecar (see `inspector.cli_predict`).
+    """The z range a model was trained on, from a predictions sidecar (see `inspector.predict_run`).
 
     In order: provenance "z_range" / "label_range" if a trainer recorded one,
     the label scaling (min / max of the training redshifts), else the range the
@@ -359,7 +383,7 @@ def apply_rules(
     if frame is None:
         frame = triage_frame(index_df, predictions_df)
     n = len(frame)
-    ctx = {"z_range": z_range}
+    ctx = {"z_range": z_range, "thresholds": {r.name: r.threshold for r in rules}}  # enabled rules only
     if len(rules) > 62:
         raise ValueError("at most 62 rules")
     mask = np.zeros(n, np.int64)

@@ -79,8 +79,8 @@ def test_prediction_run_and_database_carry_z_tpl(store, tmp_path):
     from db.engine import make_engine, session_scope
     from db.load import current_model, predictions_frame
     from inspector.cli_demo import DEMO_MODEL
-    from inspector.cli_predict import write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
+    from inspector.predict_run import write_predictions
+    from inspector.triage_run import load_into_db, run_triage
 
     fits = template_fits(store, processes=1)
     out = tmp_path / "p.parquet"

@@ -104,6 +104,58 @@ def test_template_fit_rules():
     assert len(apply_rules(index, pred, {**off, "dv_tpl": 30000, "tpl_low_dchi2": "off"}, z_range=Z_RANGE)) == 0
 
 
+# (case, FNet's class probabilities in model.classes order QSO, BAL, STAR, GALAXY, BAD (None: no class head),
+#  expected rules)
+CLASS_CASES = [
+    ("confident quasar", [0.97, 0.02, 0.005, 0.003, 0.002], []),
+    ("confident BAL quasar", [0.10, 0.88, 0.01, 0.005, 0.005], []),
+    ("A star", [0.01, 0.0, 0.97, 0.01, 0.01], ["fnet_not_qso"]),
+    ("emission-line galaxy, some quasar", [0.30, 0.02, 0.03, 0.60, 0.05], ["fnet_not_qso"]),
+    ("sky, nothing in it", [0.05, 0.0, 0.05, 0.05, 0.85], ["fnet_not_qso"]),
+    ("quasar or galaxy", [0.62, 0.03, 0.02, 0.30, 0.03], ["fnet_qso_unsure"]),
+    ("just short of sure", [0.80, 0.0999, 0.05, 0.05, 0.0001], ["fnet_qso_unsure"]),
+    ("model without a class head", None, []),
+]
+
+
+def _class_frames():
+    """Rows where every estimate agrees on z, so only FNet's class can send one to people."""
+    from inspector.predict_run import class_columns
+
+    n = len(CLASS_CASES)
+    index = pd.DataFrame({"row": range(n), "object_id": [f"0300-51600-{i:04d}" for i in range(n)], "Z_PIPE": 1.5,
+                          "Z_QN": 1.5, "Z_PCA": -1.0, "SN_MEDIAN_ALL": 8.0})  # fmt: skip
+    per_row = [class_columns(None if p is None else np.array([p]), 1) for _, p, _ in CLASS_CASES]
+    cls = pd.DataFrame({c: [r[c][0] for r in per_row] for c in per_row[0]})
+    pred = pd.concat([index[["row", "object_id"]], cls], axis=1).assign(z_fnet=1.5, z_fnet_err=1e-3, p_fnet=0.9,
+                                                                        z_tpl=1.5, tpl_dchi2=400.0)  # fmt: skip
+    return index, pred
+
+
+def test_class_rules_queue_what_fnet_does_not_call_a_quasar():
+    """fnet_not_qso fires where p_qso = P(QSO) + P(BAL) < 0.5 (a star, a galaxy, an empty spectrum: a person
+    confirms it before it leaves the quasar catalog), fnet_qso_unsure where 0.5 <= p_qso < 0.9; never both;
+    a model without a class head fires neither."""
+    index, pred = _class_frames()
+    flags = apply_rules(index, pred, z_range=Z_RANGE)
+    got = {int(r): list(rs) for r, rs in zip(flags["row"], flags["rules"])}
+    for i, case in enumerate(CLASS_CASES):
+        assert got.get(i, []) == case[-1], case[0]
+    f = flags.set_index("row")
+    assert f.loc[2, "p_qso"] == pytest.approx(0.01) and f.loc[3, "p_qso"] == pytest.approx(0.32)
+    assert f.loc[5, "p_qso"] == pytest.approx(0.65)
+    w = {r.name: r.weight for r in RULES}
+    assert f.loc[2, "priority"] == w["fnet_not_qso"] > w["fnet_qso_unsure"] == f.loc[5, "priority"]
+    # the not-a-quasar rule off: the unsure rule then takes every p_qso below its threshold, stars included
+    off = apply_rules(index, pred, {"fnet_not_qso": "off"}, z_range=Z_RANGE)
+    assert sorted(off["row"]) == [2, 3, 4, 5, 6] and set(off["rules"].map(tuple)) == {("fnet_qso_unsure",)}
+    # thresholds: p_qso 0.65 is sure enough at 0.6, and not a quasar below 0.7
+    th = {int(r): list(rs) for r, rs in zip(*apply_rules(index, pred, {"fnet_qso_unsure": 0.6, "fnet_not_qso": 0.7},
+                                                       z_range=Z_RANGE)[["row", "rules"]].T.values)}  # fmt: skip
+    assert th[5] == ["fnet_not_qso"] and 6 not in th and th[2] == ["fnet_not_qso"]
+    assert len(apply_rules(index, pred.drop(columns=["p_qso"]), z_range=Z_RANGE)) == 0  # predictions before the head
+
+
 def test_rule_table_is_one_table():
     assert len(set(RULE_NAMES)) == len(RULES)
     for r in RULES:
@@ -236,10 +288,13 @@ def mock_store(tmp_path_factory) -> Path:
     return tmp / "store"
 
 
-def _write_predictions(store: Path, name: str = "fnet_test") -> tuple[Path, pd.DataFrame]:
+def _write_predictions(store: Path, name: str = "fnet_test", classes: bool = False) -> tuple[Path, pd.DataFrame]:
     """A predictions parquet + sidecar as `inspector predict` writes them: FNet = the catalog's Z_PIPE except
-    rows 0-2 (+10000 km/s) and row 3 (no prediction)."""
+    rows 0-2 (+10000 km/s) and row 3 (no prediction). `classes`: with a class head that gives each spectrum
+    its true class (CLASS_PERSON) with p 0.95, except row 5, a quasar it is unsure of (p_qso 0.7)."""
+    from inspector.predict_run import class_columns
     from inspector.store import open_store
+    from model.classes import N_CLASSES, from_class_person
 
     st = open_store(store)
     ix = st.index
@@ -253,6 +308,12 @@ def _write_predictions(store: Path, name: str = "fnet_test") -> tuple[Path, pd.D
         "z_fnet_err": 0.001 * (1 + np.nan_to_num(zf)), "p_fnet": np.full(n, 0.9), "z_alt1": np.full(n, np.nan),
         "model_sha1": "f" * 40,
     })  # fmt: skip
+    if classes:
+        truth = from_class_person(pd.to_numeric(ix["CLASS_PERSON"]).to_numpy(float))
+        prob = np.full((n, N_CLASSES), 0.05 / (N_CLASSES - 1))
+        prob[np.arange(n), truth] = 0.95
+        prob[5] = [0.65, 0.05, 0.1, 0.15, 0.05]
+        pred = pred.assign(**class_columns(prob, n))
     out = store / "predictions" / f"{name}.parquet"
     out.parent.mkdir(exist_ok=True)
     pred.to_parquet(out, index=False)
@@ -263,8 +324,8 @@ def _write_predictions(store: Path, name: str = "fnet_test") -> tuple[Path, pd.D
 
 def test_cli_triage_on_mock_store(mock_store):
     from inspector.cli import app
-    from inspector.cli_triage import read_triage
     from inspector.store import open_store
+    from inspector.triage_run import read_triage
 
     pred_path, pred = _write_predictions(mock_store)
     ix = open_store(mock_store).index
@@ -316,7 +377,7 @@ def test_cli_triage_loads_the_database(mock_store, tmp_path):
     from db.queue import next_item
     from db.testing import fresh_database
     from inspector.cli import app
-    from inspector.cli_triage import read_triage
+    from inspector.triage_run import read_triage
 
     pred_path, _ = _write_predictions(mock_store, "fnet_db")
     url = fresh_database(tmp_path)
@@ -347,6 +408,39 @@ def test_cli_triage_loads_the_database(mock_store, tmp_path):
             assert table_counts(s)["triage_flags"] == int(flags2["n_rules"].sum()) < int(flags["n_rules"].sum())
     finally:
         engine.dispose()
+
+
+def test_every_star_and_galaxy_is_queued_and_the_database_has_fnets_class(mock_store, tmp_path):
+    """On a mock survey with its stars and galaxies, a class head that calls them what they are sends every
+    one of them to people (fnet_not_qso), and `triage --db` stores FNet's class with each prediction."""
+    from db.engine import make_engine, session_scope
+    from db.load import current_model, predictions_frame
+    from db.testing import fresh_database
+    from inspector.cli import app
+    from inspector.store import open_store
+    from inspector.triage_run import read_triage
+
+    pred_path, pred = _write_predictions(mock_store, "fnet_cls", classes=True)
+    url = fresh_database(tmp_path)
+    res = CliRunner().invoke(app, ["triage", "--store", str(mock_store), "--predictions", str(pred_path), "--db", url])
+    assert res.exit_code == 0, res.output
+    assert "fnet_not_qso" in res.output and "fnet_qso_unsure" in res.output
+    flags, meta = read_triage(mock_store / "triage" / "fnet_cls.parquet")
+    ix = open_store(mock_store).index
+    not_qso = set(ix.loc[pd.to_numeric(ix["CLASS_PERSON"]).isin([1, 4]), "object_id"].astype(str))
+    assert len(not_qso) >= 2  # the mock has stars and galaxies to find
+    fired = dict(zip(flags["object_id"], flags["rules"].map(list)))
+    assert all("fnet_not_qso" in fired.get(o, []) for o in not_qso)
+    assert meta["rules"]["fnet_not_qso"]["n_fired"] == len(not_qso)
+    assert "fnet_qso_unsure" in fired[pred["object_id"][5]] and meta["rules"]["fnet_qso_unsure"]["n_fired"] == 1
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            stored = predictions_frame(s, current_model(s).id).set_index("object_id")
+    finally:
+        engine.dispose()
+    assert stored.loc[sorted(not_qso), "fnet_class"].isin(["STAR", "GALAXY"]).all()
+    np.testing.assert_allclose(stored.loc[pred["object_id"], "p_qso"], pred["p_qso"])
 
 
 def test_fnet_doubt_counts_only_where_the_template_fit_does_not_back_fnet():
