@@ -35,7 +35,8 @@ model_version   str      the model that gave z_fnet (e.g. its sha1)
 
 Optional columns, written when present: plate, mjd, fiberid, targetid
 (integers, -1 for none), z_vi, sn_median_all, z_tpl, z_tpl_err, tpl_dchi2
-(the template fit), spectral_type, issue_flags,
+(the template fit), fnet_class, p_qso and p_cls_<class> (FNet's class head;
+"" / NaN for a model without one), spectral_type, issue_flags,
 decision, comment, decided_at, triage_rules, priority. Any other column is
 an error (so a typo never silently drops or leaks a column).
 
@@ -47,17 +48,25 @@ is a person, the consensus or a conflict.
 Columns the export adds: dv_fnet_kms = c (z_fnet - z_final) / (1 + z_final)
 (how far the model was from the final z; 0 where the source is the model)
 and dv_pipe_kms = c (z_pipe - z_final) / (1 + z_final) (NaN where Z_PIPE is
-missing or -1), in km/s.
+missing or -1), in km/s; and is_qso_final, what a survey scientist keeps to
+make a quasar catalog of a quasar-target superset (`is_qso_final`): 1 a
+quasar, -1 not a quasar, 0 not known. A person's verdict decides where there
+is one (a "not a quasar" decision overrides FNet's class); elsewhere FNet's
+p_qso does, against `p_qso_min` (`inspector export` passes the triage's
+fnet_qso_unsure threshold, so a spectrum the queue holds for a person stays 0
+until someone decides it).
 
 Options: `only_inspected` keeps rows with n_decisions >= 1; `min_quality=Q`
-keeps rows whose quality is >= Q (rows without a quality are dropped).
+keeps rows whose quality is >= Q (rows without a quality are dropped);
+`only_qso` keeps rows with is_qso_final = 1.
 
 FITS specifics: units in TUNITn (z columns dimensionless, written as '';
 ra/dec deg; dv km/s); quality is float32 with NaN = not inspected; string
 columns hold UTF-8 bytes (FITS strings are ASCII; astropy decodes them back
 to the same text). Header keywords: MODELVER, DATE (UTC ISO, when written),
 NROWS (rows written), NTOTAL (rows before the filters), NINSPECT,
-NPERSON / NCONSENS / NCONFLIC / NMODEL (per source), ONLYINSP, MINQUAL, and one
+NPERSON / NCONSENS / NCONFLIC / NMODEL (per source), NQSO / NNOTQSO / NQSOUNK
+(is_qso_final 1 / -1 / 0), PQSOMIN, ONLYINSP, ONLYQSO, MINQUAL, and one
 `HIERARCH THRESH <RULE>` per triage threshold (the string 'off' for a
 disabled rule), PROVJSON (the sidecar's file name).
 """
@@ -73,6 +82,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from db.validate import ACTION_BY_NAME, CLASS_PROB_PREFIX, QSO_TYPES, SPECTRAL_TYPES
+
 C_KMS = 299792.458  # as model.metrics (db/ never imports model/)
 Z_SOURCES = ("person", "consensus", "conflict", "model")
 INSPECTED_SOURCES = ("person", "consensus", "conflict")
@@ -84,16 +95,21 @@ REQUIRED_COLUMNS = (
     "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "model_version",
 )  # fmt: skip
 INT_OPTIONAL = ("plate", "mjd", "fiberid", "targetid")
-FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority", "z_tpl", "z_tpl_err", "tpl_dchi2")
-STR_OPTIONAL = ("spectral_type", "issue_flags", "decision", "comment", "decided_at", "triage_rules")
-OPTIONAL_COLUMNS = (*INT_OPTIONAL, *FLOAT_OPTIONAL, *STR_OPTIONAL)
-DERIVED_COLUMNS = ("dv_fnet_kms", "dv_pipe_kms")
+FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority", "z_tpl", "z_tpl_err", "tpl_dchi2", "p_qso")
+STR_OPTIONAL = ("fnet_class", "spectral_type", "issue_flags", "decision", "comment", "decided_at", "triage_rules")
+OPTIONAL_COLUMNS = (*INT_OPTIONAL, *FLOAT_OPTIONAL, *STR_OPTIONAL)  # and any p_cls_<class> (float)
+DERIVED_COLUMNS = ("dv_fnet_kms", "dv_pipe_kms", "is_qso_final")
 STR_COLUMNS = ("object_id", "z_source", "inspectors", "model_version", *STR_OPTIONAL)
 Z_COLUMNS = ("z_final", "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "z_vi", "z_tpl", "z_tpl_err")
 UNITS = {
     **{c: "" for c in Z_COLUMNS},  # dimensionless
+    "p_qso": "",
     "ra": "deg", "dec": "deg", "dv_fnet_kms": "km / s", "dv_pipe_kms": "km / s",
 }  # fmt: skip
+# is_qso_final: a person's verdict first, else FNet's p_qso against p_qso_min
+MODEL_P_QSO_MIN = 0.5  # default: FNet's own call (its quasar classes together more probable than not)
+NOT_QSO_ACTION = ACTION_BY_NAME["not_qso"].name
+NOT_QSO_TYPES = frozenset(t.name for t in SPECTRAL_TYPES if not t.is_qso and t.class_person)  # STAR, GALAXY
 DESCRIPTIONS = {
     "object_id": "store object id (PLATE-MJD-FIBER or DESI TARGETID-...)",
     "ra": "right ascension (J2000)", "dec": "declination (J2000)",
@@ -106,6 +122,10 @@ DESCRIPTIONS = {
     "dv_fnet_kms": "c (z_fnet - z_final) / (1 + z_final)", "dv_pipe_kms": "c (z_pipe - z_final) / (1 + z_final)",
     "z_tpl": "template-fit z (redrock QSO eigenspectra chi2 scan)", "z_tpl_err": "its error (chi2 curvature)",
     "tpl_dchi2": "template fit: chi2 of the next minimum minus the best",
+    "fnet_class": "FNet's most probable class; empty: the model has no class head",
+    "p_qso": "FNet's probability that it is a quasar (any quasar class); NaN: no class head",
+    "is_qso_final": "1 quasar, -1 not a quasar, 0 not known: a person's verdict, else FNet's p_qso vs PQSOMIN",
+    "spectral_type": "the inspectors' spectral type (QSO, BAL QSO, STAR, GALAXY, UNKNOWN)",
 }  # fmt: skip
 
 
@@ -130,17 +150,50 @@ def _float(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="raise").to_numpy(np.float64, na_value=np.nan)
 
 
-def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
+def _class_prob_columns(rows: pd.DataFrame) -> list[str]:
+    return [c for c in rows.columns if str(c).startswith(CLASS_PROB_PREFIX) and len(str(c)) > len(CLASS_PROB_PREFIX)]
+
+
+def is_qso_final(
+    z_source: np.ndarray, spectral_type: np.ndarray, decision: np.ndarray, p_qso: np.ndarray,
+    p_qso_min: float = MODEL_P_QSO_MIN,
+) -> np.ndarray:
+    """1 (a quasar), -1 (not a quasar) or 0 (not known) per row, as int16.
+
+    Where a person or a consensus decided: a quasar spectral type -> 1; a
+    "not a quasar" decision or a STAR / GALAXY type -> -1; anything else (a bad
+    spectrum, no type) -> 0. An unresolved conflict -> 0. Where nobody decided
+    (source "model"): p_qso >= p_qso_min -> 1, p_qso <= 1 - p_qso_min -> -1,
+    else (FNet not sure, or no class head: p_qso NaN) -> 0.
+    """
+    if not 0.5 <= float(p_qso_min) <= 1.0:
+        raise ValueError(f"p_qso_min must be in [0.5, 1], got {p_qso_min}")
+    src = np.asarray(z_source, dtype=str)
+    stype = np.asarray(spectral_type, dtype=str)
+    said_not = np.isin(stype, list(NOT_QSO_TYPES)) | np.array(
+        [NOT_QSO_ACTION in str(d).split(",") for d in decision], dtype=bool
+    )
+    person = np.where(np.isin(stype, list(QSO_TYPES)), 1, np.where(said_not, -1, 0))
+    p = np.asarray(p_qso, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        model = np.where(p >= p_qso_min, 1, np.where(p <= 1.0 - p_qso_min, -1, 0))
+    out = np.where(src == "model", model, np.where(src == "conflict", 0, person))
+    return out.astype(np.int16)
+
+
+def catalog_table(rows: pd.DataFrame, p_qso_min: float = MODEL_P_QSO_MIN) -> pd.DataFrame:
     """Validate `rows` against the contract and return the normalised table that gets written.
 
-    Column order: the required columns, the derived dv columns, then the
-    optional columns present. Types: floats float64, quality float32 (NaN =
-    not inspected), n_decisions int32, ids Int64 (-1 = none), strings str.
+    Column order: the required columns, the derived columns (dv_fnet_kms,
+    dv_pipe_kms, is_qso_final with `p_qso_min`), then the optional columns
+    present. Types: floats float64, quality float32 (NaN = not inspected),
+    n_decisions int32, is_qso_final int16, ids Int64 (-1 = none), strings str.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"catalog rows lack column(s) {missing}; the contract is {list(REQUIRED_COLUMNS)}")
-    extra = [c for c in rows.columns if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS]
+    probs = _class_prob_columns(rows)
+    extra = [c for c in rows.columns if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS and c not in probs]
     if extra:
         raise ValueError(f"catalog rows have unknown column(s) {extra}; optional ones are {list(OPTIONAL_COLUMNS)}")
     rows = rows.reset_index(drop=True)
@@ -182,10 +235,18 @@ def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
         out["dv_fnet_kms"] = C_KMS * (out["z_fnet"] - zf) / (1.0 + zf)
         zp = np.where(out["z_pipe"] <= -0.99, np.nan, out["z_pipe"])
         out["dv_pipe_kms"] = C_KMS * (zp - zf) / (1.0 + zf)
+
+    def given(c: str, as_float: bool) -> np.ndarray:
+        if c not in rows.columns:
+            return np.full(len(rows), np.nan if as_float else "")
+        return _float(rows[c]) if as_float else _str_col(rows[c]).to_numpy(str)
+
+    out["is_qso_final"] = is_qso_final(src.to_numpy(str), given("spectral_type", False), given("decision", False),
+                                       given("p_qso", True), p_qso_min)  # fmt: skip
     for c in INT_OPTIONAL:
         if c in rows.columns:
             out[c] = pd.to_numeric(rows[c], errors="raise").astype("Int64").fillna(-1)
-    for c in FLOAT_OPTIONAL:
+    for c in (*FLOAT_OPTIONAL, *probs):
         if c in rows.columns:
             out[c] = _float(rows[c])
     for c in STR_OPTIONAL:
@@ -198,11 +259,15 @@ def catalog_table(rows: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def select_rows(table: pd.DataFrame, only_inspected: bool = False, min_quality: int | None = None) -> pd.DataFrame:
-    """The export filters: n_decisions >= 1; quality >= min_quality (NaN quality fails it)."""
+def select_rows(table: pd.DataFrame, only_inspected: bool = False, min_quality: int | None = None,
+                only_qso: bool = False) -> pd.DataFrame:
+    """The export filters: n_decisions >= 1; quality >= min_quality (NaN quality fails it); is_qso_final = 1
+    (the quasar catalog of a quasar-target superset)."""
     keep = np.ones(len(table), bool)
     if only_inspected:
         keep &= table["n_decisions"].to_numpy() >= 1
+    if only_qso:
+        keep &= table["is_qso_final"].to_numpy() == 1
     if min_quality is not None:
         if not 0 <= int(min_quality) <= 4:
             raise ValueError(f"min_quality must be 0-4, got {min_quality}")
@@ -210,13 +275,18 @@ def select_rows(table: pd.DataFrame, only_inspected: bool = False, min_quality: 
     return table.loc[keep].reset_index(drop=True)
 
 
+QSO_FINAL_COUNTS = {"n_qso": 1, "n_not_qso": -1, "n_qso_unknown": 0}  # counts key -> is_qso_final value
+
+
 def counts(table: pd.DataFrame) -> dict[str, int]:
-    """n rows, n inspected (n_decisions >= 1), n per source."""
+    """n rows, n inspected (n_decisions >= 1), n per source, n per is_qso_final value."""
     src = table["z_source"].value_counts()
+    qso = table["is_qso_final"].to_numpy()
     return {
         "n_rows": len(table),
         "n_inspected": int((table["n_decisions"] >= 1).sum()),
         **{f"n_{s}": int(src.get(s, 0)) for s in Z_SOURCES},
+        **{k: int((qso == v).sum()) for k, v in QSO_FINAL_COUNTS.items()},
     }
 
 
@@ -356,6 +426,8 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
             t[c] = s.to_numpy(np.int64)
         elif c == "n_decisions":
             t[c] = s.to_numpy(np.int32)
+        elif c == "is_qso_final":
+            t[c] = s.to_numpy(np.int16)
         else:
             t[c] = s.to_numpy(np.float64)
         if c in UNITS:
@@ -372,7 +444,12 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
         "NCONSENS": n["n_consensus"],
         "NCONFLIC": n["n_conflict"],
         "NMODEL": n["n_model"],
+        "NQSO": n["n_qso"],
+        "NNOTQSO": n["n_not_qso"],
+        "NQSOUNK": n["n_qso_unknown"],
+        "PQSOMIN": float(prov["p_qso_min"]),
         "ONLYINSP": bool(prov["only_inspected"]),
+        "ONLYQSO": bool(prov["only_qso"]),
         "MINQUAL": -1 if prov["min_quality"] is None else int(prov["min_quality"]),
         "ZSOURCES": ",".join(Z_SOURCES),
         "PROVJSON": prov["sidecar"],
@@ -383,15 +460,25 @@ def _write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
     t.meta["comments"] = [
         "FNet Inspector vetted catalog. z_source: person | consensus | conflict (unresolved:",
         "z_final is the model's) | model (auto-accepted). quality NaN: not inspected.",
+        "is_qso_final: 1 quasar, -1 not, 0 not known (a person's verdict, else p_qso vs PQSOMIN).",
         "MINQUAL -1: no minimum quality.",
     ]
     from astropy.io import fits
 
     hdu = fits.table_to_hdu(t)
     for i, c in enumerate(table.columns, start=1):
-        if c in DESCRIPTIONS:  # TCOMMn: the HEASARC convention for a column's description
-            hdu.header[f"TCOMM{i}"] = DESCRIPTIONS[c]
+        if describe(c):  # TCOMMn: the HEASARC convention for a column's description
+            hdu.header[f"TCOMM{i}"] = describe(c)
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def describe(column: str) -> str | None:
+    """A column's description (`DESCRIPTIONS`, or FNet's probability of the class a p_cls_<class> names)."""
+    if column in DESCRIPTIONS:
+        return DESCRIPTIONS[column]
+    if column.startswith(CLASS_PROB_PREFIX):
+        return f"FNet's probability of class {column[len(CLASS_PROB_PREFIX):].upper()}; NaN: no class head"
+    return None
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
@@ -418,6 +505,8 @@ def export_catalog(
     formats: Sequence[str] | Iterable[str] = FORMATS,
     only_inspected: bool = False,
     min_quality: int | None = None,
+    p_qso_min: float = MODEL_P_QSO_MIN,
+    only_qso: bool = False,
 ) -> list[Path]:
     """Write the catalog as `<out_base>.fits/.csv/.parquet` and `<out_base>.json`; return the paths written.
 
@@ -427,16 +516,18 @@ def export_catalog(
     JSON-able (store, predictions, database, code revision...) goes to the
     sidecar and the Parquet metadata as given. The date written is now (UTC),
     unless meta["created"] is given. Each file is written atomically. The
-    sidecar is last in the returned list.
+    sidecar is last in the returned list. `p_qso_min`: FNet's p_qso from which
+    an undecided spectrum counts as a quasar in is_qso_final (see `is_qso_final`);
+    `only_qso` keeps the rows with is_qso_final = 1.
     """
     formats = [f.lower() for f in formats]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ValueError(f"formats must be some of {FORMATS}, got {formats}")
     meta = dict(meta or {})
-    table = catalog_table(rows)
+    table = catalog_table(rows, p_qso_min)
     before = counts(table)
-    table = select_rows(table, only_inspected, min_quality)
+    table = select_rows(table, only_inspected, min_quality, only_qso)
     base = _base_path(out_base)
     base.parent.mkdir(parents=True, exist_ok=True)
     versions = sorted(set(table["model_version"]) - {""}) if len(table) else []
@@ -451,8 +542,10 @@ def export_catalog(
         "counts_before_filters": before,
         "only_inspected": bool(only_inspected),
         "min_quality": None if min_quality is None else int(min_quality),
+        "only_qso": bool(only_qso),
         "thresholds": dict(meta.get("thresholds") or {}),
-        "columns": {c: {"unit": UNITS.get(c), "description": DESCRIPTIONS.get(c)} for c in table.columns},
+        "p_qso_min": float(p_qso_min),
+        "columns": {c: {"unit": UNITS.get(c), "description": describe(c)} for c in table.columns},
         "sidecar": sidecar.name,
     })  # fmt: skip
     written: list[Path] = []

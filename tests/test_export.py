@@ -20,6 +20,7 @@ from db.export import (
     export_catalog,
     overlay_decisions,
 )
+from inspector.predict_run import class_columns
 
 THRESHOLDS = {"dv_pipe": 3000.0, "dv_qn": 3000.0, "low_sn": 2.0, "dv_pca": None}
 
@@ -98,7 +99,7 @@ def test_csv_parquet_same_columns_and_provenance(tmp_path):
     side = json.loads((tmp_path / "cat.json").read_text())
     assert side["model_version"] == "abc123"  # from the rows when meta does not say
     assert side["counts"] == {"n_rows": 6, "n_inspected": 4, "n_person": 2, "n_consensus": 1, "n_conflict": 1,
-                              "n_model": 2}  # fmt: skip
+                              "n_model": 2, "n_qso": 2, "n_not_qso": 0, "n_qso_unknown": 4}  # fmt: skip
     assert side["thresholds"]["dv_pca"] is None and side["files"] == ["cat.csv", "cat.parquet"]
     assert side["columns"]["dv_fnet_kms"]["unit"] == "km / s"
     import pyarrow.parquet as pq
@@ -160,6 +161,64 @@ def test_overlay_decisions():
     assert out["dv_fnet_kms"][1] == pytest.approx(C_KMS * (0.8 - 0.85) / 1.85)
     with pytest.raises(ValueError, match="not in the catalog"):
         overlay_decisions(base, dec.assign(object_id=["nope", "0300-51600-0004"]))
+
+
+# (case, z_source, spectral_type, decision, FNet's class, p_qso, is_qso_final at p_qso_min 0.9, at the default 0.5)
+QSO_CASES = [
+    ("FNet sure of a quasar", "model", "", "", "QSO", 0.98, 1, 1),
+    ("FNet sure of a star", "model", "", "", "STAR", 0.03, -1, -1),
+    ("FNet leans quasar, queued", "model", "", "", "QSO", 0.70, 0, 1),
+    ("FNet leans galaxy, queued", "model", "", "", "GALAXY", 0.35, 0, -1),
+    ("no class head", "model", "", "", "", np.nan, 0, 0),
+    ("a person: a star, FNet said quasar", "person", "STAR", "not_qso", "QSO", 0.99, -1, -1),
+    ("a person: not a quasar, no type", "person", "UNKNOWN", "not_qso", "QSO", 0.95, -1, -1),
+    ("a person: a quasar, FNet said galaxy", "person", "QSO", "correct", "GALAXY", 0.10, 1, 1),
+    ("a person: bad spectrum", "person", "UNKNOWN", "bad_spectrum", "QSO", 0.99, 0, 0),
+    ("two agree: a BAL quasar", "consensus", "BAL QSO", "accept,correct", "BAL", 0.97, 1, 1),
+    ("two agree: a galaxy", "consensus", "GALAXY", "not_qso", "QSO", 0.60, -1, -1),
+    ("unresolved conflict", "conflict", "", "correct,not_qso", "QSO", 0.99, 0, 0),
+]
+
+
+def _class_rows() -> pd.DataFrame:
+    n = len(QSO_CASES)
+    inspected = np.array([c[1] != "model" for c in QSO_CASES])
+    p = np.array([c[5] for c in QSO_CASES])
+    return pd.DataFrame({
+        "object_id": [f"0300-51600-{i:04d}" for i in range(n)], "ra": 1.0, "dec": -5.0, "z_final": 1.5,
+        "z_source": [c[1] for c in QSO_CASES], "quality": np.where(inspected, 3.0, np.nan),
+        "inspectors": np.where(inspected, "alice", ""), "n_decisions": inspected.astype(int), "z_fnet": 1.5,
+        "z_fnet_err": 0.01, "z_pipe": 1.5, "z_qn": 1.5, "z_pca": 1.5, "model_version": "abc",
+        "spectral_type": [c[2] for c in QSO_CASES], "decision": [c[3] for c in QSO_CASES],
+        "fnet_class": [c[4] for c in QSO_CASES], "p_qso": p, "p_cls_qso": p, "p_cls_star": 1.0 - p,
+    })  # fmt: skip
+
+
+def test_is_qso_final_a_persons_verdict_first_then_fnets_class(tmp_path):
+    """is_qso_final: 1 quasar, -1 not, 0 not known. A person's 'not a quasar' overrides FNet; where nobody
+    decided, FNet's p_qso against p_qso_min (0.9: what the queue holds for a person stays 0)."""
+    rows = _class_rows()
+    for i, (case, *_, want_09, want_05) in enumerate(QSO_CASES):
+        assert catalog_table(rows, p_qso_min=0.9)["is_qso_final"][i] == want_09, case
+        assert catalog_table(rows)["is_qso_final"][i] == want_05, case
+    export_catalog(rows, tmp_path / "cat", {}, p_qso_min=0.9)
+    t = Table.read(tmp_path / "cat.fits", mask_invalid=False)
+    assert t["is_qso_final"].dtype.kind == "i" and t["is_qso_final"].dtype.itemsize == 2 and list(t["is_qso_final"]) == [c[6] for c in QSO_CASES]
+    assert [str(x) for x in t["fnet_class"]] == [c[4] for c in QSO_CASES]
+    np.testing.assert_allclose(np.asarray(t["p_cls_star"]), 1.0 - rows["p_qso"], equal_nan=True)
+    hdr = fits.getheader(tmp_path / "cat.fits", 1)
+    names = [hdr[f"TTYPE{i}"] for i in range(1, hdr["TFIELDS"] + 1)]
+    assert "person" in hdr[f"TCOMM{names.index('is_qso_final') + 1}"]
+    assert "STAR" in hdr[f"TCOMM{names.index('p_cls_star') + 1}"] and hdr[f"TUNIT{names.index('p_qso') + 1}"] == ""
+    assert (hdr["NQSO"], hdr["NNOTQSO"], hdr["NQSOUNK"], hdr["PQSOMIN"]) == (3, 4, 5, 0.9)
+    pq_ = pd.read_parquet(tmp_path / "cat.parquet")
+    assert pq_["is_qso_final"].tolist() == [c[6] for c in QSO_CASES] and pq_["fnet_class"].iloc[4] == ""
+    side = json.loads((tmp_path / "cat.json").read_text())
+    assert side["p_qso_min"] == 0.9 and side["counts"]["n_not_qso"] == 4
+    with pytest.raises(ValueError, match="p_qso_min"):
+        catalog_table(rows, p_qso_min=0.3)
+    with pytest.raises(ValueError, match="unknown column"):
+        catalog_table(rows.assign(p_cls_=0.5))
 
 
 # --------------------------------------------------------------------------- CLI on a mock store
@@ -267,6 +326,10 @@ def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
     zf = np.round(pd.to_numeric(ix["Z_PIPE"]).to_numpy(float).clip(0.01, None), 4)
     pred = pd.DataFrame({"row": np.arange(n), "object_id": oid, "z_fnet": zf, "z_fnet_err": np.full(n, 0.01),
                          "p_fnet": np.full(n, 0.9), "model_sha1": "d" * 40})  # fmt: skip
+    prob = np.tile([0.97, 0.01, 0.01, 0.005, 0.005], (n, 1))  # FNet: every spectrum a quasar, surely ...
+    prob[8] = [0.02, 0.0, 0.95, 0.02, 0.01]  # ... but row 8, a star, and row 9, which it is unsure of
+    prob[9] = [0.60, 0.0, 0.05, 0.30, 0.05]
+    pred = pred.assign(**class_columns(prob, n))
     pp = mock_store / "predictions" / "fnet_db.parquet"
     pp.parent.mkdir(exist_ok=True)
     pred.to_parquet(pp, index=False)
@@ -290,6 +353,7 @@ def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
             resolve(s, oid[4], "carol", z=2.0, quality=4)
             record_decision(s, oid[5], "zoë", "bad_spectrum")  # a person, no z
             record_decision(s, oid[6], "alice", "skip")  # a skip is not a decision
+            record_decision(s, oid[7], "alice", "not_qso", quality=4, spectral_type="GALAXY")  # FNet said QSO
     finally:
         engine.dispose()
 
@@ -306,14 +370,29 @@ def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
     assert r["n_decisions"].tolist() == [1, 2, 2, 2, 3, 1, 0]
     assert r["inspectors"].tolist() == ["alice", "alice", "alice,bob", "alice,bob", "alice,bob,carol", "zoë", ""]
     assert r.loc[oid[4], "decision"] == "resolve" and r.loc[oid[5], "decision"] == "bad_spectrum"
-    rest = c.drop(index=oid[:7])
+    rest = c.drop(index=oid[:8])
     assert (rest["z_source"] == "model").all() and (rest["n_decisions"] == 0).all()
+    # the class: a person's "not a quasar" overrides FNet's quasar; where nobody decided, FNet's p_qso against
+    # the triage's fnet_qso_unsure threshold (0.9): the star is out, the unsure one not known until decided
+    assert c.loc[oid[7], "fnet_class"] == "QSO" and c.loc[oid[7], "spectral_type"] == "GALAXY"
+    q = c["is_qso_final"]
+    assert q[oid[7]] == -1 and q[oid[8]] == -1 and q[oid[9]] == 0 and q[oid[5]] == 0 and q[oid[0]] == 1
+    assert (q.drop(index=oid[:10]) == 1).all() and c.loc[oid[8], "fnet_class"] == "STAR"
+    np.testing.assert_allclose(c.loc[oid, "p_qso"], pred["p_qso"])
     hdr = fits.getheader(tmp_path / "cat.fits", 1)
-    assert (hdr["NPERSON"], hdr["NCONSENS"], hdr["NCONFLIC"], hdr["NMODEL"], hdr["NINSPECT"]) == (3, 2, 1, n - 6, 6)
+    assert (hdr["NPERSON"], hdr["NCONSENS"], hdr["NCONFLIC"], hdr["NMODEL"], hdr["NINSPECT"]) == (4, 2, 1, n - 7, 7)
+    assert hdr["PQSOMIN"] == 0.9 and hdr["NNOTQSO"] == 2 and "2 not" in res.output
     assert json.loads((tmp_path / "cat.json").read_text())["database"].startswith("sqlite")
 
     res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(pp), "--out",
                               str(tmp_path / "vetted"), "--db", url, "--only-inspected", "--min-quality", "3"])  # fmt: skip
     assert res.exit_code == 0, res.output
     v = pd.read_parquet(tmp_path / "vetted.parquet")
-    assert sorted(v["object_id"]) == sorted([oid[0], oid[1], oid[2], oid[4]])
+    assert sorted(v["object_id"]) == sorted([oid[0], oid[1], oid[2], oid[4], oid[7]])
+    # the quasar catalog: the galaxy a person found goes, and so do FNet's star and the spectra still in doubt
+    res = runner.invoke(app, ["export", "--store", str(mock_store), "--predictions", str(pp), "--out",
+                              str(tmp_path / "qso"), "--db", url, "--only-qso"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    kept = set(pd.read_parquet(tmp_path / "qso.parquet")["object_id"])
+    assert kept == set(oid) - {oid[3], oid[5], oid[7], oid[8], oid[9]}
+    assert fits.getheader(tmp_path / "qso.fits", 1)["ONLYQSO"] is True
