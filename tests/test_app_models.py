@@ -7,7 +7,6 @@ import time
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """(engine, store, db url): the overview tests' mock, predicted and triaged."""

@@ -2,11 +2,9 @@
 the plots, and the Export download -- on a 40-spectrum mock triaged into a SQLite database."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
-
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +67,27 @@ def test_table_rows_and_decisions(view, demo):
     t = ov.table
     assert len(t) == 40 and t["object_id"].is_unique
     grid = ov.grid.value
-    assert list(grid.columns) == ["object_id", "z_fnet", "z_err", "Z_TPL", "Z_PIPE", "Z_QN", "rules", "priority", "decision",
-                                  "quality", "inspector", "z_final", "z_source", "dv_kms"]  # fmt: skip
+    assert list(grid.columns) == ["object_id", "z_fnet", "z_err", "class", "p_qso", "Z_TPL", "Z_PIPE", "Z_QN", "rules",
+                                  "priority", "decision", "quality", "inspector", "z_final", "z_source", "is_qso",
+                                  "dv_kms"]  # fmt: skip
     assert len(grid) == 40 and ov.grid.pagination == "remote"
     assert grid["Z_TPL"].notna().sum() >= 35  # the demo's prediction run stored the template fit
     rows = t.set_index("object_id")
     for oid, z in decided.items():
         r = rows.loc[oid]
         assert r["z_source"] == "person" and r["n_decisions"] == 1
-        if z is None:
-            assert r["decision"] == "not_qso" and np.isnan(r["z_ref"])
+        if z is None:  # a person's "not a quasar" decides the class, whatever FNet said
+            assert r["decision"] == "not_qso" and np.isnan(r["z_ref"]) and r["is_qso_final"] == -1
         else:
             assert r["z_final"] == pytest.approx(z) and r["z_ref"] == pytest.approx(z)
-            assert r["z_ref_source"] == "decided"
+            assert r["z_ref_source"] == "decided" and r["is_qso_final"] == 1
     undecided = t[~t["object_id"].isin(decided)]
     assert (undecided["z_ref_source"] == "store").all()  # the mock's truth z
+    # nobody decided: FNet's class, with the triage's threshold (0.9); nothing known without a class head
+    p = undecided["p_qso"].to_numpy(float)
+    want = np.where(p >= 0.9, 1, np.where(p <= 0.1, -1, 0))
+    assert (undecided["is_qso_final"].to_numpy() == want).all()
+    assert ((undecided["fnet_class"] == "") == np.isnan(p)).all()
 
 
 def test_filters(view, demo):

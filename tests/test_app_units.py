@@ -179,6 +179,45 @@ def test_inspect_view_builds_and_escapes(url):
     assert "<b>nope</b>" not in v.msg.object and "&lt;b&gt;nope" in v.msg.object
 
 
+def test_fnet_class_in_the_candidates_and_why_it_is_here(tmp_path):
+    """FNet's class and p_qso note its candidate; "why it is here" gives the class, p_qso and every class
+    probability (in the class table's order), and a class rule names its value and FNet's class."""
+    from inspector.app.inspect_view import why_html
+    from inspector.predict_run import class_columns
+    from inspector.triage import RULES
+
+    url = fresh_database(tmp_path)
+    ids = ["7000-57000-0001", "7000-57000-0002", "7000-57000-0003"]
+    prob = np.array([[0.01, 0.0, 0.97, 0.01, 0.01], [0.66, 0.04, 0.02, 0.25, 0.03], [np.nan] * 5])
+    cls = class_columns(prob[:2], 2)
+    pred = pd.DataFrame({"object_id": ids, "z_fnet": [0.0003, 1.2, 2.0], "z_fnet_err": 0.01, "p_fnet": 0.9,
+                         **{c: np.append(v, None if c == "fnet_class" else np.nan) for c, v in cls.items()}})
+    w = {r.name: r.weight for r in RULES}
+    flags = pd.DataFrame({"object_id": ids, "rule": ["fnet_not_qso", "fnet_qso_unsure", "dv_pipe"],
+                          "value": [0.01, 0.70, 5000.0],
+                          "priority": [w["fnet_not_qso"], w["fnet_qso_unsure"], w["dv_pipe"]]})  # fmt: skip
+    with session_scope(make_engine(url)) as s:
+        load_spectra(s, pd.DataFrame({"object_id": ids, "Z_PIPE": [0.0, 1.2, 2.2], "sn": 9.0}))
+        mv = add_model_version(s, "classy", "cd" * 20, make_current=True)
+        load_predictions(s, pred, mv.id)
+        load_triage_flags(s, flags)
+    t = Triage(make_engine(url), None, inspector="alice")
+    assert t.jump(ids[0])
+    it = t.item
+    assert it.fnet_class == "STAR" and it.p_qso == pytest.approx(0.01)
+    assert list(it.class_probs) == ["QSO", "BAL", "STAR", "GALAXY", "BAD"]
+    fnet = t.candidates()[0]
+    assert fnet["source"] == "FNet" and fnet["note"] == "± 0.0100 · STAR, p_qso 0.01"
+    page = why_html(t)
+    assert "<b>fnet_not_qso</b> p_qso 0.01, FNet: STAR (priority 2)" in page
+    assert "FNet class: <b>STAR</b>, p_qso 0.010" in page and "QSO 0.01 · BAL 0.00 · STAR 0.97" in page
+    assert t.jump(ids[1])
+    assert "<b>fnet_qso_unsure</b> p_qso 0.7, FNet: QSO" in why_html(t) and "p_qso 0.70" in t.candidates()[0]["note"]
+    assert t.jump(ids[2])  # a model without a class head: nothing made up
+    assert t.item.fnet_class is None and t.item.class_probs == {} and t.candidates()[0]["note"] == "± 0.0100"
+    assert "FNet class: – (the model has no class head)" in why_html(t)
+
+
 def test_serve_crosscheck_fraction_option(tmp_path, monkeypatch):
     """`inspector serve --crosscheck-fraction F` reaches serve(); out-of-range values are refused."""
     from typer.testing import CliRunner

@@ -81,17 +81,29 @@ def _fmt(v: Any, spec: str = ".5f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else html.escape(str(v))
 
 
-def _rule_html(rule: str, value: Any, priority: Any) -> str:
+def _rule_html(rule: str, value: Any, priority: Any, fnet_class: str | None = None) -> str:
     """One fired rule: its name, the value it judged with its unit (from `inspector.triage.RULES`), the
-    priority; the rule's description as the tooltip."""
+    priority; the rule's description as the tooltip. A rule on FNet's class names the value (p_qso) and
+    the class FNet gave."""
     from inspector.triage import RULES
 
     r = next((x for x in RULES if x.name == rule), None)
     unit = r.unit if r is not None else ""
     spec = ("+,.0f" if rule.startswith("dv_") else ",.0f") if unit == "km/s" else ".4g"  # dv signed, sigma not
     shown = _fmt(value, spec) + (f" {unit}" if unit else "")
+    if r is not None and "p_qso" in r.needs:
+        shown = f"p_qso {shown}" + (f", FNet: {fnet_class}" if fnet_class else "")
     tip = f" title='{html.escape(r.description, quote=True)}'" if r is not None else ""
     return f"<li{tip}><b>{html.escape(rule)}</b> {html.escape(shown)} (priority {_fmt(priority, '.2g')})</li>"
+
+
+def class_html(it: Any) -> str:
+    """FNet's class, p_qso and every class probability in one line (or why there is none)."""
+    if it.fnet_class is None:
+        return "<p class='fnet-class'>FNet class: – (the model has no class head)</p>"
+    probs = " · ".join(f"{html.escape(k)} {v:.2f}" for k, v in it.class_probs.items())
+    return (f"<p class='fnet-class'>FNet class: <b>{html.escape(it.fnet_class)}</b>, p_qso {_fmt(it.p_qso, '.3f')}"
+            + (f" <span style='color:#555'>({probs})</span>" if probs else "") + "</p>")
 
 
 def why_html(t: Triage) -> str:
@@ -99,7 +111,7 @@ def why_html(t: Triage) -> str:
     if it is None:
         return ""
     i = it.info
-    rules = "".join(_rule_html(r, v, p) for r, v, p in it.rules) or "<li>none (jumped to)</li>"
+    rules = "".join(_rule_html(r, v, p, it.fnet_class) for r, v, p in it.rules) or "<li>none (jumped to)</li>"
     ra, dec = i.get("ra"), i.get("dec")
     link = ""
     if ra is not None and dec is not None:
@@ -113,7 +125,7 @@ def why_html(t: Triage) -> str:
         m = it.mine
         mine = (f"<p><b>your last decision:</b> {html.escape(m['action'])} z={_fmt(m['z_final'])} "
                 f"q={_fmt(m['quality'], '')} comment: <span class='fnet-comment'>{html.escape(m['comment'] or '')}</span></p>")
-    return (f"<div class='fnet-why'><b>why it is here</b><ul>{rules}</ul>"
+    return (f"<div class='fnet-why'><b>why it is here</b><ul>{rules}</ul>{class_html(it)}"
             f"<p>S/N {_fmt(i.get('sn'), '.2f')} · {html.escape(ids)} · survey {_fmt(i.get('survey'), '')}</p>"
             f"<p>RA {_fmt(ra, '.6f')} DEC {_fmt(dec, '.6f')}{link}</p>"
             f"<p>pipeline CLASS {_fmt(i.get('spec_class'), '')}, source: {it.source}</p>"

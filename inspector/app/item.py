@@ -3,6 +3,7 @@
     item = load_item(session, store, spectrum, "alice", model_version_id)
     item.wave, item.flux, item.ivar, item.mask, item.sky      # native pixels (vacuum A)
     item.z_tpl, item.tpl_candidates                           # the stored template fit (None: not run)
+    item.fnet_class, item.p_qso, item.class_probs             # FNet's class (None: no class head)
     candidates(item, z=2.31)                                  # rows with dv to the current z
 
 The native spectrum comes from the file named in the database (`read_any`);
@@ -48,6 +49,9 @@ class Item:
     z_tpl_err: float | None = None
     tpl_dchi2: float | None = None  # chi2 of its next minimum minus the best
     tpl_candidates: list[dict[str, Any]] = field(default_factory=list)  # [{"z", "dchi2"}, ...] next minima
+    fnet_class: str | None = None  # FNet's most probable class (None: the model has no class head)
+    p_qso: float | None = None  # its probability of a quasar (QSO + BAL)
+    class_probs: dict[str, float] = field(default_factory=dict)  # {class: probability}, in `CLASSES` order
     rules: list[tuple[str, float | None, float]] = field(default_factory=list)  # (rule, value, priority)
     others: list[tuple[str, str, float | None, int | None]] = field(default_factory=list)  # earlier decisions
     mine: dict[str, Any] | None = None  # my latest decision on it, if any
@@ -107,6 +111,8 @@ def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector:
             item.alternatives = list(pred.alternatives or [])
             item.z_tpl, item.z_tpl_err, item.tpl_dchi2 = pred.z_tpl, pred.z_tpl_err, pred.tpl_dchi2
             item.tpl_candidates = [c for c in (pred.tpl_candidates or []) if isinstance(c, dict)]
+            item.fnet_class, item.p_qso = pred.fnet_class, pred.p_qso
+            item.class_probs = ordered_probs(pred.class_probs)
     item.rules = [(r.rule, r.value, r.priority) for r in session.scalars(
         select(TriageFlag).where(TriageFlag.spectrum_id == spec.id).order_by(TriageFlag.priority.desc()))]
     rows = session.execute(
@@ -124,6 +130,25 @@ def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector:
     return item
 
 
+def ordered_probs(probs: Any) -> dict[str, float]:
+    """{class: p} in the order of `model.classes.CLASSES` (PostgreSQL's JSONB keeps no key order), any class
+    the model names beyond those after them."""
+    from model.classes import CLASSES
+
+    if not isinstance(probs, dict):
+        return {}
+    rank = {c: i for i, c in enumerate(CLASSES)}
+    return {k: float(probs[k]) for k in sorted(probs, key=lambda k: (rank.get(k, len(rank)), k))
+            if probs[k] is not None}  # fmt: skip
+
+
+def class_note(item: Item) -> str:
+    """'QSO, p_qso 0.98' (FNet's class and how sure it is a quasar); '' without a class head."""
+    if item.fnet_class is None:
+        return ""
+    return f"{item.fnet_class}, p_qso {_num(item.p_qso, '.2f')}" if item.p_qso is not None else item.fnet_class
+
+
 def _num(v: Any, spec: str) -> str:
     v = float(v)
     return format(v, spec) if np.isfinite(v) else "∞"
@@ -139,9 +164,10 @@ def _tpl_note(item: Item) -> str:
 
 
 def candidates(item: Item, z: float) -> list[dict[str, Any]]:
-    """Every redshift one could adopt, with its dv (km/s) to the current z: FNet, its alternatives, the
-    template fit (Z_TPL and its next two minima; a row without z where the prediction run had none), the
-    catalog's Z_PIPE / Z_QN (\"failed\" when -1) / Z_PCA, and other inspectors' z."""
+    """Every redshift one could adopt, with its dv (km/s) to the current z: FNet (noted with its error,
+    class and p_qso), its alternatives, the template fit (Z_TPL and its next two minima; a row without z
+    where the prediction run had none), the catalog's Z_PIPE / Z_QN (\"failed\" when -1) / Z_PCA, and
+    other inspectors' z."""
     out: list[dict[str, Any]] = []
 
     def add(source: str, zc: float | None, note: str = "") -> None:
@@ -150,7 +176,8 @@ def candidates(item: Item, z: float) -> list[dict[str, Any]]:
                     "dv": round(dv_kms(z, zc), 1) if ok else None})  # fmt: skip
 
     if item.z_fnet is not None:
-        add("FNet", item.z_fnet, f"± {item.z_err:.4f}" if item.z_err is not None else "")
+        err = f"± {item.z_err:.4f}" if item.z_err is not None else ""
+        add("FNet", item.z_fnet, " · ".join(x for x in (err, class_note(item)) if x))
     for i, alt in enumerate(item.alternatives, 1):
         p = alt.get("p")
         add(f"FNet alt {i}", alt.get("z"), f"p={p:.2f}" if p is not None else "")

@@ -10,7 +10,7 @@ re-triggered when the same id is asked for again. Pass your own `state` to share
 Inspect page, or read `view.overview_state` (the returned object carries it).
 
 Data: the rows are the vetted catalog's, built by the same functions as `inspector export --db`
-(`inspector.cli_export.model_rows` for every stored spectrum with the model's z and the triage rules,
+(`inspector.catalog_rows.model_rows` for every stored spectrum with the model's z and the triage rules,
 `db.export.final_decisions` + `overlay_decisions` for what people decided), plus `z_ref`: the decided
 z where people decided (person / consensus), else the store's reference `z` (the truth for a mock);
 NaN where a person gave no z (not a quasar, bad spectrum) or there is none.
@@ -35,7 +35,14 @@ import param
 from sqlalchemy import Engine, case, func, select
 
 from db.engine import session_scope
-from db.export import FORMATS, export_catalog, final_decisions, overlay_decisions
+from db.export import (
+    FORMATS,
+    MODEL_P_QSO_MIN,
+    export_catalog,
+    final_decisions,
+    is_qso_final,
+    overlay_decisions,
+)
 from db.queue import queue_stats
 from db.schema import Decision, Inspector, utcnow
 from db.validate import DECIDING_ACTIONS
@@ -47,14 +54,16 @@ MIN_RATE_SPAN = timedelta(minutes=5)  # a rate over less time than this is taken
 
 # the table's columns: survey-table column -> header shown
 TABLE_COLUMNS = {
-    "object_id": "object_id", "z_fnet": "z_fnet", "z_fnet_err": "z_err", "z_tpl": "Z_TPL", "z_pipe": "Z_PIPE",
-    "z_qn": "Z_QN", "triage_rules": "rules", "priority": "priority", "decision": "decision", "quality": "quality",
-    "inspectors": "inspector", "z_final": "z_final", "z_source": "z_source", "dv_kms": "dv_kms",
+    "object_id": "object_id", "z_fnet": "z_fnet", "z_fnet_err": "z_err", "fnet_class": "class", "p_qso": "p_qso",
+    "z_tpl": "Z_TPL", "z_pipe": "Z_PIPE", "z_qn": "Z_QN", "triage_rules": "rules", "priority": "priority",
+    "decision": "decision", "quality": "quality", "inspectors": "inspector", "z_final": "z_final",
+    "z_source": "z_source", "is_qso_final": "is_qso", "dv_kms": "dv_kms",
 }  # fmt: skip
 
 FORMATTERS = {  # Tabulator number formats (the values themselves stay exact)
     **{c: {"type": "money", "precision": 5, "symbol": ""} for c in ("z_fnet", "Z_TPL", "Z_PIPE", "Z_QN", "z_final")},
     "z_err": {"type": "money", "precision": 4, "symbol": ""},
+    "p_qso": {"type": "money", "precision": 3, "symbol": ""},
     "dv_kms": {"type": "money", "precision": 0, "symbol": ""},
 }  # fmt: skip
 
@@ -68,7 +77,7 @@ DECISION_SPECIAL = ("undecided", "decided", "conflict")
 def find_predictions(engine: Engine, store: Path) -> Path:
     """The predictions of the database's current model in STORE/predictions, else the newest there."""
     from db.load import current_model
-    from inspector.cli_predict import default_output
+    from inspector.predict_run import default_output
 
     with session_scope(engine) as s:
         mv = current_model(s)
@@ -86,7 +95,7 @@ def find_predictions(engine: Engine, store: Path) -> Path:
 def base_rows(store: Path, predictions: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
     """(catalog rows with the model's z for every stored spectrum, the export meta, the store's reference z
     aligned with the rows) -- `model_rows` as `inspector export` reads them."""
-    from inspector.cli_export import model_rows
+    from inspector.catalog_rows import model_rows
     from inspector.store import open_store
 
     rows, meta = model_rows(store, predictions)
@@ -111,15 +120,21 @@ def catalog_rows(base: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
     return overlay_decisions(base, decided) if len(decided) else base.copy()
 
 
-def survey_table(base: pd.DataFrame, decided: pd.DataFrame, z_truth: np.ndarray) -> pd.DataFrame:
-    """The catalog rows plus decision, z_ref, z_ref_source ('decided' / 'store' / '') and dv_kms
-    (FNet against z_ref), with every `TABLE_COLUMNS` column present."""
+def survey_table(base: pd.DataFrame, decided: pd.DataFrame, z_truth: np.ndarray,
+                 p_qso_min: float = MODEL_P_QSO_MIN) -> pd.DataFrame:
+    """The catalog rows plus decision, is_qso_final (as the export writes it, with `p_qso_min`), z_ref,
+    z_ref_source ('decided' / 'store' / '') and dv_kms (FNet against z_ref), with every `TABLE_COLUMNS`
+    column present."""
     t = catalog_rows(base, decided).reset_index(drop=True)
-    for c, fill in (("decision", ""), ("triage_rules", ""), ("priority", 0.0), ("spectral_type", ""), ("z_tpl", np.nan)):
+    for c, fill in (("decision", ""), ("triage_rules", ""), ("priority", 0.0), ("spectral_type", ""),
+                    ("z_tpl", np.nan), ("fnet_class", ""), ("p_qso", np.nan)):  # fmt: skip
         if c not in t.columns:
             t[c] = fill
-    t["decision"] = t["decision"].fillna("").astype(str)
-    t["triage_rules"] = t["triage_rules"].fillna("").astype(str)
+    for c in ("decision", "triage_rules", "spectral_type", "fnet_class"):
+        t[c] = t[c].fillna("").astype(str)
+    t["is_qso_final"] = is_qso_final(t["z_source"].astype(str).to_numpy(), t["spectral_type"].to_numpy(),
+                                     t["decision"].to_numpy(), pd.to_numeric(t["p_qso"], errors="coerce").to_numpy(),
+                                     p_qso_min)  # fmt: skip
     src = t["z_source"].astype(str).to_numpy()
     zf = pd.to_numeric(t["z_final"], errors="coerce").to_numpy(np.float64)
     vetted = np.isin(src, ["person", "consensus"])
@@ -249,7 +264,8 @@ def export_bytes(base: pd.DataFrame, meta: dict[str, Any], engine: Engine, fmt: 
     rows = catalog_rows(base, decided_rows(engine))
     meta = {**meta, "database": engine.url.render_as_string(hide_password=True)}
     with tempfile.TemporaryDirectory() as d:
-        paths = export_catalog(rows, Path(d) / "fnet_catalog", meta, formats=[fmt], only_inspected=only_inspected)
+        paths = export_catalog(rows, Path(d) / "fnet_catalog", meta, formats=[fmt], only_inspected=only_inspected,
+                               p_qso_min=meta.get("p_qso_min", MODEL_P_QSO_MIN))  # fmt: skip
         return paths[0].read_bytes()
 
 
@@ -302,7 +318,8 @@ class Overview(param.Parameterized):
     # ---------------------------------------------------------------- data flow
     def refresh(self) -> None:
         """Re-read the decisions and the queue: table, plots and progress follow."""
-        table = survey_table(self.base, decided_rows(self.engine), self.z_truth)
+        table = survey_table(self.base, decided_rows(self.engine), self.z_truth,
+                             self.meta.get("p_qso_min", MODEL_P_QSO_MIN))  # fmt: skip
         rules = [ANY, RULE_NONE, *rules_of(table)]
         self.param.rule.objects = rules
         if self.rule not in rules:

@@ -90,10 +90,10 @@ def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, 
     Returns (store, predictions, triage flags, database URL): the same steps as `inspector demo --no-serve`.
     """
     from inspector.cli_demo import DEMO_MODEL
-    from inspector.cli_predict import default_output, write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
     from inspector.ingest import ingest
     from inspector.mock import make_survey
+    from inspector.predict_run import default_output, write_predictions
+    from inspector.triage_run import load_into_db, run_triage
 
     d = Path(d)
     make_survey(d / "survey", n, seed=seed, workers=1, progress=False)
