@@ -28,10 +28,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metrics import THRESHOLDS_KMS, acc_col, accuracy_table, dv_kms, format_table, z_bin_groups
+from .metrics import (
+    THRESHOLDS_KMS,
+    acc_col,
+    accuracy_table,
+    dv_kms,
+    format_table,
+    z_bin_groups,
+)
 
 Z_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.0)
 SN_EDGES = (0.0, 2.0, 3.0, 5.0, 10.0, math.inf)
+# every "by survey" table has these rows, in this order (then any other survey found)
+SURVEY_ORDER = ("SDSS-I/II", "BOSS", "eBOSS", "DESI")
 
 # Rastegar Nia et al. 2022 (arXiv 2201.03393), DR16Q visually inspected quasars after DR12Q.
 PAPER_REFERENCE = {
@@ -43,10 +52,10 @@ PAPER_REFERENCE = {
 TABLE_TITLES = {
     "overall": "overall",
     "by_z": "by true redshift",
+    "by_survey": "by survey",
     "by_sn": "by S/N (SN_MEDIAN_ALL)",
     "bal": "BAL quasars or not",
     "baseline_failed": "where the baseline failed (Z_QN = -1) or not",
-    "by_survey": "by survey",
 }
 
 Estimates = Mapping[str, Any] | np.ndarray | Sequence[float]
@@ -101,12 +110,21 @@ def sn_bin_groups(sn, edges: Sequence[float] = SN_EDGES) -> dict[str, np.ndarray
     return groups
 
 
+def survey_groups(surveys, order: Sequence[str] = SURVEY_ORDER) -> dict[str, np.ndarray]:
+    """Masks named "survey=NAME": every name of `order` (empty or not, so every report has the same rows),
+    then any other survey found, sorted; a missing survey (None/NaN) is "survey=unknown"."""
+    s = pd.Series(np.asarray(surveys, dtype=object).ravel()).fillna("unknown").astype(str).to_numpy()
+    names = [*order, *sorted(set(s) - set(order))]
+    return {f"survey={name}": s == name for name in names}
+
+
 def evaluation_tables(
     z_pred: Estimates,
     z_true,
     sn=None,
     is_bal=None,
     baseline_failed=None,
+    survey=None,
     z_edges: Sequence[float] = Z_EDGES,
     sn_edges: Sequence[float] = SN_EDGES,
     thresholds: Sequence[float] = THRESHOLDS_KMS,
@@ -114,9 +132,9 @@ def evaluation_tables(
     """The paper's tables on one set of spectra.
 
     Keys (a table is left out when its input is None): "overall" (one row
-    "all"), "by_z" (bins of the TRUE redshift, "z[lo,hi)"), "by_sn"
-    ("S/N[lo,hi)"), "bal" ("BAL", "not BAL"), "baseline_failed" ("baseline
-    failed", "baseline ok"). Every table but "overall" also has the "all" row
+    "all"), "by_z" (bins of the TRUE redshift, "z[lo,hi)"), "by_survey"
+    (`survey_groups` of the survey names), "by_sn" ("S/N[lo,hi)"), "bal"
+    ("BAL", "not BAL"), "baseline_failed" ("baseline failed", "baseline ok"). Every table but "overall" also has the "all" row
     first. `z_pred` is one array or a mapping name -> array (then the index is
     (group, estimator)).
     """
@@ -136,6 +154,8 @@ def evaluation_tables(
         "overall": compare_table(z_pred, zt, None, thresholds),
         "by_z": compare_table(z_pred, zt, z_bin_groups(zt, z_edges), thresholds),
     }
+    if survey is not None:
+        tables["by_survey"] = compare_table(z_pred, zt, survey_groups(mask(survey, "survey")), thresholds)
     if sn is not None:
         tables["by_sn"] = compare_table(z_pred, zt, sn_bin_groups(mask(sn, "sn"), sn_edges), thresholds)
     if is_bal is not None:
@@ -284,7 +304,7 @@ def fig4(z_pred: Estimates, z_true, path, **kwargs):
 
 
 __all__ = [
-    "PAPER_REFERENCE", "SN_EDGES", "Z_EDGES", "accuracy_curve", "as_estimates", "compact", "compare_table",
+    "PAPER_REFERENCE", "SN_EDGES", "SURVEY_ORDER", "Z_EDGES", "accuracy_curve", "as_estimates", "compact", "compare_table",
     "evaluation_tables", "fig4", "format_tables", "object_accuracy_table", "paper_reference",
-    "sn_bin_groups", "tables_to_records", "worst",
+    "sn_bin_groups", "survey_groups", "tables_to_records", "worst",
 ]

@@ -4,7 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from model.metrics import C_KMS, accuracy_row, accuracy_table, dv_kms, format_table, z_bin_groups
+from model.metrics import (
+    C_KMS,
+    accuracy_row,
+    accuracy_table,
+    dv_kms,
+    format_table,
+    z_bin_groups,
+)
 
 
 def test_c_and_dv():
@@ -59,3 +66,42 @@ def test_z_bins():
 def test_shape_mismatch():
     with pytest.raises(ValueError):
         accuracy_table([1.0, 2.0], [1.0])
+
+
+# --------------------------------------------------------------------------- class scores (model.class_metrics)
+def test_confusion_and_quasar_scores_by_hand():
+    from model.class_metrics import class_indices, confusion_table, quasar_table
+    from model.classes import UNKNOWN
+
+    truth = class_indices(["QSO", "QSO", "BAL", "QSO", "STAR", "STAR", "GALAXY", "BAD", None, "QSO"])
+    assert truth[8] == UNKNOWN  # no label: left out of every score
+    pred = class_indices(["QSO", "BAL", "QSO", "STAR", "QSO", "STAR", "GALAXY", "BAD", "QSO", None])
+    cm = confusion_table(truth, pred)
+    assert list(cm.index) == ["QSO", "BAL", "STAR", "GALAXY", "BAD"]
+    assert list(cm.columns) == ["QSO", "BAL", "STAR", "GALAXY", "BAD", "none"]  # "none": no class predicted
+    assert cm.values.sum() == 9
+    assert cm.loc["QSO"].tolist() == [1, 1, 1, 0, 0, 1]
+    assert cm.loc["STAR", "QSO"] == 1 and cm.loc["BAL", "QSO"] == 1
+    # quasars (QSO or BAL): rows 0,1,2,3,9 -> 5; called a quasar (of the known): rows 0,1,2,4 -> 4; both: 0,1,2
+    groups = {"first half": np.arange(10) < 5, "second half": np.arange(10) >= 5}
+    q = quasar_table(truth, pred, groups)
+    assert q.loc["all", ["n", "n_quasars", "n_called"]].tolist() == [9, 5, 4]
+    assert q.loc["all", "completeness"] == pytest.approx(60.0)
+    assert q.loc["all", "purity"] == pytest.approx(75.0)
+    assert q.loc["second half", ["n", "n_quasars", "n_called"]].tolist() == [4, 1, 0]
+    assert math.isnan(q.loc["second half", "purity"]) and q.loc["second half", "completeness"] == 0.0
+    assert "none" not in confusion_table(truth[:9], pred[:9]).columns
+
+
+def test_purity_at_completeness_by_hand():
+    from model.class_metrics import class_indices, purity_at_completeness
+
+    truth = class_indices(["QSO"] * 4 + ["STAR"] * 3)
+    p = np.array([0.95, 0.9, 0.8, 0.3, 0.85, 0.2, 0.1])
+    # 75 % of 4 quasars: the top 3 -> cut at 0.8, which lets the 0.85 star in: purity 3/4
+    r = purity_at_completeness(truth, p, 75.0)
+    assert (r["threshold"], r["completeness"], r["purity"]) == (0.8, 75.0, 75.0)
+    # 98 %: every quasar -> cut at 0.3, two stars above: purity 4/5
+    r = purity_at_completeness(truth, p, 98.0)
+    assert (r["threshold"], r["completeness"], r["purity"]) == (0.3, 100.0, 80.0)
+    assert math.isnan(purity_at_completeness(class_indices(["STAR"]), [0.5])["purity"])
