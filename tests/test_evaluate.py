@@ -43,10 +43,13 @@ def hand_set():
     return z_pred, z_true, sn, is_bal, qn_failed
 
 
+SURVEYS = np.array(["SDSS-I/II", "SDSS-I/II", "BOSS", "BOSS", "eBOSS", "eBOSS", "eBOSS", "BOSS", "MOCK", None], object)
+
+
 def test_tables_by_hand(hand_set):
     z_pred, z_true, sn, is_bal, qn_failed = hand_set
-    t = evaluation_tables(z_pred, z_true, sn=sn, is_bal=is_bal, baseline_failed=qn_failed)
-    assert list(t) == ["overall", "by_z", "by_sn", "bal", "baseline_failed"]
+    t = evaluation_tables(z_pred, z_true, sn=sn, is_bal=is_bal, baseline_failed=qn_failed, survey=SURVEYS)
+    assert list(t) == ["overall", "by_z", "by_survey", "by_sn", "bal", "baseline_failed"]
 
     o = t["overall"].loc["all"]
     # right at 6000: rows 0, 2, 4, 6, 8, 9 -> 6/10; +row 1 at 12000; +row 5 at 30000
@@ -71,6 +74,15 @@ def test_tables_by_hand(hand_set):
     assert bs.loc["S/N[5,10)", ["acc@6000", "acc@30000"]].tolist() == [50.0, 100.0]
     assert bs.loc["S/N[10,inf)", "acc@6000"] == 50.0  # 12 right, 20 failed
 
+    sv = t["by_survey"]  # every survey of SURVEY_ORDER, even with no spectra (DESI), then the others found
+    assert list(sv.index) == ["all", "survey=SDSS-I/II", "survey=BOSS", "survey=eBOSS", "survey=DESI",
+                              "survey=MOCK", "survey=unknown"]  # fmt: skip
+    assert sv["n"].tolist() == [10, 2, 3, 3, 0, 1, 1]
+    assert sv.loc["survey=SDSS-I/II", ["acc@6000", "acc@12000"]].tolist() == [50.0, 100.0]
+    assert sv.loc["survey=BOSS", "acc@6000"] == pytest.approx(100 / 3)  # z 0.7 right, 1.2 wrong, 2.7 failed
+    assert sv.loc["survey=eBOSS", ["acc@6000", "acc@30000"]].tolist() == [pytest.approx(200 / 3), 100.0]
+    assert "survey=DESI" not in format_tables(t)  # empty rows stay in the table, not in the text
+
     b = t["bal"]
     assert b.loc["BAL", "n"] == 3 and b.loc["not BAL", "n"] == 7
     assert b.loc["BAL", "acc@6000"] == pytest.approx(100 / 3)
@@ -86,6 +98,8 @@ def test_tables_by_hand(hand_set):
 def test_optional_tables_left_out_and_shape_checked(hand_set):
     z_pred, z_true, *_ = hand_set
     assert list(evaluation_tables(z_pred, z_true)) == ["overall", "by_z"]
+    with pytest.raises(ValueError, match="survey has 2 values"):
+        evaluation_tables(z_pred, z_true, survey=["BOSS", "eBOSS"])
     with pytest.raises(ValueError, match="sn has 3 values"):
         evaluation_tables(z_pred, z_true, sn=[1, 2, 3])
     with pytest.raises(ValueError, match="estimator"):
@@ -210,7 +224,7 @@ def test_cli_store_mode(small_store, tmp_path):
     assert res.exit_code == 0, res.output
     # expected: the test rows (even) that are quasars with a z
     test_rows = np.arange(len(idx)) % 2 == 0
-    qso = idx["is_qso"].to_numpy(bool) & test_rows
+    qso = _quasar_rows(idx) & test_rows
     n = int(qso.sum())
     n_wrong = int(qso[:3].sum())  # rows 0 and 2 (if quasars) are off by 0.5
     assert f"scored: {n} quasars" in res.output
@@ -226,7 +240,14 @@ def test_cli_store_mode(small_store, tmp_path):
     bf = {(r["group"], r["estimator"]): r for r in rec["tables"]["baseline_failed"]}
     assert bf[("baseline failed", "FNet")]["n"] == n_qn_failed
     assert bf[("baseline failed", "QuasarNET-style (ours)")]["acc@30000"] == 0.0
-    assert set(rec["tables"]) == {"overall", "by_z", "by_sn", "bal", "baseline_failed"}
+    assert set(rec["tables"]) == {"overall", "by_z", "by_survey", "by_sn", "bal", "baseline_failed"}
+    sv = {(r["group"], r["estimator"]): r for r in rec["tables"]["by_survey"]}
+    surveys = np.where(idx["survey"].to_numpy() == "SDSS", "SDSS-I/II", idx["survey"].to_numpy())
+    for name in ("SDSS-I/II", "BOSS", "eBOSS", "DESI"):  # the mock writes SDSS (-I/II), BOSS and eBOSS
+        assert sv[(f"survey={name}", "FNet")]["n"] == int((qso & (surveys == name)).sum())
+    assert "== by survey ==" in res.output and "== by S/N (SN_MEDIAN_ALL) ==" in res.output
+    # predictions without class columns come from a model without a class head: said, not scored
+    assert "no class head" in res.output and rec["meta"]["class"]["class_head"] is False
     assert (out / "fig4.png").read_bytes()[:4] == b"\x89PNG"
     assert "paper: FNet" in res.output
 
@@ -241,7 +262,7 @@ def test_cli_store_mode_errors_and_no_split(small_store, tmp_path):
     res = run("--predictions", str(tmp_path / "p.parquet"), "--out-dir", str(tmp_path / "o"))
     assert res.exit_code == 0, res.output
     assert "--split test cannot be honoured (no sidecar p.json" in res.output  # said, not silently ignored
-    assert f"scored: {int(idx['is_qso'].sum())} quasars" in res.output
+    assert f"scored: {int(_quasar_rows(idx).sum())} quasars" in res.output
 
     # a sidecar naming another training store: every row is held out
     side = {"model": {"provenance": {"store": str(tmp_path / "elsewhere"), "train_args": {"seed": 0}}}}
@@ -263,28 +284,123 @@ def test_cli_store_mode_errors_and_no_split(small_store, tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
 
 
-def test_real_mode_on_fixtures(tmp_path, real_dir):
-    """--real on the committed real fixtures with an untrained small FNet: it runs and reports per object."""
+def test_store_mode_scores_the_class_on_every_spectrum(small_store, tmp_path):
+    """FNet's class against the store's truth: one quasar called a galaxy and one non-quasar called a quasar."""
+    from inspector.evaluate_store import evaluate_store
+    from inspector.training_set import store_classes
+    from model.classes import CLASSES, QSO_CLASSES
+
+    idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
+    truth = np.asarray(CLASSES, dtype=object)[store_classes(idx)]
+    is_q = np.isin(truth, QSO_CLASSES)
+    assert is_q.sum() >= 2 and (~is_q).sum() >= 1, "the 40-spectrum mock should hold a star or galaxy"
+    called = truth.copy()
+    q0, s0 = np.flatnonzero(is_q)[0], np.flatnonzero(~is_q)[0]
+    called[q0], called[s0] = "GALAXY", "QSO"
+    p_qso = np.where(is_q, 0.9, 0.1)
+    p_qso[q0], p_qso[s0] = 0.4, 0.6
+    df = pd.read_parquet(tmp_path / "p.parquet")
+    df["fnet_class"], df["p_qso"] = called, p_qso
+    df.to_parquet(tmp_path / "p.parquet")
+
+    ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev", plot=False,
+                        template=False)  # fmt: skip
+    cm = ev.tables["class_confusion"]
+    assert cm.values.sum() == len(idx)  # stars and galaxies are classified too, not only the quasars
+    assert cm.loc[truth[q0], "GALAXY"] == 1 and cm.loc[truth[s0], "QSO"] == 1
+    assert np.trace(cm.values) == len(idx) - 2
+    nq = int(is_q.sum())
+    a = ev.tables["class_quasar"].loc["all"]
+    assert (a["n"], a["n_quasars"], a["n_called"]) == (len(idx), nq, nq)
+    assert a["completeness"] == pytest.approx(100 * (nq - 1) / nq)
+    assert a["purity"] == pytest.approx(100 * (nq - 1) / nq)
+    survey = np.where(idx["survey"] == "SDSS", "SDSS-I/II", idx["survey"])[q0]
+    assert ev.tables["class_quasar"].loc[f"survey={survey}", "completeness"] < 100
+    # the cut keeping 98 % of the quasars must go down to the quasar at p_qso 0.4, letting the 0.6 one in
+    at = ev.meta["class"]["purity_at_completeness_98"]
+    assert at["threshold"] == pytest.approx(0.4)
+    assert at["purity"] == pytest.approx(100 * nq / (nq + 1))
+    assert ev.meta["class"]["non_quasars_called_quasar"] == [str(idx["object_id"].iloc[s0])]
+    assert ev.meta["class"]["quasars_called_other"] == [str(idx["object_id"].iloc[q0])]
+    assert str(idx["object_id"].iloc[s0]) in ev.text and "purity" in ev.text
+    rec = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert {"class_confusion", "class_quasar"} <= set(rec["tables"])
+
+
+@pytest.mark.real
+def test_real_truth_classes_follow_the_curated_notes(shared_real_dir):
+    """../shared/data/README.md's flagged spectra overrule the pipeline class; the z set is unchanged."""
+    from inspector import realset
+
+    t = realset.labelled_spectra(shared_real_dir).set_index("file")
+    cls = t["true_class"]
+    assert cls["sdss/spec-9367-57758-0500.fits"] == "QSO"  # pipeline STAR (CV), the same object as a z 2.7 quasar
+    assert cls["sdss/spec-3655-55240-0110.fits"] == "BAL"
+    for f in ("spec-0790-52441-0145", "spec-8398-57870-0908"):  # its epochs disagree: no class truth
+        assert cls[f"sdss/{f}.fits"] == realset.DISPUTED
+    assert (cls == "GALAXY").sum() == 9 and (cls == "STAR").sum() == 3
+    q = realset.labelled_quasars(shared_real_dir)
+    assert len(q) == 144 and not q["true_class"].isin(["STAR", "GALAXY"]).any()
+    assert "sdss/spec-0790-52441-0145.fits" in set(q["file"]) and "sdss/spec-8398-57870-0908.fits" not in set(q["file"])
+
+
+def _tiny_fnet(path, n_classes: int = 0):
+    """An untrained small FNet (a class head when n_classes): enough to run the evaluation end to end."""
+    import dataclasses
+
     import torch
 
-    from inspector.evaluate_real import evaluate_real
     from model.fnet import FNet, FNetConfig
     from model.train import save_checkpoint
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    m = FNet(FNetConfig.small())
+    m = FNet(dataclasses.replace(FNetConfig.small(), n_classes=n_classes))
     m.set_label_scaling(0.0, 4.0)
-    save_checkpoint(tmp_path / "tiny.pt", m.eval())
-    ev = evaluate_real(tmp_path / "tiny.pt", out_dir=tmp_path / "real", real_root=real_dir, n_worst=3)
-    assert ev.meta["n_spectra"] == 5
+    save_checkpoint(path, m.eval())
+    return path
+
+
+def test_real_mode_classifies_the_stars_and_galaxies_too(tmp_path, real_dir):
+    """A class-head model on the committed fixtures (5 quasars, a galaxy, two stars): every file is classified,
+    every non-quasar called a quasar is named, and only the quasars' z is scored."""
+    from inspector.evaluate_real import evaluate_real
+
+    ev = evaluate_real(_tiny_fnet(tmp_path / "cls.pt", n_classes=5), out_dir=tmp_path / "real", real_root=real_dir,
+                       plot=False, template=False)  # fmt: skip
+    assert ev.tables["overall"].loc[("all", "FNet"), "n"] == 5
+    cm = ev.tables["class_confusion"]
+    assert cm.values.sum() == 8
+    assert cm.sum(axis=1).to_dict() == {"QSO": 4, "BAL": 1, "STAR": 2, "GALAXY": 1, "BAD": 0}
+    called = ev.meta["class"]["non_quasars_called_quasar"]
+    others = {r["file"]: r for r in ev.meta["class"]["not_z_scored"]}
+    assert set(others) == {"spec-0266-51602-0013.fits", "spec-10000-57346-0005.fits", "spec-4055-55359-0001.fits"}
+    assert set(called) == {f for f, r in others.items() if r["fnet_class"] in ("QSO", "BAL")}
+    assert all(f in ev.text for f in others)
+    assert ev.tables["class_quasar"].loc["all", "n_called"] == int(cm[["QSO", "BAL"]].values.sum())
+
+
+def test_real_mode_on_fixtures(tmp_path, real_dir):
+    """--real on the committed real fixtures with an untrained small FNet: it runs and reports per object,
+    by survey and by S/N, and says the model has no class head."""
+    from inspector.evaluate_real import evaluate_real
+
+    ev = evaluate_real(_tiny_fnet(tmp_path / "tiny.pt"), out_dir=tmp_path / "real", real_root=real_dir, n_worst=3)
+    assert ev.meta["n_spectra"] == 5 and ev.meta["n_files"] == 8
     obj = ev.tables["objects_by_survey"]
     assert obj.loc[("all", "FNet"), "n_objects"] == 5
     # the files' own pipeline z equals z_ref wherever no curated ref_z overrides it
     assert obj.loc[("survey=BOSS", "pipeline Z (file)"), "n_spectra"] == 2
     assert obj.loc[("all", "Template fit (Z_TPL)"), "n_spectra"] == 5
     assert ev.meta["estimators"] == ["FNet", "Template fit (Z_TPL)", "pipeline Z (file)"]
-    assert "PER OBJECT" in ev.text and "worst 3" in ev.text
+    # the 5 quasars: 2 SDSS-I/II, 2 BOSS, 1 eBOSS; S/N from the manifest
+    sv = ev.tables["by_survey"]
+    assert [sv.loc[(f"survey={s}", "FNet"), "n"] for s in ("SDSS-I/II", "BOSS", "eBOSS", "DESI")] == [2, 2, 1, 0]
+    assert ev.tables["by_sn"].loc[("S/N[10,inf)", "FNet"), "n"] == 4
+    assert ev.tables["objects_by_sn"].loc[("all", "FNet"), "n_objects"] == 5
+    assert "PER OBJECT" in ev.text and "worst 3" in ev.text and "== by S/N ==" in ev.text
+    assert "no class head" in ev.text and ev.meta["class"]["class_head"] is False
+    assert "class_confusion" not in ev.tables
     assert (tmp_path / "real" / "fig4_real.png").exists()
     assert (tmp_path / "real" / "evaluation_real.json").exists()
 
@@ -296,7 +412,7 @@ def test_cli_train_predict_evaluate_rebuilds_the_held_out_split(small_store, tmp
 
     from inspector import training_set
     from inspector.cli import app
-    from inspector.cli_evaluate import evaluate_store
+    from inspector.evaluate_store import evaluate_store
     from inspector.store import open_store
 
     torch.set_num_threads(1)
@@ -331,14 +447,16 @@ TPL = "Template fit (Z_TPL)"
 
 
 def _quasar_rows(idx):
+    from inspector.training_set import quasar_rows
+
     z = pd.to_numeric(idx["z"], errors="coerce").to_numpy(float)
-    return idx["is_qso"].astype(bool).to_numpy() & np.isfinite(z) & (z >= 0)
+    return np.isin(np.arange(len(idx)), quasar_rows(idx, np.arange(len(idx)))) & np.isfinite(z) & (z >= 0)
 
 
 def test_store_mode_template_from_the_predictions(small_store, tmp_path, monkeypatch):
     """z_tpl in the predictions is scored as it is (NaN = wrong) and nothing is fitted."""
     import inspector.template_run
-    from inspector.cli_evaluate import evaluate_store
+    from inspector.evaluate_store import evaluate_store
 
     monkeypatch.setattr(inspector.template_run, "template_fits", lambda *a, **k: pytest.fail("refitted"))
     idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
@@ -401,7 +519,7 @@ def test_store_mode_template_fitted_when_not_stored(small_store, tmp_path, colum
     from typer.testing import CliRunner
 
     from inspector.cli import app
-    from inspector.cli_evaluate import evaluate_store
+    from inspector.evaluate_store import evaluate_store
     from inspector.template_run import cache_path, template_fits
     from model.metrics import dv_kms
 
@@ -458,3 +576,10 @@ def test_real_mode_template_fit_on_the_shared_set(tmp_path, shared_real_dir):
     assert "Template fit (Z_TPL): spectra off by 6000 km/s or more" in ev.text
     rec = json.loads((tmp_path / "real" / "evaluation_real.json").read_text())
     assert TPL in {r["estimator"] for r in rec["tables"]["by_survey"]}
+
+
+def test_survey_names_as_the_tables_name_them():
+    from inspector.evaluate_common import survey_names
+
+    got = survey_names(["SDSS", "SDSS-I/II", "BOSS", "eBOSS", "DESI", "DESI (SV1, everest reduction)", None, "MOCK"])
+    assert got.tolist() == ["SDSS-I/II", "SDSS-I/II", "BOSS", "eBOSS", "DESI", "DESI", "unknown", "MOCK"]
