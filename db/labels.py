@@ -1,6 +1,7 @@
 """Training labels from the inspectors' decisions, and the fixed held-out split of decided spectra.
 
     labels = decided_labels(s, min_quality=3)   # DataFrame object_id -> z, quality, n_inspectors
+    classes = decided_classes(s, min_quality=3) # DataFrame object_id -> class_person, z, quality
     held = is_held_out(labels.index)            # bool array, fixed forever for each object_id
 
 A label is the consensus z (`db.consensus.consensus`, one inspector is
@@ -10,6 +11,11 @@ type), the verdict is 'single', 'agree' or 'resolved', and the (mean)
 quality is >= `min_quality`. Spectra called not-a-quasar or a bad spectrum by
 any current judgement (unless a resolution settled them as a quasar), and
 unresolved conflicts, give no label.
+
+A class (`decided_classes`, for a model with a class head) comes from the
+same verdicts plus the not-a-quasar ones: the DR16Q CLASS_PERSON code of the
+spectral type the inspectors gave, which `model.classes.from_class_person`
+turns into a class index (a not_qso of no stated type into "unknown").
 
 The held-out split is a pure function of the object id (SHA-1 of a fixed
 salt and the id, first 8 bytes, below `HELD_OUT_FRACTION` of the range), so
@@ -27,12 +33,14 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from db.consensus import consensus
-from db.validate import QSO_TYPES
+from db.validate import ACTION_BY_NAME, QSO_TYPES, TYPE_BY_NAME
 
 HELD_OUT_SALT = "fnet-inspector-held-out-v1"
 HELD_OUT_FRACTION = 0.2
 LABEL_ACTIONS = frozenset({"accept", "correct"})
 LABEL_COLUMNS = ("z", "quality", "n_inspectors")
+NOT_QSO_ACTION = ACTION_BY_NAME["not_qso"].name
+CLASS_COLUMNS = ("class_person", "z", "quality")
 
 
 def held_out_rule() -> dict[str, Any]:
@@ -73,12 +81,38 @@ def decided_labels(session: Session, min_quality: float = 3) -> pd.DataFrame:
     return df.set_index("object_id").sort_index()
 
 
+def decided_classes(session: Session, min_quality: float = 3) -> pd.DataFrame:
+    """What inspectors said each spectrum is, for training a class head: one row per spectrum whose verdict
+    names a class.
+
+    Index object_id; columns class_person (the DR16Q CLASS_PERSON code of the verdict's spectral type: 3
+    QSO, 30 BAL QSO, 1 STAR, 4 GALAXY, 0 a not-a-quasar of no stated type), z (the verdict's z, NaN where
+    none was given), quality; sorted by object_id. From 'single', 'agree' and 'resolved' verdicts with
+    (mean) quality >= `min_quality` whose every current judgement is an accept / correct (a quasar) or a
+    not_qso, or a resolution. A bad spectrum, a mix of the two, or an unresolved conflict names no class.
+    """
+    rows = []
+    for v in consensus(session, min_inspectors=1):
+        if v.status not in ("single", "agree", "resolved") or v.quality is None or v.spectral_type is None:
+            continue
+        actions = {d.action for d in v.decisions}
+        if v.status != "resolved" and not (actions <= LABEL_ACTIONS or actions == {NOT_QSO_ACTION}):
+            continue
+        if float(v.quality) < float(min_quality):
+            continue
+        z = float(v.z) if v.z is not None and np.isfinite(v.z) else np.nan
+        rows.append((v.object_id, TYPE_BY_NAME[v.spectral_type].class_person, z, float(v.quality)))
+    df = pd.DataFrame(rows, columns=["object_id", *CLASS_COLUMNS])
+    df["class_person"] = df["class_person"].astype(int)
+    return df.set_index("object_id").sort_index()
+
+
 def decided_object_ids(session: Session) -> list[str]:
     """Object ids with at least one deciding judgement (labelled or not)."""
     return sorted(v.object_id for v in consensus(session, min_inspectors=1))
 
 
 __all__ = [
-    "HELD_OUT_FRACTION", "HELD_OUT_SALT", "decided_labels", "decided_object_ids", "held_out_rule",
+    "HELD_OUT_FRACTION", "HELD_OUT_SALT", "decided_classes", "decided_labels", "decided_object_ids", "held_out_rule",
     "held_out_score", "is_held_out",
 ]  # fmt: skip

@@ -95,6 +95,8 @@ def retrain_command(
     m = res.metrics
     lines = [f"model version {res.version_id} (parent {res.parent_id}): {res.path}",
              f"labels: {res.label_count} training spectra ({res.n_decided_labels} decided labels in all)"]  # fmt: skip
+    if m["labels"].get("classes"):  # a class head: what it was taught, people's verdicts included
+        lines.append("classes: " + ", ".join(f"{k} {v}" for k, v in m["labels"]["classes"].items()))
     for where in ("held_out_decided", "mock_test"):
         b, a = m["before"][where], m["after"][where]
         if b.get("n"):

@@ -4,9 +4,11 @@
     promote_version(store, db_url, version_id)        # re-predict, re-triage (decisions kept)
     rollback(store, db_url, version_id)               # the same, to an earlier version
 
-Training labels: the store's labelled quasars (replay of the original
-training labels: is_qso with a finite z) with the decided labels
-(`db.labels.decided_labels`) taking precedence on their spectra. The fixed
+Training labels: the store's own (replay of the original training labels,
+`inspector.training_set`) with the decided ones taking precedence on their
+spectra (`training_labels`): a decided quasar's z, and for a model with a
+class head the class people gave, so a "not a quasar" decision typed STAR or
+GALAXY teaches the class head that class. The fixed
 held-out split (`db.labels.is_held_out`, by object id) is never trained on:
 its decided spectra ("held-out decided") and its store quasars ("mock test
 split") are where old and new models are compared, with the same tables as
@@ -31,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from model.classes import CLASSES, UNKNOWN, from_class_person, is_qso_class
 
 AUTO_MAX_DROP = 0.5  # points of acc@6000
 RULE_METRIC = "acc@6000"
@@ -82,6 +86,53 @@ def _evaluate(model, flux, rows: np.ndarray, z_true: np.ndarray) -> dict[str, An
     return out
 
 
+def training_labels(index: pd.DataFrame, labels: pd.DataFrame, classes: pd.DataFrame, *, replay: bool = True,
+                    with_classes: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z per store row, class index per store row, rows of the decided quasar labels).
+
+    Replay first (the store's own training rows and labels, `inspector.training_set`), then the people's
+    verdicts over them: a decided quasar's z (`db.labels.decided_labels`) and, for a class head, the class
+    of every verdict that names one (`db.labels.decided_classes`, CLASS_PERSON codes through
+    `model.classes.from_class_person`). A spectrum people called not a quasar takes the z they gave;
+    without one it keeps the replay's z only where the replay too had it as a non-quasar (a quasar z they
+    contradicted goes), and when they named no type it loses its replay class: nothing it is taught
+    contradicts them. A model without a class head learns quasar z's only. NaN z / `UNKNOWN` class where
+    a row has no label.
+    """
+    from inspector.training_set import store_classes, store_redshifts, training_rows
+
+    n = len(index)
+    z_all = np.full(n, np.nan)
+    cls_all = np.full(n, UNKNOWN, dtype=np.int64)
+    if replay:
+        rr = training_rows(index, with_classes=with_classes)
+        replay_cls = store_classes(index)
+        z_all[rr] = store_redshifts(index, replay_cls if with_classes else None)[rr]
+        if with_classes:
+            cls_all[rr] = replay_cls[rr]
+    row_of = pd.Series(np.arange(n), index=index["object_id"].astype(str).to_numpy())
+    labels = labels[labels.index.isin(row_of.index)]
+    dec_rows = row_of.loc[labels.index].to_numpy(np.int64)
+    z_all[dec_rows] = labels["z"].to_numpy(np.float64)
+    classes = classes[classes.index.isin(row_of.index)]
+    said = from_class_person(classes["class_person"].to_numpy())
+    rows = row_of.loc[classes.index].to_numpy(np.int64)
+    not_qso = ~is_qso_class(said)
+    their_z = classes["z"].to_numpy(np.float64)
+    store_agrees = (cls_all[rows] != UNKNOWN) & ~is_qso_class(cls_all[rows])  # the replay has it as a non-quasar
+    z_not_qso = np.where(np.isfinite(their_z), their_z, np.where(store_agrees, z_all[rows], np.nan))
+    # a model without a class head learns quasar redshifts only (as `training_set.training_rows`)
+    z_all[rows[not_qso]] = z_not_qso[not_qso] if with_classes else np.nan
+    if with_classes:
+        cls_all[rows] = said
+    return z_all, cls_all, dec_rows
+
+
+def class_counts(cls: np.ndarray) -> dict[str, int]:
+    """Training rows per class name (and "unknown": rows taught only a redshift)."""
+    return {**{name: int((cls == i).sum()) for i, name in enumerate(CLASSES)}, "unknown": int((cls == UNKNOWN).sum())}
+
+
 def decide_promotion(metrics: dict[str, Any], mode: str) -> tuple[bool, str]:
     if mode not in PROMOTE_MODES:
         raise ValueError(f"promote must be one of {PROMOTE_MODES}, not {mode!r}")
@@ -121,14 +172,14 @@ def retrain(
 ) -> RetrainResult:
     """Train a new model version on the decisions (see the module docstring); register it; maybe promote it.
 
-    config: an `FNetConfig` for `from_scratch` (default `FNetConfig.small()`).
+    config: an `FNetConfig` for `from_scratch` (default `FNetConfig.small()`, with a class head if the current
+    model has one).
     callback(epoch, record, model): as `model.train.train` (return True to stop; an exception aborts and
     leaves everything as it was).
     """
     from db.engine import make_engine, session_scope
-    from db.labels import decided_labels, held_out_rule, is_held_out
+    from db.labels import decided_classes, decided_labels, held_out_rule, is_held_out
     from db.load import add_model_version, current_model
-    from inspector.cli_train import training_rows
     from inspector.store import open_store
     from model.checkpoint import file_sha1, load_checkpoint, save_checkpoint
     from model.fnet import FNetConfig
@@ -147,24 +198,25 @@ def retrain(
                 raise ValueError("no current model in the database: run `inspector triage --db` or `demo` first")
             cur_id, cur_sha, cur_path, cur_name = cur.id, cur.sha1, cur.path, cur.name
             labels = decided_labels(s, min_quality=min_quality)
+            classes = decided_classes(s, min_quality=min_quality)
     finally:
         engine.dispose()
     if not cur_path or not Path(cur_path).exists():
         raise FileNotFoundError(f"the current model's weights ({cur_path}) are missing")
 
-    # labels: replay (store quasars) overridden by the decided ones
-    z_all = np.full(len(index), np.nan)
-    if replay:
-        rr = training_rows(index)
-        z_all[rr] = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64)[rr]
-    row_of = pd.Series(np.arange(len(index)), index=ids)
-    labels = labels[labels.index.isin(row_of.index)]
-    dec_rows = row_of.loc[labels.index].to_numpy(np.int64)
-    z_all[dec_rows] = labels["z"].to_numpy(np.float64)
+    old_model, _ = load_checkpoint(cur_path)
+    if from_scratch:
+        cfg = config if config is not None else FNetConfig.small(n_classes=old_model.cfg.n_classes)
+        start = None
+    else:
+        cfg = old_model.cfg
+        start, _ = load_checkpoint(cur_path)
+    with_classes = cfg.n_classes > 0
+    z_all, cls_all, dec_rows = training_labels(index, labels, classes, replay=replay, with_classes=with_classes)
     held = is_held_out(ids)
     dec_mask = np.zeros(len(index), bool)
     dec_mask[dec_rows] = True
-    labelled = np.isfinite(z_all)
+    labelled = np.isfinite(z_all) | (cls_all != UNKNOWN) if with_classes else np.isfinite(z_all)
     train_rows = np.flatnonzero(labelled & ~held)
     held_dec_rows = np.flatnonzero(dec_mask & held)
     store_z = pd.to_numeric(index["z"], errors="coerce").to_numpy(np.float64)
@@ -173,13 +225,6 @@ def retrain(
     if train_rows.size < 2:
         raise ValueError(f"{train_rows.size} labelled spectra outside the held-out split; need at least 2")
 
-    old_model, _ = load_checkpoint(cur_path)
-    if from_scratch:
-        cfg = config if config is not None else FNetConfig.small()
-        start = None
-    else:
-        cfg = old_model.cfg
-        start, _ = load_checkpoint(cur_path)
     lr = lr if lr is not None else (1e-3 if from_scratch else 2e-4)
     val_rows = held_dec_rows if held_dec_rows.size else (mock_test_rows if mock_test_rows.size else None)
     val_z = z_all.copy()
@@ -188,6 +233,8 @@ def retrain(
         cfg, st.flux, z_all, st.flux if val_rows is not None else None, val_z if val_rows is not None else None,
         train_rows=train_rows, val_rows=val_rows, train_ids=ids, epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, progress=progress, model=start, callback=callback,
+        train_classes=cls_all if with_classes else None,
+        val_classes=cls_all if with_classes and val_rows is not None else None,
         provenance={"store": str(Path(store).resolve()), "retrain": True, "parent_sha1": cur_sha},
     )  # fmt: skip
     model.cpu().eval()
@@ -202,7 +249,8 @@ def retrain(
         "n_decided": int(labels.shape[0]), "n_decided_train": int(np.sum(dec_mask & ~held)),
         "n_held_out_decided": int(held_dec_rows.size), "n_mock_test": int(mock_test_rows.size),
         "n_train": int(train_rows.size), "min_quality": float(min_quality), "replay": bool(replay),
-        "from_scratch": bool(from_scratch), "parent": cur_name,
+        "from_scratch": bool(from_scratch), "parent": cur_name, "n_decided_classes": len(classes),
+        "classes": class_counts(cls_all[train_rows]) if with_classes else None,
     }  # fmt: skip
     promoted, reason = decide_promotion(metrics, promote)
     metrics["promotion"] = {"mode": promote, "rule": f"{RULE_METRIC} drop <= {AUTO_MAX_DROP}", "reason": reason}
@@ -234,8 +282,8 @@ def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool
     """Make a model version current: re-predict the store with it, re-triage, load both (decisions kept)."""
     from db.engine import make_engine, session_scope
     from db.schema import ModelVersion
-    from inspector.cli_predict import write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
+    from inspector.predict_run import write_predictions
+    from inspector.triage_run import load_into_db, run_triage
 
     engine = make_engine(db_url)
     try:

@@ -28,10 +28,10 @@ def _threads():
 def demo(tmp_path_factory):
     """The `inspector demo --no-serve` pipeline on a tiny mock: survey, store, predict, triage, db."""
     from inspector.cli_demo import DEMO_MODEL
-    from inspector.cli_predict import write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
     from inspector.ingest import ingest
     from inspector.mock import make_survey
+    from inspector.predict_run import write_predictions
+    from inspector.triage_run import load_into_db, run_triage
 
     w = tmp_path_factory.mktemp("retrain")
     make_survey(w / "survey", N, seed=0, workers=1)
@@ -60,6 +60,20 @@ def _queue(url):
     from inspector.retrain import queue_size
 
     return queue_size(url)
+
+
+def _queued_decided(url) -> set[int]:
+    """Spectra in the queue (flagged, nobody decided) that someone did decide: none, if the counters are right."""
+    from db.schema import Decision
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            queued = set(s.scalars(select(TriageFlag.spectrum_id).where(TriageFlag.n_inspectors == 0)))
+            judged = set(s.scalars(select(Decision.spectrum_id).where(Decision.action != "skip")))
+            return queued & judged
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +177,8 @@ def test_retrain_promote_rollback(decided):
     assert cur == res.version_id
     assert not np.allclose(pred.sort_values("object_id")["z"].to_numpy(),
                            old_pred.sort_values("object_id")["z"].to_numpy())
-    assert _queue(url) <= q0  # decisions kept: decided spectra stay out of the queue
+    assert not _queued_decided(url)  # decisions kept: decided spectra stay out of the queue (the new model
+    # may flag spectra nobody decided yet)
 
     promote_version(store, url, old_id)  # rollback
     cur, _, pred, _ = _state(url)
@@ -250,6 +265,69 @@ def test_from_scratch_tiny(decided):
     res = retrain(store, url, from_scratch=True, config=tiny, epochs=1, promote="never", device="cpu")
     assert res.parent_id == before[0] and not res.promoted and res.metrics["labels"]["from_scratch"]
     assert _state(url)[0] == before[0]
+
+
+def test_training_labels_put_people_over_the_store():
+    """Replay labels from the store, then the people's verdicts over them: a decided quasar's z and class, and
+    for a not-a-quasar verdict its type and no quasar z; a model without a class head gets quasar z's only."""
+    from inspector.retrain import training_labels
+    from model.classes import CLASSES, UNKNOWN
+
+    index = pd.DataFrame({"object_id": list("abcdef"), "z": [2.0, 1.0, 0.5, 3.0, 0.0, 1.5],
+                          "is_qso": [True, True, True, True, False, True],
+                          "CLASS_PERSON": [3, 30, 3, 3, 1, 3]})  # fmt: skip
+    labels = pd.DataFrame({"z": [2.05], "quality": [4.0], "n_inspectors": [1]}, index=pd.Index(["a"]))
+    classes = pd.DataFrame({"class_person": [30, 4, 0, 1], "z": [2.05, 0.12, np.nan, np.nan], "quality": 3.0},
+                           index=pd.Index(["a", "c", "d", "e"]))  # a: a BAL; c: a galaxy; d: not a quasar; e: a star
+    z, cls, dec = training_labels(index, labels, classes, with_classes=True)
+    k = {name: i for i, name in enumerate(CLASSES)}
+    assert cls.tolist() == [k["BAL"], k["BAL"], k["GALAXY"], UNKNOWN, k["STAR"], k["QSO"]]
+    np.testing.assert_array_equal(z, [2.05, 1.0, 0.12, np.nan, 0.0, 1.5])  # d's quasar z goes; e's star z stays
+    assert dec.tolist() == [0]
+    z0, cls0, _ = training_labels(index, labels, classes, with_classes=False)
+    assert (cls0 == UNKNOWN).all()
+    np.testing.assert_array_equal(z0, [2.05, 1.0, np.nan, np.nan, np.nan, 1.5])  # quasar z's only
+    z1, cls1, _ = training_labels(index, labels, classes, replay=False, with_classes=True)
+    np.testing.assert_array_equal(z1, [2.05, np.nan, 0.12, np.nan, np.nan, np.nan])
+    assert cls1.tolist() == [k["BAL"], UNKNOWN, k["GALAXY"], UNKNOWN, k["STAR"], UNKNOWN]
+
+
+def test_not_a_quasar_decisions_teach_the_class_head(decided):
+    """An inspector types the mock's stars and galaxies; a class-head model retrained on the decisions alone
+    (no replay) is taught exactly those classes, and the quasars they corrected as QSO."""
+    from dataclasses import replace
+
+    from db.labels import decided_classes
+    from inspector.retrain import retrain
+    from inspector.store import open_store
+    from model.fnet import FNetConfig
+
+    store, url = decided
+    ix = open_store(store).index
+    truth = pd.to_numeric(ix["CLASS_PERSON"]).to_numpy()
+    others = {o: {1: "STAR", 4: "GALAXY"}[int(c)] for o, c in zip(ix["object_id"], truth) if c in (1, 4)}
+    assert len(others) >= 3
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            for oid, kind in others.items():
+                record_decision(s, oid, "alice", "not_qso", quality=4, spectral_type=kind)
+            said = decided_classes(s, min_quality=3)
+            labels = decided_labels(s, min_quality=3)
+    finally:
+        engine.dispose()
+    code = {"STAR": 1, "GALAXY": 4}
+    assert all(said.loc[o, "class_person"] == code[k] for o, k in others.items())
+    assert set(said.loc[labels.index, "class_person"]) <= {3, 30}  # every quasar label is a quasar class
+    free = ~is_held_out(list(others))
+    tiny = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,))
+    tiny = replace(tiny, output="bins", n_bins=64, z_max_bins=4.0, input_pool=4, n_classes=5)
+    res = retrain(store, url, from_scratch=True, config=tiny, epochs=1, promote="never", device="cpu", replay=False)
+    got = res.metrics["labels"]["classes"]
+    kinds = np.array(list(others.values()))
+    assert got["STAR"] == int((free & (kinds == "STAR")).sum()) and got["GALAXY"] == int((free & (kinds == "GALAXY")).sum())
+    assert got["STAR"] + got["GALAXY"] > 0 and got["QSO"] + got["BAL"] == int((~is_held_out(labels.index)).sum())
+    assert res.metrics["labels"]["n_decided_classes"] == len(said)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
