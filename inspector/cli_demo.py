@@ -6,9 +6,7 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-DEMO_MODEL = ASSETS / "models" / "fnet-small-mock.pt"
+from model.assets import DEMO_MODEL
 
 
 @app.command("demo")
@@ -24,13 +22,13 @@ def demo(
 
     Each step is reused when already done, so a second run goes straight on to the app.
     """
-    from inspector.cli_evaluate import evaluate_store
-    from inspector.cli_predict import default_output, write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
-    from inspector.triage import format_summary as format_triage
+    from inspector.evaluate_store import evaluate_store
     from inspector.ingest import format_summary, ingest
     from inspector.mock import make_survey
     from inspector.mock.survey import CATALOG_NAME
+    from inspector.predict_run import default_output, write_predictions
+    from inspector.triage import format_summary as format_triage
+    from inspector.triage_run import load_into_db, run_triage
 
     survey, store = workdir / "survey", workdir / "store"
     if not (survey / CATALOG_NAME).exists():

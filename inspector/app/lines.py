@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "lines"
+from model.assets import LINE_DIR
+
 FILES = {"emission": "emission_lines.txt", "absorption": "absorption_lines.txt"}
 
 
@@ -49,7 +50,7 @@ def _read(path: Path, kind: str) -> pd.DataFrame:
 @lru_cache(maxsize=4)
 def line_table(directory: str | None = None) -> pd.DataFrame:
     """Emission and absorption lines: name, longname, lambda_file, vacuum, major, kind, lambda (vacuum A)."""
-    d = Path(directory) if directory else ASSETS
+    d = Path(directory) if directory else LINE_DIR
     df = pd.concat([_read(d / f, kind) for kind, f in FILES.items()], ignore_index=True)
     lam = df["lambda_file"].to_numpy(float)
     df["lambda"] = np.where(df["vacuum"].to_numpy(bool), lam, air_to_vacuum(lam))

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-TEMPLATE_DIR = ASSETS / "templates"
+from model.assets import ASSETS, TEMPLATE_DIR  # noqa: F401  (ASSETS: calibration, compare)
 
 
 @dataclass(frozen=True)
