@@ -39,6 +39,7 @@ from inspector.failure_causes import (
     cause_table,
     diagnose,
 )
+from model.assets import DEMO_MODEL, MODEL_DIR
 from model.evaluate import SURVEY_ORDER
 
 
@@ -96,8 +97,8 @@ def report(name: str, z: np.ndarray, grid_ivar: np.ndarray, table: pd.DataFrame)
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, default=REPO / "assets" / "models" / "fnet-small-mock.pt")
-    ap.add_argument("--baseline", type=Path, default=REPO / "assets" / "models" / "quasarnet-mock.pt",
+    ap.add_argument("--model", type=Path, default=DEMO_MODEL)
+    ap.add_argument("--baseline", type=Path, default=MODEL_DIR / "quasarnet-mock.pt",
                     help="QuasarNET-style baseline weights; 'none' to leave it out")  # fmt: skip
     ap.add_argument("--no-template", action="store_true", help="leave the template fit out")
     ap.add_argument("--json", type=Path, help="also write the tables and lists here")

@@ -31,9 +31,9 @@ def main() -> None:
     from db.engine import make_engine, session_scope
     from db.load import current_model
     from db.schema import Spectrum, TriageFlag
-    from inspector.cli_demo import DEMO_MODEL
-    from inspector.cli_predict import write_predictions
-    from inspector.cli_triage import load_into_db, run_triage
+    from inspector.predict_run import write_predictions
+    from inspector.triage_run import load_into_db, run_triage
+    from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
     from inspector.retrain import queue_size, retrain

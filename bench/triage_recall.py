@@ -31,6 +31,7 @@ from inspector.triage import (
     read_sidecar,
     training_z_range,
 )
+from model.assets import DEMO_MODEL
 from model.metrics import dv_kms
 
 MISS_KMS = 6000.0
@@ -77,7 +78,7 @@ def main() -> None:
     ap.add_argument("--store", type=Path)
     ap.add_argument("--predictions", type=Path)
     ap.add_argument("--real", action="store_true")
-    ap.add_argument("--model", type=Path, default=Path("assets/models/fnet-small-mock.pt"))
+    ap.add_argument("--model", type=Path, default=DEMO_MODEL)
     ap.add_argument("--threshold", action="append", default=[], help="rule=value or rule=off")
     a = ap.parse_args()
     if a.real:

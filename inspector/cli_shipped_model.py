@@ -6,12 +6,13 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
+from model.assets import DEMO_MODEL
 
 
 @app.command("shipped-model")
 def shipped_model(
     workdir: Path = typer.Argument(..., help="Working directory for the training mock, its store and checkpoints."),
-    out: Path = typer.Option(Path("assets/models/fnet-small-mock.pt"), "--out", help="Where the finished model goes."),
+    out: Path = typer.Option(DEMO_MODEL, "--out", help="Where the finished model goes (default: the shipped one)."),
     n: int = typer.Option(60_000, "--n", min=100, help="Spectra in the training mock."),
     epochs: int = typer.Option(10, "--epochs", min=1),
     threads: int = typer.Option(2, "--threads", min=1),

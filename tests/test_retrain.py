@@ -27,7 +27,7 @@ def _threads():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The `inspector demo --no-serve` pipeline on a tiny mock: survey, store, predict, triage, db."""
-    from inspector.cli_demo import DEMO_MODEL
+    from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
     from inspector.predict_run import write_predictions

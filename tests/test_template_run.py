@@ -78,7 +78,7 @@ def test_store_fits_are_right_cached_and_incremental(store, tmp_path, monkeypatc
 def test_prediction_run_and_database_carry_z_tpl(store, tmp_path):
     from db.engine import make_engine, session_scope
     from db.load import current_model, predictions_frame
-    from inspector.cli_demo import DEMO_MODEL
+    from model.assets import DEMO_MODEL
     from inspector.predict_run import write_predictions
     from inspector.triage_run import load_into_db, run_triage
 

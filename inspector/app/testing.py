@@ -89,7 +89,7 @@ def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, 
 
     Returns (store, predictions, triage flags, database URL): the same steps as `inspector demo --no-serve`.
     """
-    from inspector.cli_demo import DEMO_MODEL
+    from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
     from inspector.predict_run import default_output, write_predictions
