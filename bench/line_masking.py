@@ -19,7 +19,9 @@ Lya forest too, not only off the lines. Here:
 * each model is scored on its masked test set and on the unmasked one; a
   control model trained without masking (skip with --no-control) is scored on
   both too; the labelled real SDSS quasars of ../shared/data/real in the z
-  window (three) are scored masked and unmasked, one line each.
+  window (three) are scored masked and unmasked, one line each;
+* a decoy test masks the test spectra at a wrong z and counts whether each
+  model follows the spectrum (true z) or the mask (decoy z).
 
 Read the accuracies beside two references: the paper's 98.5 %, and a
 constant guess (the training median z), which in a window this narrow is
@@ -142,12 +144,14 @@ def run(args: argparse.Namespace) -> dict:
     result = {"args": vars(args), "mock": table.reset_index().to_dict(orient="records"),
               "paper_masked_acc@6000": PAPER_MASKED_ACC_6000}  # fmt: skip
 
-    if real is not None and real[1].size:
+    result["decoy"] = decoy_test(models, te_flux, te_z, args)
+
+    if real is None:
+        print("\nreal quasars skipped" + (" (--no-real)" if args.no_real else ": no ../shared/data/real here"))
+    elif real[1].size:
         result["real"] = score_real(models, real, args)
-    elif real is not None:
-        print("\nno labelled real quasar in the window")
     else:
-        print("\nno ../shared/data/real here: real quasars skipped")
+        print("\nno labelled real quasar in the window")
     result["seconds"] = time.perf_counter() - t_start
     print(f"\ntotal {result['seconds']:.0f} s")
     out = Path(args.out_dir)
@@ -155,6 +159,29 @@ def run(args: argparse.Namespace) -> dict:
     (out / "line_masking.json").write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {out / 'line_masking.json'}")
     return result
+
+
+def decoy_test(models: dict, flux: np.ndarray, z: np.ndarray, args: argparse.Namespace) -> list[dict]:
+    """Mask the test spectra at a wrong ("decoy") z and ask whom the models follow: the spectrum or the mask.
+
+    The decoy is half the window away (0.1 for 2.8-3.0: ~7800 km/s), towards
+    the window's middle so it stays in the trained range. A model that reads z
+    off the spectrum lands nearer the true z; one that reads it off where the
+    bridged segments sit lands nearer the decoy (a constant guess: either).
+    """
+    half = 0.5 * (args.z_max - args.z_min)
+    decoy = np.where(z < 0.5 * (args.z_min + args.z_max), z + half, z - half)
+    thr = THRESHOLDS_KMS[0]
+    out = []
+    for trained_on, (model, _) in models.items():
+        for fill in args.fills:
+            zp = predict(model, mask_lines(flux, decoy, fill=fill, half_width_kms=args.half_width, seed=args.test_seed)[0])
+            out.append({"model": f"trained {trained_on} | tested masked ({fill}) at the decoy z",
+                        f"% within {thr} of true z": 100 * np.mean(np.abs(dv_kms(zp, z)) < thr),
+                        "% nearer the decoy z": 100 * np.mean(np.abs(zp - decoy) < np.abs(zp - z))})  # fmt: skip
+    print(f"\n== decoy test: {z.size} mock test quasars masked at z +- {half:g} (the wrong z) ==")
+    print(pd.DataFrame(out).set_index("model").round(1).to_string())
+    return out
 
 
 def score_real(models: dict, real: tuple[np.ndarray, np.ndarray, list[str]], args: argparse.Namespace) -> list[dict]:
