@@ -22,37 +22,12 @@ def demo(
 
     Each step is reused when already done, so a second run goes straight on to the app.
     """
-    from inspector.evaluate_store import evaluate_store
-    from inspector.ingest import format_summary, ingest
-    from inspector.mock import make_survey
-    from inspector.mock.survey import CATALOG_NAME
-    from inspector.predict_run import default_output, write_predictions
-    from inspector.triage import format_summary as format_triage
-    from inspector.triage_run import load_into_db, run_triage
+    from inspector.demo_run import run_demo
 
-    survey, store = workdir / "survey", workdir / "store"
-    if not (survey / CATALOG_NAME).exists():
-        typer.echo(f"making a {n}-spectrum mock survey in {survey} ...")
-        make_survey(survey, n, seed=seed)
-    report = ingest([str(survey)], store)
-    typer.echo(format_summary(report))
-    predictions = default_output(store, model)
-    if not predictions.exists():
-        typer.echo(f"predicting with {model} ...")
-        write_predictions(store, model, progress=True)
-    result = evaluate_store(store, predictions, split="all", out_dir=workdir / "evaluation")
-    typer.echo(result.text)
-    flags, _, meta = run_triage(store, predictions)
-    typer.echo(format_triage(flags))
-    db_file = (workdir / "fnet_inspector.sqlite").resolve()
-    db_url = f"sqlite:///{db_file}"
-    counts = load_into_db(db_url, store, predictions, flags, meta)
-    typer.echo(
-        f"\nspectrum store: {store}\npredictions: {predictions}\nevaluation: {workdir / 'evaluation'}"
-        f"\ndatabase: {db_file} ({counts['spectra']} spectra, {counts['flags']} triage flags in the queue)"
-    )
+    run = run_demo(workdir, n=n, seed=seed, model=model, echo=typer.echo)
+    typer.echo(run.summary())
     if serve:
         from inspector.app.serve import serve as run_app
 
         typer.echo(f"\nFNet Inspector on http://localhost:{port}/  (Ctrl-C to stop)")
-        run_app(store, db_url, port=port)
+        run_app(run.store, run.db_url, port=port)

@@ -1,0 +1,82 @@
+"""The demo pipeline behind `inspector demo` (and `./run.sh demo`): mock survey -> store -> FNet predictions
+-> accuracy table -> triage -> SQLite, ready for the app.
+
+It lives here, not in the command, so that the command only parses, calls and serves, and so that a
+test or a script can build the same demo without going through the CLI. Every step whose output is
+already on disk is reused (the survey, the store through ingest's own resume, the predictions), so a
+second run costs the evaluation and triage only; loading the database upserts and never touches the
+decisions people already made.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from inspector.evaluate_store import evaluate_store
+from inspector.ingest import format_summary, ingest
+from inspector.mock import make_survey
+from inspector.mock.survey import CATALOG_NAME
+from inspector.predict_run import default_output, write_predictions
+from inspector.triage import format_summary as format_triage
+from inspector.triage_run import load_into_db, run_triage
+from model.assets import DEMO_MODEL
+
+DB_NAME = "fnet_inspector.sqlite"
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """Where a demo run left everything, so that the caller can serve the app on it or report it."""
+
+    workdir: Path
+    store: Path
+    predictions: Path
+    db_file: Path
+    counts: dict[str, int]  # load_into_db's: spectra, predictions, flags, model_version_id
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.db_file}"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.workdir / "evaluation"
+
+    def summary(self) -> str:
+        """The closing lines a person needs to find the store, the predictions and the database again."""
+        return (
+            f"\nspectrum store: {self.store}\npredictions: {self.predictions}\nevaluation: {self.evaluation}"
+            f"\ndatabase: {self.db_file} ({self.counts['spectra']} spectra, {self.counts['flags']} triage flags in the queue)"
+        )
+
+
+def run_demo(
+    workdir: Path,
+    n: int = 1000,
+    seed: int = 0,
+    model: Path = DEMO_MODEL,
+    echo: Callable[[str], object] = print,
+) -> DemoRun:
+    """Build (or bring up to date) the demo in `workdir`; `echo` gets each step's report as it finishes.
+
+    The survey is made only when its catalog is missing and the predictions only when this model has
+    none in the store yet, so `n` and `seed` are ignored once a demo exists (delete `workdir` to start
+    over).
+    """
+    workdir = Path(workdir)
+    survey, store = workdir / "survey", workdir / "store"
+    if not (survey / CATALOG_NAME).exists():
+        echo(f"making a {n}-spectrum mock survey in {survey} ...")
+        make_survey(survey, n, seed=seed)
+    echo(format_summary(ingest([str(survey)], store)))
+    predictions = default_output(store, model)
+    if not predictions.exists():
+        echo(f"predicting with {model} ...")
+        write_predictions(store, model, progress=True)
+    echo(evaluate_store(store, predictions, split="all", out_dir=workdir / "evaluation").text)
+    flags, _, meta = run_triage(store, predictions)
+    echo(format_triage(flags))
+    db_file = (workdir / DB_NAME).resolve()
+    counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta)
+    return DemoRun(workdir=workdir, store=store, predictions=predictions, db_file=db_file, counts=counts)
