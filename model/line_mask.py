@@ -28,8 +28,10 @@ The "noise" fill adds Gaussian noise to the straight line, with the
 pixel-to-pixel scatter measured just outside the window. Why offer it: a
 noise-free straight segment in a noisy spectrum is easy for a convolutional
 network to spot, and its position is lambda_rest (1 + z): the mask itself
-would then tell the network the redshift. Comparing the two fills shows how
-much of a masked-line accuracy is that leak.
+would then tell the network the redshift. Neither fill hides every trace of
+a window (its edges, the forest missing inside it), so whether a model reads
+z off the spectrum or off the mask is measured, not assumed: the decoy test
+of `bench/line_masking.py` masks test spectra at a wrong z.
 """
 from __future__ import annotations
 
@@ -129,7 +131,7 @@ def mask_lines(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(masked flux, masked ivar or None, window mask) for N spectra on `loglam` at their known z.
 
-    The inputs are not changed. `fill`: "line" (the paper's straight line) or
+    The inputs are not changed. `fill`: "line" (a straight line) or
     "noise" (the straight line plus noise of the neighbouring scatter, drawn
     from a generator seeded with `seed`); see the module docstring.
     """

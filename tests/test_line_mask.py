@@ -94,7 +94,7 @@ def test_noise_fill_keeps_the_neighbouring_noise_but_no_line():
     m = mask[0]
     resid_line = line_out[0][m] - cont[m]
     resid_noisy = noisy_out[0][m] - cont[m]
-    assert np.std(np.diff(resid_line)) < 0.1 * noise  # the paper's fill: a noise-free segment
+    assert np.std(np.diff(resid_line)) < 0.1 * noise  # the straight-line fill: a noise-free segment
     assert 0.7 * noise < np.std(np.diff(resid_noisy)) / np.sqrt(2) < 1.3 * noise
     assert abs(np.mean(resid_noisy)) < 0.02 * np.mean(cont[m])  # still no line flux on average
 
