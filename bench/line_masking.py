@@ -53,20 +53,13 @@ from model.metrics import THRESHOLDS_KMS, accuracy_row, dv_kms, format_table
 from model.train import predict, train
 
 PAPER_MASKED_ACC_6000 = 98.5  # the paper's line-masked FNet, 2.8 <= z <= 3.0, percent within 6000 km/s
-WINDOW_DISTRIBUTION = "line-masking window"
 
 
 def window_mock(n: int, seed: int, z_min: float, z_max: float, workers: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(flux N x 4618, true z) of the quasars among n mock draws with z uniform in [z_min, z_max].
-
-    The mock has no z-range option, so the window is registered as one more
-    entry of its z-distribution table for this process (the fork workers of
-    `make_grid_arrays` inherit it); survey.py itself is not changed.
-    """
+    """(flux N x 4618, true z) of the quasars among n mock draws with z uniform in [z_min, z_max]."""
     from inspector.mock import survey
 
-    survey.Z_DISTRIBUTIONS[WINDOW_DISTRIBUTION] = (np.array([z_min, z_max]), np.array([1.0]))
-    flux, cat = survey.make_grid_arrays(n, seed, WINDOW_DISTRIBUTION, workers=workers, progress=progress)
+    flux, cat = survey.make_grid_arrays(n, seed, f"uniform:{z_min}-{z_max}", workers=workers, progress=progress)
     qso = is_qso_class(from_class_person(cat["CLASS_PERSON"].to_numpy()))
     return flux[qso], cat["Z_VI"].to_numpy(np.float64)[qso]
 

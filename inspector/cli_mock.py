@@ -14,7 +14,7 @@ def mock(
     n: int = typer.Option(1000, "--n", min=1, help="Number of spectra (see --population for the mix)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same survey."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0: one per core)."),
-    z_distribution: str = typer.Option("dr16q", "--z-dist", help="The quasars' n(z). dr16q: the survey's; flat: uniform to z=4.5 (for training sets)."),
+    z_distribution: str = typer.Option("dr16q", "--z-dist", help="The quasars' n(z). dr16q: the survey's; flat: uniform to z=4.5 (for training sets); uniform:LO-HI: one z window."),
     population: str = typer.Option(
         "qso", "--population",
         help="qso: quasars plus ~5% stars and galaxies; superset: a quasar-target superset, about half quasars, "

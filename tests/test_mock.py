@@ -154,3 +154,13 @@ def test_mock_statistics_function_on_a_known_line():
     assert abs(ew - 100.3) < 3
     st = spectrum_stats(wave, flux, np.ones_like(wave), z)
     assert st["frac_negative"] == 0
+
+
+def test_uniform_window_puts_every_quasar_in_it_and_bad_windows_are_refused():
+    _, cat = make_arrays(40, seed=5, z_distribution="uniform:2.8-3.0")
+    qso = cat["CLASS_PERSON"].isin([3, 30])
+    assert qso.sum() > 30
+    assert cat.loc[qso, "Z_VI"].between(2.8, 3.0).all()
+    for bad in ("uniform:3.0-2.8", "uniform:x-y", "gaussian:2-3"):
+        with pytest.raises(ValueError, match="uniform:LO-HI"):
+            make_arrays(1, seed=5, z_distribution=bad)
