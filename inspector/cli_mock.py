@@ -20,6 +20,10 @@ def mock(
         help="qso: quasars plus ~5% stars and galaxies; superset: a quasar-target superset, about half quasars, "
              "the rest stars of every type, galaxies and spectra with no signal (truth in CLASS_PERSON, Z_VI, MOCK_KIND).",
     ),
+    sn_distribution: str = typer.Option(
+        "dr16q", "--sn-dist",
+        help="The quasars' S/N. dr16q: the survey's (median ~3.5); flat: log-uniform 1-60 (for training sets).",
+    ),
     z_pca: str = typer.Option(
         "simulated", "--z-pca",
         help="Where Z_PCA comes from: simulated (truth + a DR16Q-like error model) or template "
@@ -30,11 +34,11 @@ def mock(
     from inspector.mock.survey import check_options, make_survey
 
     try:
-        check_options(z_distribution, population)
+        check_options(z_distribution, population, sn_distribution)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     if z_pca not in ("simulated", "template"):
         raise typer.BadParameter("--z-pca must be simulated or template")
     cat = make_survey(out, n, seed=seed, workers=workers or None, z_distribution=z_distribution, z_pca_source=z_pca,
-                    population=population)
+                    population=population, sn_distribution=sn_distribution)
     typer.echo(f"wrote {n} spectra under {out / 'spectra'} and the catalog {cat}")

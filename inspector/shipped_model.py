@@ -23,6 +23,7 @@ class Recipe:
     seed: int = 7
     z_distribution: str = "flat"
     population: str = "superset"
+    sn_distribution: str = "flat"
     config: str = "small"
     epochs: int = 10
     train_seed: int = 0
@@ -47,9 +48,11 @@ def build(workdir: Path, out: Path, recipe: Recipe = Recipe(), progress: bool = 
 
     t0 = time.time()
     if not (mock_dir / CATALOG_NAME).exists():
-        echo(f"mock: {recipe.n} spectra ({recipe.population}, {recipe.z_distribution} z) -> {mock_dir}")
+        echo(f"mock: {recipe.n} spectra ({recipe.population}, {recipe.z_distribution} z, {recipe.sn_distribution} S/N)"
+             f" -> {mock_dir}")
         make_survey(mock_dir, recipe.n, seed=recipe.seed, workers=recipe.workers, progress=progress,
-                    z_distribution=recipe.z_distribution, population=recipe.population)
+                    z_distribution=recipe.z_distribution, population=recipe.population,
+                    sn_distribution=recipe.sn_distribution)
     times["mock_s"] = time.time() - t0
 
     t0 = time.time()

@@ -164,3 +164,15 @@ def test_uniform_window_puts_every_quasar_in_it_and_bad_windows_are_refused():
     for bad in ("uniform:3.0-2.8", "uniform:x-y", "gaussian:2-3"):
         with pytest.raises(ValueError, match="uniform:LO-HI"):
             make_arrays(1, seed=5, z_distribution=bad)
+
+
+def test_flat_sn_training_mock_covers_bright_quasars():
+    """A training mock must show the network bright quasars, which DR16Q's n(S/N) almost never draws."""
+    _, survey_cat = make_arrays(60, seed=8)
+    _, flat_cat = make_arrays(60, seed=8, sn_distribution="flat")
+    qso = flat_cat["CLASS_PERSON"].isin([3, 30])
+    bright = lambda cat: (cat.loc[cat["CLASS_PERSON"].isin([3, 30]), "SN_MEDIAN_ALL"] > 15).mean()
+    assert bright(flat_cat) > 0.2 > bright(survey_cat)
+    assert flat_cat.loc[qso, "SN_MEDIAN_ALL"].between(0.5, 80).all()
+    with pytest.raises(ValueError, match="sn_distribution"):
+        make_arrays(1, seed=8, sn_distribution="bright")

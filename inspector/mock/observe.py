@@ -47,8 +47,20 @@ def draw_instrument(rng: np.random.Generator, calib: dict, sdss1_fraction: float
     return Instrument(loglam, rel[lo:hi], calib["noise_sky_rel"][row][lo:hi].astype(np.float64), bool(is1[row]), row)
 
 
-def draw_sn(rng: np.random.Generator) -> float:
-    """SN_MEDIAN_ALL like DR16Q's: log-normal, median ~3.5, many below 3, a tail to ~60."""
+SN_DISTRIBUTIONS = ("dr16q", "flat")
+FLAT_SN_RANGE = (1.0, 60.0)  # the S/N a survey's quasar spectra span, SDSS-I/II to the brightest BOSS
+
+
+def draw_sn(rng: np.random.Generator, distribution: str = "dr16q") -> float:
+    """A quasar's SN_MEDIAN_ALL. "dr16q": like DR16Q's, log-normal, median ~3.5, many below 3, a tail
+    to ~60. "flat": log-uniform over FLAT_SN_RANGE, for training sets: under DR16Q's n(S/N) only ~1 %
+    of quasars are above S/N 20, while a hand-picked or bright real sample has half of them above 10,
+    and a network never shown bright spectra misreads them (as it would an unseen z)."""
+    if distribution == "flat":
+        lo, hi = np.log(FLAT_SN_RANGE)
+        return float(np.exp(rng.uniform(lo, hi)))
+    if distribution != "dr16q":
+        raise ValueError(f"sn_distribution must be one of {SN_DISTRIBUTIONS}, got {distribution!r}")
     return float(np.clip(np.exp(rng.normal(np.log(3.5), 0.75)), 0.5, 80.0))
 
 

@@ -61,9 +61,11 @@ def z_table(z_distribution: str) -> tuple[np.ndarray, np.ndarray]:
     return edges, np.array([1.0])
 
 
-def check_options(z_distribution: str, population: str) -> None:
+def check_options(z_distribution: str, population: str, sn_distribution: str = "dr16q") -> None:
     """A clear error before any work (a worker pool would otherwise fail on the first object)."""
     z_table(z_distribution)
+    if sn_distribution not in observe.SN_DISTRIBUTIONS:
+        raise ValueError(f"sn_distribution must be one of {observe.SN_DISTRIBUTIONS}, got {sn_distribution!r}")
     if population not in POPULATIONS:
         raise ValueError(f"population must be one of {POPULATIONS}, got {population!r}")
 
@@ -120,13 +122,14 @@ def _draw_template(roll: float, population: str) -> str:
 
 
 def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q",
-                z_pca_source: str = "simulated", population: str = "qso") -> tuple[Spectrum, dict]:
+                z_pca_source: str = "simulated", population: str = "qso",
+                sn_distribution: str = "dr16q") -> tuple[Spectrum, dict]:
     """One mock object: its spectrum record and its catalog row.
 
     `z_pca_source`: "simulated" (truth + DR16Q-like error model) or "template" (measured on the
     spectrum by the template fit). The random draws are the same either way, so a seed gives
     the same objects. `population` (POPULATIONS): which mix of quasars and contaminants; the
-    quasars follow `z_distribution` in either."""
+    quasars follow `z_distribution` and `sn_distribution` (observe.draw_sn) in either."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     inst = observe.draw_instrument(rng, calib)
     wave = inst.wave
@@ -148,7 +151,7 @@ def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q
     if superset_contaminant:
         sn, flux_scale = contaminants.draw_sn_scale(rng, template)
     else:
-        sn = observe.draw_sn(rng)
+        sn = observe.draw_sn(rng, sn_distribution if is_qso else "dr16q")
         flux_scale = float(np.exp(rng.normal(np.log(8.0), 0.6)))
     # a quasar's S/N is set on its continuum redward of Lya where the forest would otherwise dominate the median
     red = wave / (1 + z) > observe.RED_OF_LYA if is_qso else None
@@ -247,8 +250,8 @@ def spec_path(out_dir: Path, plate: int, mjd: int, fiber: int) -> Path:
 
 
 def _work(args: tuple[int, int, str, str, str, str]) -> dict:
-    index, seed, out_dir, z_distribution, z_pca_source, population = args
-    spec, row = make_object(index, seed, _CALIB, z_distribution, z_pca_source, population)
+    index, seed, out_dir, z_distribution, z_pca_source, population, sn_distribution = args
+    spec, row = make_object(index, seed, _CALIB, z_distribution, z_pca_source, population, sn_distribution)
     from inspector.readers import write_spec_file
 
     path = spec_path(Path(out_dir), row["PLATE"], row["MJD"], row["FIBERID"])
@@ -275,6 +278,7 @@ def make_survey(
     z_distribution: str = "dr16q",
     z_pca_source: str = "simulated",
     population: str = "qso",
+    sn_distribution: str = "dr16q",
 ) -> Path:
     """Write `n` mock spectra and the catalog under `out_dir`; return the catalog's path.
 
@@ -282,11 +286,11 @@ def make_survey(
     `make_object`)."""
     if z_pca_source not in Z_PCA_SOURCES:
         raise ValueError(f"z_pca_source must be one of {Z_PCA_SOURCES}, got {z_pca_source!r}")
-    check_options(z_distribution, population)
+    check_options(z_distribution, population, sn_distribution)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or min(mp.cpu_count(), 8)
-    tasks = [(i, seed, str(out), z_distribution, z_pca_source, population) for i in range(n)]
+    tasks = [(i, seed, str(out), z_distribution, z_pca_source, population, sn_distribution) for i in range(n)]
     t0 = time.time()
     if workers > 1 and n > 50:
         with mp.get_context("fork").Pool(workers, _init_worker, (str(calibration_file),)) as pool:
@@ -299,7 +303,7 @@ def make_survey(
     table.meta.update({"MOCKSEED": seed, "MOCKN": n, "ORIGIN": "FNet Inspector mock survey"})
     cat_path = out / CATALOG_NAME
     table.write(cat_path, overwrite=True)
-    meta = {"n": n, "seed": seed, "z_distribution": z_distribution, "z_pca": z_pca_source, "population": population, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
+    meta = {"n": n, "seed": seed, "z_distribution": z_distribution, "z_pca": z_pca_source, "population": population, "sn_distribution": sn_distribution, "seconds": round(time.time() - t0, 1), "catalog": CATALOG_NAME, "spectra": SPECTRA_DIR}
     (out / "mock.json").write_text(json.dumps(meta, indent=2))
     return cat_path
 
@@ -307,8 +311,8 @@ def make_survey(
 def _grid_work(args: tuple[int, int, str, str]) -> tuple[np.ndarray, dict]:
     from model.grid import resample_one
 
-    index, seed, z_distribution, population = args
-    spec, row = make_object(index, seed, _CALIB, z_distribution, population=population)
+    index, seed, z_distribution, population, sn_distribution = args
+    spec, row = make_object(index, seed, _CALIB, z_distribution, population=population, sn_distribution=sn_distribution)
     flux, _ = resample_one(np.log10(spec.wave), spec.flux, spec.ivar, spec.and_mask)
     return flux, row
 
@@ -321,6 +325,7 @@ def make_grid_arrays(
     calibration_file: Path = calibration.CALIBRATION_FILE,
     progress: bool = True,
     population: str = "qso",
+    sn_distribution: str = "dr16q",
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """The mock straight onto the FNet grid (N x 4618 float32) with its catalog, no files written.
 
@@ -329,11 +334,11 @@ def make_grid_arrays(
     `z_distribution="flat", population="superset"`: flat-z quasars among the
     superset's stars, galaxies and BAD spectra.
     """
-    check_options(z_distribution, population)
+    check_options(z_distribution, population, sn_distribution)
     workers = workers or min(mp.cpu_count(), 8)
     flux = np.zeros((n, 4618), np.float32)
     rows = []
-    tasks = [(i, seed, z_distribution, population) for i in range(n)]
+    tasks = [(i, seed, z_distribution, population, sn_distribution) for i in range(n)]
     with mp.get_context("fork").Pool(workers, _init_worker, (str(calibration_file),)) as pool:
         for i, (f, r) in enumerate(tqdm(pool.imap(_grid_work, tasks, chunksize=64), total=n, desc="mock", unit="spec", disable=not progress)):
             flux[i] = f
@@ -343,14 +348,14 @@ def make_grid_arrays(
 
 def make_arrays(
     n: int, seed: int = 0, calibration_file: Path = calibration.CALIBRATION_FILE, z_distribution: str = "dr16q",
-    population: str = "qso",
+    population: str = "qso", sn_distribution: str = "dr16q",
 ) -> tuple[list[Spectrum], pd.DataFrame]:
     """The same objects as `make_survey` in memory, without writing files (tests, quick studies)."""
-    check_options(z_distribution, population)
+    check_options(z_distribution, population, sn_distribution)
     calib = calibration.load(calibration_file)
     specs, rows = [], []
     for i in range(n):
-        s, r = make_object(i, seed, calib, z_distribution, population=population)
+        s, r = make_object(i, seed, calib, z_distribution, population=population, sn_distribution=sn_distribution)
         specs.append(s)
         rows.append(r)
     return specs, pd.DataFrame(rows)
