@@ -13,16 +13,22 @@ from model.assets import DEMO_MODEL
 def shipped_model(
     workdir: Path = typer.Argument(..., help="Working directory for the training mock, its store and checkpoints."),
     out: Path = typer.Option(DEMO_MODEL, "--out", help="Where the finished model goes (default: the shipped one)."),
-    n: int = typer.Option(60_000, "--n", min=100, help="Spectra in the training mock."),
-    epochs: int = typer.Option(10, "--epochs", min=1),
-    threads: int = typer.Option(2, "--threads", min=1),
+    n: int | None = typer.Option(None, "--n", min=100, help="Spectra in the training mock (default: the recipe's)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs on the quasars (default: the recipe's)."),
+    class_epochs: int | None = typer.Option(None, "--class-epochs", min=1, help="Epochs with the class head."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads (the shipped model: 1)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Make the training mock, ingest it and train FNet with its class head; rerun the same command to resume."""
+    """Make the training mock, ingest it, train FNet on its quasars, then with its class head on everything;
+    rerun the same command to resume. With no options it rebuilds the shipped model."""
+    from dataclasses import replace
+
     from inspector.shipped_model import Recipe, build
 
+    given = {"n": n, "epochs": epochs, "class_epochs": class_epochs, "threads": threads}
+    recipe = replace(Recipe(), **{k: v for k, v in given.items() if v is not None})
     try:
-        path = build(workdir, out, Recipe(n=n, epochs=epochs, threads=threads), progress=progress, echo=typer.echo)
+        path = build(workdir, out, recipe, progress=progress, echo=typer.echo)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

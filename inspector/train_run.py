@@ -66,11 +66,16 @@ def train_on_store(
     dropout: float | None = None,
     threads: int | None = None,
     class_head: bool = True,
+    init: Path | None = None,
+    z_quasars_only: bool = False,
     progress: bool = True,
     echo: Callable[[str], Any] = print,
 ) -> TrainResult:
     """Train, write the finished model to `out` (and a checkpoint after every epoch), return the figures.
 
+    `init`: start from this trained model (its config; a class head is added if asked for and
+    missing) instead of fresh weights. `z_quasars_only`: the redshift head learns only from the
+    quasars, the class head from everything (see `inspector.shipped_model` for why).
     Raises FileNotFoundError / ValueError for a store that is not one, TrainingSetError when it has
     too little to train on, and lets KeyboardInterrupt through (the last epoch stays in the checkpoint).
     """
@@ -102,8 +107,17 @@ def train_on_store(
     if class_head:
         overrides["n_classes"] = len(training_set.CLASSES)
     cfg = getattr(FNetConfig, config)(**overrides)
+    start = None
+    if init is not None:
+        from model.checkpoint import file_sha1, load_checkpoint
+        from model.class_head import with_class_head
+
+        start, _ = load_checkpoint(init)
+        if class_head and start.class_head is None:
+            start = with_class_head(start)
+        cfg = start.cfg
     lr0, bs0 = CONFIG_DEFAULTS[config]
-    z_all, cls_all = training_set.labels(index, class_head)
+    z_all, cls_all = training_set.labels(index, class_head, z_quasars_only)
     ids = index["object_id"].astype(str).to_numpy()
     ckpt = checkpoint_path_for(out)
     if ckpt.exists() and not resume:
@@ -121,10 +135,12 @@ def train_on_store(
         train_classes=cls_all, val_classes=cls_all,
         epochs=epochs, batch_size=bs0 if batch_size is None else batch_size, lr=lr0 if lr is None else lr,
         seed=seed, schedule=schedule, balance_z=balance_z,
-        device=device, num_threads=threads, progress=progress, checkpoint_path=ckpt, resume=resume,
+        device=device, num_threads=threads, progress=progress, checkpoint_path=ckpt, resume=resume, model=start,
         provenance={
             "store": str(Path(store).resolve()), "config_name": config, "store_rows": len(index),
             "class_head": class_head, "val_fraction": val_fraction,
+            "z_labels": "quasars" if z_quasars_only else "all",
+            "init": None if init is None else {"path": str(init), "sha1": file_sha1(init)},
         },
     )  # fmt: skip
 
@@ -142,3 +158,4 @@ def train_on_store(
     hist = hist[[c for c in HISTORY_COLUMNS if c in hist]]
     secs = float(model.provenance.get("train_seconds", 0.0))
     return TrainResult(Path(out), ckpt, hist, table_text, int(val_qso.size), secs)
+

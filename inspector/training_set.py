@@ -82,10 +82,14 @@ def split(index: pd.DataFrame, val_fraction: float, seed: int, with_classes: boo
     return split_rows(rows, val_fraction, seed=seed, groups=object_groups(index.iloc[rows]))
 
 
-def labels(index: pd.DataFrame, with_classes: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(z per store row, class per store row or None) as training uses them."""
+def labels(index: pd.DataFrame, with_classes: bool, z_quasars_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(z per store row, class per store row or None) as training uses them; `z_quasars_only`
+    leaves the redshift of every non-quasar out (NaN), so only the class head learns from them."""
     cls = store_classes(index) if with_classes else None
-    return store_redshifts(index, cls), cls
+    z = store_redshifts(index, cls)
+    if z_quasars_only and cls is not None:
+        z = np.where(is_qso_class(cls), z, np.nan)
+    return z, cls
 
 
 def held_out_rows(index: pd.DataFrame, provenance: dict[str, Any], val_fraction: float | None) -> np.ndarray | None:
@@ -98,7 +102,7 @@ def held_out_rows(index: pd.DataFrame, provenance: dict[str, Any], val_fraction:
         return None
     ids = index["object_id"].astype(str).to_numpy()
     with_classes = bool(provenance.get("class_head", False))
-    z, cls = labels(index, with_classes)
+    z, cls = labels(index, with_classes, provenance.get("z_labels") == "quasars")
     train, val = split(index, 0.1 if val_fraction is None else float(val_fraction), int(seed), with_classes)
     if data_hash(ids[train], z[train], None if cls is None else cls[train]) == provenance["data_hash"]:
         return val

@@ -446,13 +446,20 @@ class FNet(nn.Module):
             x = x.unsqueeze(1)
         if x.shape[-1] != self.cfg.n_pix or x.shape[1] != 1:
             raise ValueError(f"expected (B, 1, {self.cfg.n_pix}) input, got {tuple(x.shape)}")
-        h = self.trunk(self.pool(x))
-        with torch.autocast(h.device.type, enabled=False):
-            feat = self.head[:-1](h.float())
+        feat = self.hidden(x)  # the trunk under any autocast, the dense head in float32
+        with torch.autocast(x.device.type, enabled=False):
             out = self.head[-1](feat)
             if self.class_head is not None:
                 return torch.cat([out, self.class_head(feat)], dim=-1)
         return out.squeeze(-1) if self.cfg.output == "regression" else out
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (B, width), float32: what the redshift output and the class head read."""
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        h = self.trunk(self.pool(x))
+        with torch.autocast(h.device.type, enabled=False):
+            return self.head[:-1](h.float())
 
     # the two parts of an output -------------------------------------------
     def z_part(self, out: torch.Tensor) -> torch.Tensor:

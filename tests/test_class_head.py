@@ -94,3 +94,49 @@ def test_spectrum_without_z_or_class_is_refused():
     cls[3] = UNKNOWN  # a BAD row: no z either now
     with pytest.raises(ValueError, match="finite redshift or a class"):
         train(replace(TINY_BINS, n_classes=N_CLASSES), flux, z, train_classes=cls, epochs=1, progress=False)
+
+
+def test_a_class_head_added_to_a_trained_model_leaves_its_redshifts_alone():
+    from model.class_head import with_class_head
+
+    flux, z = line_spectra(16, seed=4)
+    base, _ = train(TINY_BINS, flux, z, epochs=2, batch_size=8, progress=False, device="cpu")
+    grown = with_class_head(base)
+    assert grown.cfg.n_classes == N_CLASSES and base.class_head is None
+    zb = np.concatenate([b.z for b in predict_store(base, flux, batch_size=8)])
+    batches = list(predict_store(grown, flux, batch_size=8))
+    assert np.array_equal(np.concatenate([b.z for b in batches]), zb)
+    assert all(b.class_prob.shape == (8, N_CLASSES) for b in batches)
+
+
+def test_quasar_only_redshift_labels_keep_the_classes():
+    import pandas as pd
+
+    from inspector.training_set import labels
+
+    index = pd.DataFrame({
+        "object_id": ["a", "b", "c", "d"], "z": [2.1, 0.0, 0.3, -1.0], "CLASS_PERSON": [3, 1, 4, 0],
+        "MOCK_KIND": ["QSO", "STAR", "GALAXY", "BAD"],
+    })  # fmt: skip
+    z_all, cls = labels(index, with_classes=True)
+    z_qso, cls2 = labels(index, with_classes=True, z_quasars_only=True)
+    assert np.array_equal(cls, cls2) and list(np.array(CLASSES)[cls]) == ["QSO", "STAR", "GALAXY", "BAD"]
+    assert z_all[:3].tolist() == [2.1, 0.0, 0.3] and np.isnan(z_all[3])
+    assert z_qso[0] == 2.1 and np.isnan(z_qso[1:]).all()
+
+
+@pytest.mark.slow
+def test_shipped_model_recipe_trains_quasars_then_the_class_head_and_resumes(tmp_path):
+    from inspector.shipped_model import Recipe, build
+    from model.checkpoint import file_sha1
+
+    recipe = Recipe(n=160, epochs=1, class_epochs=1, threads=1, workers=1)
+    out = build(tmp_path / "w", tmp_path / "m.pt", recipe, progress=False, echo=lambda s: None)
+    model, meta = load_checkpoint(out)
+    prov = meta["provenance"]
+    assert model.cfg.n_classes == N_CLASSES and prov["class_head"] is True and prov["z_labels"] == "quasars"
+    assert prov["init"]["sha1"] == file_sha1(tmp_path / "w" / "fnet-qso.pt")
+    build(tmp_path / "w", tmp_path / "m.pt", recipe, progress=False, echo=lambda s: None)  # everything done: resumes
+    assert load_checkpoint(out)[1]["provenance"]["data_hash"] == prov["data_hash"]
+    with pytest.raises(ValueError, match="another recipe"):
+        build(tmp_path / "w", tmp_path / "m.pt", Recipe(n=161), progress=False)
