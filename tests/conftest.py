@@ -32,3 +32,16 @@ def shared_real_dir() -> Path:
     if not (SHARED_REAL / "manifest.csv").exists():
         pytest.skip(f"full real-data set not found at {SHARED_REAL} (fresh clone?)")
     return SHARED_REAL
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`):
+    on a shared 2-core machine two OpenMP threads stall in barriers, and the reproducibility tests
+    need a fixed thread count."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

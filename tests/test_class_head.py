@@ -4,7 +4,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from synthetic import line_spectra
-import torch
 
 from model.classes import CLASSES, N_CLASSES, UNKNOWN, class_index, from_class_person, p_qso
 from model.fnet import FNet, FNetConfig, PAPER_N_PARAMS, count_parameters
@@ -17,12 +16,7 @@ TINY_BINS = FNetConfig(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mixed_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

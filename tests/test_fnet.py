@@ -10,13 +10,7 @@ from model.fnet import PAPER_N_PARAMS, FNet, FNetConfig, ZBins, count_parameters
 from model.grid import FNET_NPIX
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    # one thread: on a shared 2-core machine two OpenMP threads stall in barriers
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,))

@@ -18,12 +18,7 @@ from model.predict import predict_store, uncertainty_method
 from model.train import predict, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY_BINS = FNetConfig(

@@ -25,13 +25,7 @@ from model.quasarnet_train import load_quasarnet, predict_quasarnet, save_quasar
 C_KMS = 299792.458
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    # one thread: on a shared 2-core machine two OpenMP threads stall in barriers
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic(n: int, seed: int, qso_frac: float = 0.6):

@@ -11,12 +11,7 @@ from model.fnet import FNetConfig
 from model.train import balanced_weights, epoch_order, load_checkpoint, predict, save_checkpoint, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core machine; also the reproducibility tests need a fixed count
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,))
