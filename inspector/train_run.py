@@ -114,7 +114,7 @@ def train_on_store(
 
         start, _ = load_checkpoint(init)
         if class_head and start.class_head is None:
-            start = with_class_head(start)
+            start = with_class_head(start, seed=seed)
         cfg = start.cfg
     lr0, bs0 = CONFIG_DEFAULTS[config]
     z_all, cls_all = training_set.labels(index, class_head, z_quasars_only)

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import torch
+
 from .classes import N_CLASSES
 from .fnet import FNet
 
 
-def with_class_head(model: FNet) -> FNet:
-    """A copy of `model` with an untrained class head over `model.classes.CLASSES`; all else the same."""
-    new = FNet(replace(model.cfg, n_classes=N_CLASSES))
+def with_class_head(model: FNet, seed: int = 0) -> FNet:
+    """A copy of `model` with an untrained class head over `model.classes.CLASSES` (initialised from
+    `seed`, leaving the caller's random state alone); all else the same."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        new = FNet(replace(model.cfg, n_classes=N_CLASSES))
     missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
     if unexpected or set(missing) - {"class_head.weight", "class_head.bias"}:
         raise ValueError(f"cannot add a class head: missing {missing}, unexpected {unexpected}")

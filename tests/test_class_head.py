@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from synthetic import line_spectra
 
 from model.classes import CLASSES, N_CLASSES, UNKNOWN, class_index, from_class_person, p_qso
@@ -134,3 +135,13 @@ def test_shipped_model_recipe_trains_quasars_then_the_class_head_and_resumes(tmp
     assert load_checkpoint(out)[1]["provenance"]["data_hash"] == prov["data_hash"]
     with pytest.raises(ValueError, match="another recipe"):
         build(tmp_path / "w", tmp_path / "m.pt", Recipe(n=161), progress=False)
+
+
+def test_an_added_class_head_is_the_same_for_the_same_seed():
+    from model.class_head import with_class_head
+
+    flux, z = line_spectra(8, seed=5)
+    base, _ = train(TINY_BINS, flux, z, epochs=1, batch_size=4, progress=False, device="cpu")
+    a, b, c = with_class_head(base, 0), with_class_head(base, 0), with_class_head(base, 1)
+    assert torch.equal(a.class_head.weight, b.class_head.weight)
+    assert not torch.equal(a.class_head.weight, c.class_head.weight)
