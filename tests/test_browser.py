@@ -125,7 +125,7 @@ def test_triage_session(server, browser):
     sync_api.expect(z).not_to_have_value("12", timeout=10_000)  # the field is reset to the current z first
     z.fill("2.34567")
     z.press("Enter")
-    page.locator(".fnet-message", has_text="between").wait_for(state="detached", timeout=10_000)
+    page.locator(".fnet-message", has_text="between").wait_for(state="detached", timeout=30_000)  # a loaded CI machine
     _focus_page(page)
     page.keyboard.press("3")
     page.locator(".fnet-quality", has_text="3").wait_for(timeout=10_000)

@@ -196,11 +196,12 @@ class Triage(param.Parameterized):
     def set_z_text(self, text: Any) -> bool:
         """A typed z: adopted if valid, else a message and z unchanged."""
         try:
-            self.z = parse_z(text)
+            z = parse_z(text)
         except DecisionError as e:
             self.message = f"Not a usable z: {e}"
             return False
-        self.message = ""
+        self.message = ""  # first: the old complaint goes at once, not after the plot has been redrawn
+        self.z = z
         return True
 
     def _nudge(self, dz: float) -> None:
