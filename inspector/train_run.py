@@ -17,7 +17,6 @@ import pandas as pd
 
 from inspector import training_set
 
-Z_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.0)
 CONFIG_DEFAULTS = {
     # config name -> (lr, batch size); the paper's for the paper config, what the small one trains well with
     "paper": (2.4e-4, 128),
@@ -81,6 +80,7 @@ def train_on_store(
     """
     from inspector.store import open_store
     from model.fnet import FNet, FNetConfig, count_parameters
+    from model.evaluate import Z_EDGES
     from model.metrics import accuracy_table, format_table, z_bin_groups
     from model.predict import predict_store
     from model.train import save_checkpoint, train

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.classes import CLASSES, UNKNOWN, class_index, from_class_person, is_qso_class
+from model.classes import CLASSES, UNKNOWN, class_index, class_indices, from_class_person, is_qso_class
 from model.data import split_rows
 
 BAD = class_index("BAD")
@@ -38,21 +38,17 @@ def object_groups(index: pd.DataFrame) -> np.ndarray:
     return keys.to_numpy()
 
 
-def _names_to_classes(values: pd.Series) -> np.ndarray:
-    return np.array([class_index(v) if isinstance(v, str) else UNKNOWN for v in values], dtype=np.int64)
-
-
 def store_classes(index: pd.DataFrame) -> np.ndarray:
     """Class index per store row (see the module docstring for the order of trust); UNKNOWN where none."""
     n = len(index)
     out = np.full(n, UNKNOWN, dtype=np.int64)
     if "spec_class" in index:
-        out = _names_to_classes(index["spec_class"])
+        out = class_indices(index["spec_class"])
     if "CLASS_PERSON" in index:
         cp = from_class_person(pd.to_numeric(index["CLASS_PERSON"], errors="coerce").to_numpy(np.float64))
         out = np.where(cp != UNKNOWN, cp, out)
     if "MOCK_KIND" in index:
-        mk = _names_to_classes(index["MOCK_KIND"])
+        mk = class_indices(index["MOCK_KIND"])
         out = np.where(mk != UNKNOWN, mk, out)
     return out
 

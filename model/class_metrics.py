@@ -12,17 +12,12 @@ disputed spectrum can neither help nor hurt.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from .classes import CLASSES, UNKNOWN, class_index, is_qso_class
-
-
-def class_indices(names: Sequence[object]) -> np.ndarray:
-    """Class indices of class names (None, NaN or an unknown name -> UNKNOWN)."""
-    return np.array([class_index(v) if isinstance(v, str) else UNKNOWN for v in names], dtype=np.int64)
+from .classes import CLASSES, UNKNOWN, class_indices, is_qso_class
 
 
 def _pair(true_idx, pred_idx) -> tuple[np.ndarray, np.ndarray]:

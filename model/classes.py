@@ -32,6 +32,11 @@ def class_index(name: str) -> int:
     return CLASSES.index(up) if up in CLASSES else UNKNOWN
 
 
+def class_indices(names: object) -> np.ndarray:
+    """Class indices of a sequence of class names (None, NaN or an unknown name -> UNKNOWN)."""
+    return np.array([class_index(v) if isinstance(v, str) else UNKNOWN for v in names], dtype=np.int64)
+
+
 def from_class_person(codes: np.ndarray) -> np.ndarray:
     """Class indices from DR16Q CLASS_PERSON codes; UNKNOWN for 0 (not inspected), -1 and anything else."""
     c = np.asarray(codes, dtype=np.float64)
@@ -56,5 +61,5 @@ def is_qso_class(idx: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "CLASS_TABLE", "CLASSES", "N_CLASSES", "QSO_CLASSES", "UNKNOWN", "PROB_COLUMNS", "class_index",
-    "from_class_person", "p_qso", "is_qso_class",
+    "class_indices", "from_class_person", "p_qso", "is_qso_class",
 ]
