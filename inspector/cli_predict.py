@@ -9,10 +9,7 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-from inspector.predict_run import default_output, sidecar_path, write_predictions
-
-# re-exported for callers that still import them from here (inspector.cli_demo, bench/retrain.py)
-__all__ = ["default_output", "predict_command", "sidecar_path", "write_predictions"]
+from inspector.predict_run import sidecar_path, write_predictions
 
 
 @app.command("predict")

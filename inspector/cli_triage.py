@@ -20,15 +20,7 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-from inspector.triage_run import (
-    load_into_db,
-    read_triage,
-    resolve_predictions,
-    run_triage,
-)
-
-# re-exported for callers that still import them from here (inspector.cli_demo, bench/retrain.py)
-__all__ = ["load_into_db", "read_triage", "resolve_predictions", "run_triage", "triage_command"]
+from inspector.triage_run import load_into_db, run_triage
 
 
 @app.command("triage")
