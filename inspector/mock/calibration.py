@@ -11,6 +11,9 @@ Two things a mock cannot invent and a network trained on it will notice:
   `narrow_lines.oiii_ew` defines it, because the eigenspectra carry only an
   average blurred [O III] and the strong-[O III] tail is what a model
   trained on them confuses with Mg II or Lya;
+* broad Halpha: the rest EW of every labelled real quasar whose Halpha is
+  in its window (z < ~0.55), measured as `broad_halpha.halpha_ew` defines
+  it, because four eigenspectra average the strong Balmer lines away;
 * the noise and the instrument: each real file's 1/sqrt(ivar) (sky lines,
   the noisy blue end, the dichroic, masked columns, the SDSS-I or BOSS
   wavelength range) and its sky spectrum, on the observed-frame grid,
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inspector.mock.broad_halpha import halpha_ew
 from inspector.mock.narrow_lines import oiii_ew
 from inspector.mock.templates import ASSETS, qso_basis
 from inspector.readers import read_spec_file
@@ -76,14 +80,15 @@ def build(real_root: Path = REAL_ROOT, holdout_half: bool = False) -> dict[str, 
     if holdout_half:
         quasars = quasars[quasars["object_group"].astype(str).map(_half) == 0]
     out: dict[str, list] = {f"{w}_{k}": [] for w in TEMPLATE_Z_RANGE for k in ("coef", "sn", "z")}
-    out |= {f"OIII_{k}": [] for k in ("ew", "sn", "z")}
+    out |= {f"{line}_{k}": [] for line in ("OIII", "HALPHA") for k in ("ew", "sn", "z")}
     for _, row in quasars.iterrows():
         loglam, flux, ivar, _ = _read_coadd(real_root / row["file"])
-        ew = oiii_ew(10**loglam / (1 + row["z_ref"]), flux, ivar)
-        if np.isfinite(ew):
-            out["OIII_ew"].append(ew)
-            out["OIII_sn"].append(row["sn_median_all"])
-            out["OIII_z"].append(row["z_ref"])
+        for line, measure in (("OIII", oiii_ew), ("HALPHA", halpha_ew)):
+            ew = measure(10**loglam / (1 + row["z_ref"]), flux, ivar)
+            if np.isfinite(ew):
+                out[f"{line}_ew"].append(ew)
+                out[f"{line}_sn"].append(row["sn_median_all"])
+                out[f"{line}_z"].append(row["z_ref"])
         for which, (zlo, zhi) in TEMPLATE_Z_RANGE.items():
             if not zlo <= row["z_ref"] <= zhi:
                 continue

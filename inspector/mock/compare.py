@@ -2,7 +2,7 @@
 
 `python -m inspector.mock.compare` (needs `../shared/data/real/`) writes
 `assets/mock_vs_real.png` and `assets/mock_vs_real_stats.png` and prints a
-table of noise, line-strength (EW_OIII5007 at z < 0.8 only) and
+table of noise, line-strength (EW_OIII5007 at z < 0.8 only, EW_Halpha where covered) and
 continuum-slope statistics for both.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 from astropy.io import fits
 from scipy.ndimage import gaussian_filter1d
 
+from inspector.mock.broad_halpha import halpha_ew
 from inspector.mock.narrow_lines import oiii_ew
 from inspector.mock.survey import make_arrays
 from inspector.mock.templates import ASSETS
@@ -69,6 +70,7 @@ def spectrum_stats(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, z: floa
     for line in EW_WINDOWS:
         out[f"EW_{line}"] = rest_ew(wave, flux, ivar, z, line)
     out["EW_OIII5007"] = oiii_ew(wave / (1 + z), flux, ivar) if z < OIII_Z_MAX else np.nan
+    out["EW_Halpha"] = halpha_ew(wave / (1 + z), flux, ivar)
     return out
 
 
@@ -162,7 +164,8 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=ASSETS)
     args = ap.parse_args()
     df, real_pack, mock = collect(args.n_mock, args.seed, args.real_root)
-    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(stats_table(df))
     plot_grid(real_pack, mock, args.out_dir / "mock_vs_real.png")
     plot_stats(df, args.out_dir / "mock_vs_real_stats.png")

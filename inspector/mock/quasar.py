@@ -5,7 +5,7 @@ The eigen-coefficients are drawn from those fitted to real SDSS quasars
 on top of that each object gets its own continuum slope, line strength
 (Baldwin effect) and line width, a narrow-line region with the real
 quasars' [O III] strengths (`narrow_lines.py`), host-galaxy light at z < 0.8
-(`host.py`), the Lyman-alpha forest, DLAs and BAL troughs.
+(`host.py`), broad Halpha as strong as real quasars' (`broad_halpha.py`), the Lyman-alpha forest, DLAs and BAL troughs.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 
-from inspector.mock import absorption, host, narrow_lines
+from inspector.mock import absorption, broad_halpha, host, narrow_lines
 from inspector.mock.observe import RED_OF_LYA, forest_safe_median
 from inspector.mock.templates import qso_basis
 
@@ -28,6 +28,8 @@ MIN_FIT_SN = 2.0
 # (an SDSS fiber's 2-3" take in most of a z < 0.3 host, little of one at z 0.8).
 HOST_Z_MAX = 0.8
 HOST_MAX_FRACTION = 0.85
+# Broad Halpha is drawn to the real quasars' EWs (`broad_halpha`) where a spectrograph can see it.
+HALPHA_Z_MAX = 0.6
 
 
 @dataclass
@@ -41,6 +43,7 @@ class QuasarTruth:
     slope_delta: float
     host_fraction: float
     oiii_ew: float = np.nan  # rest EW([O III] 5007) against the 5100 A continuum, as drawn
+    halpha_ew: float = np.nan  # rest EW(broad Halpha + [N II]) as drawn (z < HALPHA_Z_MAX only)
     bal: absorption.Bal | None = None
     dlas: list[absorption.Dla] = field(default_factory=list)
 
@@ -67,8 +70,11 @@ def _split_lines(model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cont, model - cont
 
 
-def emitted_rest(rng: np.random.Generator, calib: dict, z: float, luminosity: float) -> tuple[np.ndarray, np.ndarray, QuasarTruth, np.ndarray]:
-    """Rest-frame (wave, flux) of the emission but the narrow lines, its truth record, and the Legendre terms to add.
+def emitted_rest(
+    rng: np.random.Generator, calib: dict, z: float, luminosity: float
+) -> tuple[np.ndarray, np.ndarray, QuasarTruth, np.ndarray, np.ndarray]:
+    """Rest-frame (wave, flux) of the emission but the narrow lines, its truth record, the Legendre terms
+    to add, and the broad-line part of the flux (what `broad_halpha` rescales).
 
     `luminosity` is relative to L* (log-normal around 1): lines get weaker as it grows.
     """
@@ -96,14 +102,15 @@ def emitted_rest(rng: np.random.Generator, calib: dict, z: float, luminosity: fl
         quasar_5100 = narrow_lines.continuum_5100(basis.wave, flux)
         flux = flux + host_fraction / (1 - host_fraction) * quasar_5100 * host.draw_host(rng, basis.wave)
     truth = QuasarTruth(z, which, line_scale, line_sigma, slope_delta, host_fraction)
-    return basis.wave, flux, truth, coef[4:]
+    return basis.wave, flux, truth, coef[4:], line_scale * lines
 
 
 def _with_narrow_lines(
     rng: np.random.Generator, calib: dict, z: float, wave_obs: np.ndarray, rest_wave: np.ndarray, rest_flux: np.ndarray,
-    poly: np.ndarray, truth: QuasarTruth,
+    poly: np.ndarray, truth: QuasarTruth, broad_lines: np.ndarray,
 ) -> np.ndarray:
-    """Observed flux with the narrow lines added in the rest frame; sets `truth.oiii_ew`.
+    """Observed flux with the narrow lines added in the rest frame and broad Halpha at its drawn EW;
+    sets `truth.oiii_ew` and `truth.halpha_ew`.
 
     The EW reference is the continuum at 5100 A as observed, i.e. with the
     Legendre terms (`poly`, observed frame) that real-fit distortions add,
@@ -116,6 +123,10 @@ def _with_narrow_lines(
     truth.oiii_ew = narrow_lines.draw_oiii_ew(rng, calib)
     rest_flux = narrow_lines.without_oiii(rest_wave, rest_flux)
     with_lines = narrow_lines.add_narrow_lines(rng, rest_wave, rest_flux, truth.oiii_ew, cont)
+    if z < HALPHA_Z_MAX:  # measured, like the EW of a real spectrum, with the observed-frame terms in
+        poly_rest = np.interp(rest_wave * (1 + z), wave_obs, poly)
+        truth.halpha_ew = broad_halpha.draw_halpha_ew(rng, calib)
+        with_lines = broad_halpha.with_halpha_ew(rest_wave, with_lines + poly_rest, broad_lines, truth.halpha_ew) - poly_rest
     return np.interp(wave_obs / (1 + z), rest_wave, with_lines) + poly
 
 
@@ -136,13 +147,13 @@ def observed_flux(
     x = np.linspace(-1, 1, wave_obs.size)
     judged = wave_obs / (1 + z) > 1100  # the far-UV below is mostly absorbed anyway
     for _ in range(MAX_DRAWS):
-        rest_wave, rest_flux, truth, legendre = emitted_rest(rng, calib, z, luminosity)
+        rest_wave, rest_flux, truth, legendre, broad_lines = emitted_rest(rng, calib, z, luminosity)
         poly = np.polynomial.legendre.legval(x, legendre)
         flux = np.interp(wave_obs / (1 + z), rest_wave, rest_flux) + poly
         med = np.median(flux[judged]) if judged.any() else np.median(flux)
         if med > 0 and np.mean(flux[judged] < 0.1 * med) <= 0.005:
             break  # a physical spectrum: no stretch of the continuum at or below zero
-    flux = _with_narrow_lines(rng, calib, z, wave_obs, rest_wave, rest_flux, poly, truth)
+    flux = _with_narrow_lines(rng, calib, z, wave_obs, rest_wave, rest_flux, poly, truth, broad_lines)
     flux = np.maximum(flux, 0.02 * abs(med))
 
     trans = absorption.forest_transmission(rng, wave_obs, z)

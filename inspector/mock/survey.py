@@ -230,6 +230,7 @@ def make_object(index: int, seed: int, calib: dict, z_distribution: str = "dr16q
         "MOCK_N_DLA": len(truth.dlas) if truth else 0,
         "MOCK_BAL_VMAX": truth.bal.v_max if (truth and truth.bal) else 0.0,
         "MOCK_OIII_EW": getattr(truth, "oiii_ew", np.nan) if truth else np.nan,
+        "MOCK_HALPHA_EW": getattr(truth, "halpha_ew", np.nan) if truth else np.nan,
     }
     return spec, row
 
