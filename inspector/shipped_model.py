@@ -30,6 +30,7 @@ class Recipe:
     epochs: int = 4
     class_epochs: int = 3
     class_lr: float = 3e-4
+    non_quasar_z_weight: float = 0.0  # 0: the class stage's redshift loss on the quasars only
     train_seed: int = 0
     threads: int = 1
     workers: int = 2
@@ -77,7 +78,9 @@ def build(workdir: Path, out: Path, recipe: Recipe = Recipe(), progress: bool = 
     t0 = time.time()
     head = train_on_store(
         store, out, config=recipe.config, epochs=recipe.class_epochs, lr=recipe.class_lr, seed=recipe.train_seed,
-        resume=True, threads=recipe.threads, class_head=True, init=qso_model, z_quasars_only=True,
+        resume=True, threads=recipe.threads, class_head=True, init=qso_model,
+        z_quasars_only=recipe.non_quasar_z_weight == 0,
+        non_quasar_z_weight=recipe.non_quasar_z_weight if recipe.non_quasar_z_weight > 0 else None,
         progress=progress, echo=echo,
     )  # fmt: skip
     times["class_s"] = time.time() - t0

@@ -8,7 +8,7 @@ split) and the validation table written into the finished model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ def train_on_store(
     class_head: bool = True,
     init: Path | None = None,
     z_quasars_only: bool = False,
+    non_quasar_z_weight: float | None = None,
     progress: bool = True,
     echo: Callable[[str], Any] = print,
 ) -> TrainResult:
@@ -74,7 +75,8 @@ def train_on_store(
 
     `init`: start from this trained model (its config; a class head is added if asked for and
     missing) instead of fresh weights. `z_quasars_only`: the redshift head learns only from the
-    quasars, the class head from everything (see `inspector.shipped_model` for why).
+    quasars, the class head from everything; `non_quasar_z_weight`: it learns from the stars' and
+    galaxies' z too, at this weight (see `inspector.shipped_model` for why).
     Raises FileNotFoundError / ValueError for a store that is not one, TrainingSetError when it has
     too little to train on, and lets KeyboardInterrupt through (the last epoch stays in the checkpoint).
     """
@@ -106,6 +108,8 @@ def train_on_store(
         overrides["dropout"] = dropout
     if class_head:
         overrides["n_classes"] = len(training_set.CLASSES)
+    if non_quasar_z_weight is not None:
+        overrides["non_quasar_z_weight"] = float(non_quasar_z_weight)
     cfg = getattr(FNetConfig, config)(**overrides)
     start = None
     if init is not None:
@@ -115,6 +119,8 @@ def train_on_store(
         start, _ = load_checkpoint(init)
         if class_head and start.class_head is None:
             start = with_class_head(start, seed=seed)
+        if non_quasar_z_weight is not None:
+            start.cfg = replace(start.cfg, non_quasar_z_weight=float(non_quasar_z_weight))
         cfg = start.cfg
     lr0, bs0 = CONFIG_DEFAULTS[config]
     z_all, cls_all = training_set.labels(index, class_head, z_quasars_only)

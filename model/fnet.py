@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classes import CLASSES, N_CLASSES, UNKNOWN
+from .classes import CLASSES, N_CLASSES, QSO_CLASSES, UNKNOWN
 from .fftconv import CONV_IMPLS, DEFAULT_FFT_MIN_KERNEL, FFTConv1d
 from .grid import FNET_NPIX
 
@@ -86,6 +86,7 @@ class FNetConfig:
     label_smoothing: float = 0.05
     n_classes: int = 0
     class_weight: float = 1.0
+    non_quasar_z_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.kernel_sizes) != len(self.paddings):
@@ -115,6 +116,8 @@ class FNetConfig:
             raise ValueError(f"n_classes must be 0 (no class head) or {N_CLASSES} ({', '.join(CLASSES)})")
         if not self.class_weight >= 0:
             raise ValueError("class_weight must be >= 0")
+        if not self.non_quasar_z_weight >= 0:
+            raise ValueError("non_quasar_z_weight must be >= 0")
         prev = self.stages[0][0]
         if prev != 1:
             raise ValueError("the first stage must take 1 input channel (the spectrum)")
@@ -490,14 +493,16 @@ class FNet(nn.Module):
         with a finite z, plus `class_weight` x cross-entropy of the class head on the rows with a class.
 
         Rows without a redshift (a spectrum with nothing in it has none) still teach the class head, and
-        stars and galaxies teach the redshift head their own z, so a non-quasar keeps a z of its own.
+        stars and galaxies teach the redshift head their own z, so a non-quasar keeps a z of its own;
+        their redshift loss counts `non_quasar_z_weight` times a quasar's, since the quasars' z is what
+        the network is for and a star's or galaxy's is the easier, secondary answer.
         """
         zo = self.z_part(out).float()
         has_z = torch.isfinite(z)
-        if bool(has_z.all()):
-            loss = self._z_loss(zo, z)
-        elif bool(has_z.any()):
-            loss = self._z_loss(zo[has_z], z[has_z]) * has_z.float().mean()
+        if bool(has_z.any()):
+            per_row = self._z_loss(zo[has_z], z[has_z])
+            weight = self._z_weights(cls, has_z)
+            loss = (per_row * weight).sum() / z.numel() if weight is not None else per_row.sum() / z.numel()
         else:
             loss = zo.sum() * 0.0
         logits = self.class_logits(out)
@@ -506,11 +511,23 @@ class FNet(nn.Module):
             loss = loss + self.cfg.class_weight * ce / cls.numel()
         return loss
 
+    def _z_weights(self, cls: torch.Tensor | None, has_z: torch.Tensor) -> torch.Tensor | None:
+        """Per-row weight of the redshift loss on the rows with a z; None where every row weighs 1."""
+        if cls is None or self.cfg.non_quasar_z_weight == 1.0:
+            return None
+        known = cls[has_z]
+        quasar = torch.zeros_like(known, dtype=torch.bool)
+        for name in QSO_CLASSES:
+            quasar |= known == CLASSES.index(name)
+        non_quasar = (known != UNKNOWN) & ~quasar
+        return torch.where(non_quasar, self.cfg.non_quasar_z_weight, 1.0).float()
+
     def _z_loss(self, zo: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-row redshift loss."""
         t = self.target(z)
         if self.bins is None:
-            return F.mse_loss(zo, t)
-        return F.cross_entropy(zo, t, label_smoothing=self.cfg.label_smoothing)
+            return F.mse_loss(zo, t, reduction="none")
+        return F.cross_entropy(zo, t, label_smoothing=self.cfg.label_smoothing, reduction="none")
 
     # label scaling -------------------------------------------------------
     def set_label_scaling(self, z_min: float, z_max: float) -> None:

@@ -145,3 +145,24 @@ def test_an_added_class_head_is_the_same_for_the_same_seed():
     a, b, c = with_class_head(base, 0), with_class_head(base, 0), with_class_head(base, 1)
     assert torch.equal(a.class_head.weight, b.class_head.weight)
     assert not torch.equal(a.class_head.weight, c.class_head.weight)
+
+
+def test_non_quasar_redshift_loss_counts_at_its_weight():
+    """A star's z teaches the redshift head at `non_quasar_z_weight` of a quasar's; 0 leaves it out, 1 is plain."""
+    torch.manual_seed(0)
+    flux, z, cls = mixed_set(8, seed=2)
+    x = torch.from_numpy(flux[:, None, :])
+    zt, ct = torch.from_numpy(z), torch.from_numpy(cls)
+    losses = {}
+    for w in (0.0, 0.5, 1.0):
+        torch.manual_seed(0)
+        model = FNet(replace(TINY_BINS, n_classes=N_CLASSES, class_weight=0.0, non_quasar_z_weight=w)).eval()
+        with torch.no_grad():
+            losses[w] = float(model.loss(model(x), zt, ct))
+    only_qso = zt.clone()
+    only_qso[ct != class_index("QSO")] = float("nan")
+    with torch.no_grad():
+        plain_qso = float(model.loss(model(x), only_qso, ct))
+    assert losses[0.0] == pytest.approx(plain_qso, rel=1e-5)
+    assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2, rel=1e-5)
+    assert losses[1.0] > losses[0.0]
