@@ -37,7 +37,8 @@ from .metrics import (
     z_bin_groups,
 )
 
-Z_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 7.0)
+# 4.5: above it the Lya forest fills most of an SDSS spectrum, the regime the paper singles out
+Z_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 4.5, 7.0)
 SN_EDGES = (0.0, 2.0, 3.0, 5.0, 10.0, math.inf)
 # every "by survey" table has these rows, in this order (then any other survey found)
 SURVEY_ORDER = ("SDSS-I/II", "BOSS", "eBOSS", "DESI")

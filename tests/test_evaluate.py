@@ -57,14 +57,15 @@ def test_tables_by_hand(hand_set):
 
     bz = t["by_z"]
     assert list(bz.index) == [
-        "all", "z[0,0.5)", "z[0.5,1)", "z[1,1.5)", "z[1.5,2)", "z[2,2.5)", "z[2.5,3)", "z[3,4)", "z[4,7)",
+        "all", "z[0,0.5)", "z[0.5,1)", "z[1,1.5)", "z[1.5,2)", "z[2,2.5)", "z[2.5,3)", "z[3,4)", "z[4,4.5)",
+        "z[4.5,7)",
     ]  # fmt: skip
-    assert bz["n"].tolist() == [10, 2, 1, 1, 1, 2, 1, 1, 1]
+    assert bz["n"].tolist() == [10, 2, 1, 1, 1, 2, 1, 1, 0, 1]
     assert bz.loc["z[0,0.5)", ["acc@6000", "acc@12000", "acc@30000"]].tolist() == [50.0, 100.0, 100.0]
     assert bz.loc["z[1,1.5)", "acc@30000"] == 0.0
     assert bz.loc["z[2,2.5)", ["acc@6000", "acc@12000", "acc@30000"]].tolist() == [50.0, 50.0, 100.0]
     assert bz.loc["z[2.5,3)", "acc@30000"] == 0.0 and bz.loc["z[2.5,3)", "median_abs_dv"] == math.inf
-    assert bz.loc["z[4,7)", "acc@6000"] == 100.0
+    assert bz.loc["z[4.5,7)", "acc@6000"] == 100.0  # the paper's high-z regime gets a row of its own
     assert bz.loc["z[0.5,1)", "median_abs_dv"] == pytest.approx(3000.0)
 
     bs = t["by_sn"]
