@@ -16,7 +16,11 @@ def shipped_model(
     n: int | None = typer.Option(None, "--n", min=100, help="Spectra in the training mock (default: the recipe's)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs on the quasars (default: the recipe's)."),
     class_epochs: int | None = typer.Option(None, "--class-epochs", min=1, help="Epochs with the class head."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads (the shipped model: 1)."),
+    non_quasar_z_weight: float | None = typer.Option(
+        None, "--non-quasar-z-weight", min=0.0,
+        help="Weight of the stars' and galaxies' redshift loss in the class stage (0: quasars only).",
+    ),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads (default: the recipe's)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Make the training mock, ingest it, train FNet on its quasars, then with its class head on everything;
@@ -25,7 +29,10 @@ def shipped_model(
 
     from inspector.shipped_model import Recipe, build
 
-    given = {"n": n, "epochs": epochs, "class_epochs": class_epochs, "threads": threads}
+    given = {
+        "n": n, "epochs": epochs, "class_epochs": class_epochs, "threads": threads,
+        "non_quasar_z_weight": non_quasar_z_weight,
+    }  # fmt: skip
     recipe = replace(Recipe(), **{k: v for k, v in given.items() if v is not None})
     try:
         path = build(workdir, out, recipe, progress=progress, echo=typer.echo)

@@ -206,7 +206,7 @@ def retrain(
 
     old_model, _ = load_checkpoint(cur_path)
     if from_scratch:
-        cfg = config if config is not None else FNetConfig.small(n_classes=old_model.cfg.n_classes)
+        cfg = config if config is not None else FNetConfig.small(n_classes=old_model.cfg.n_classes, class_net=old_model.cfg.class_net)
         start = None
     else:
         cfg = old_model.cfg

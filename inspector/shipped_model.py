@@ -3,8 +3,8 @@
 A model is only as reproducible as the data it was trained on, so the recipe owns every step:
 a training mock (flat-z quasars with a flat S/N among a quasar-target superset's stars, galaxies and
 empty spectra, so the class head sees what a real superset holds), its ingest into a store, the
-network trained on the quasars, and its class head fitted alone on everything (`model.class_head`
-says why in two steps).
+network trained on the quasars, then a twin of it trained on everything for the classes and the
+stars' and galaxies' own z while the quasar network stays frozen (`model.class_head` says why).
 Each step picks up where a killed run stopped (the mock is kept once its catalog is written, the
 ingest resumes itself, the training resumes from its per-epoch checkpoint), so the whole recipe
 can run for hours under nohup and be rerun with the same command after any interruption.
@@ -21,18 +21,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Recipe:
-    n: int = 60_000
+    n: int = 120_000
     seed: int = 7
     z_distribution: str = "flat"
     population: str = "superset"
     sn_distribution: str = "flat"
     config: str = "small"
-    epochs: int = 4
+    epochs: int = 10
     class_epochs: int = 3
     class_lr: float = 3e-4
-    non_quasar_z_weight: float = 0.0  # 0: the class stage's redshift loss on the quasars only
+    non_quasar_z_weight: float = 1.0  # 0: the class stage's redshift loss on the quasars only
+    class_net: str = "twin"  # the class stage trains a copy; the quasar network stays as it is
     train_seed: int = 0
-    threads: int = 1
+    threads: int = 2
     workers: int = 2
 
 
@@ -81,6 +82,7 @@ def build(workdir: Path, out: Path, recipe: Recipe = Recipe(), progress: bool = 
         resume=True, threads=recipe.threads, class_head=True, init=qso_model,
         z_quasars_only=recipe.non_quasar_z_weight == 0,
         non_quasar_z_weight=recipe.non_quasar_z_weight if recipe.non_quasar_z_weight > 0 else None,
+        twin=recipe.class_net == "twin",
         progress=progress, echo=echo,
     )  # fmt: skip
     times["class_s"] = time.time() - t0

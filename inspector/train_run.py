@@ -68,6 +68,7 @@ def train_on_store(
     init: Path | None = None,
     z_quasars_only: bool = False,
     non_quasar_z_weight: float | None = None,
+    twin: bool = False,
     progress: bool = True,
     echo: Callable[[str], Any] = print,
 ) -> TrainResult:
@@ -76,7 +77,8 @@ def train_on_store(
     `init`: start from this trained model (its config; a class head is added if asked for and
     missing) instead of fresh weights. `z_quasars_only`: the redshift head learns only from the
     quasars, the class head from everything; `non_quasar_z_weight`: it learns from the stars' and
-    galaxies' z too, at this weight (see `inspector.shipped_model` for why).
+    galaxies' z too, at this weight. `twin` (with `init`): the class head goes into a copy of the
+    initial network and only that copy trains, the initial one frozen (see `model.class_head` for why).
     Raises FileNotFoundError / ValueError for a store that is not one, TrainingSetError when it has
     too little to train on, and lets KeyboardInterrupt through (the last epoch stays in the checkpoint).
     """
@@ -89,6 +91,8 @@ def train_on_store(
 
     if config not in CONFIG_DEFAULTS:
         raise ValueError(f"config must be one of {sorted(CONFIG_DEFAULTS)}, not {config!r}")
+    if twin and (init is None or not class_head):
+        raise ValueError("a twin class network starts from a trained model: give init and class_head")
     st = open_store(store)
     if not st.complete:
         echo("warning: the store's ingest is not complete; training on the rows committed so far")
@@ -117,10 +121,14 @@ def train_on_store(
         from model.class_head import with_class_head
 
         start, _ = load_checkpoint(init)
-        if class_head and start.class_head is None:
-            start = with_class_head(start, seed=seed)
+        if class_head and not start.has_classes:
+            start = with_class_head(start, seed=seed, twin=twin)
         if non_quasar_z_weight is not None:
-            start.cfg = replace(start.cfg, non_quasar_z_weight=float(non_quasar_z_weight))
+            for net in (start, start.twin):
+                if net is not None:
+                    net.cfg = replace(net.cfg, non_quasar_z_weight=float(non_quasar_z_weight))
+        if twin:
+            start.freeze_redshift()
         cfg = start.cfg
     lr0, bs0 = CONFIG_DEFAULTS[config]
     z_all, cls_all = training_set.labels(index, class_head, z_quasars_only)
@@ -131,8 +139,9 @@ def train_on_store(
     if resume and not ckpt.exists():
         echo(f"note: no training checkpoint at {ckpt}; starting afresh")
     echo(
-        f"training FNet ({config}, {cfg.output} head{', class head' if class_head else ''}, "
-        f"{count_parameters(FNet(cfg)):,} parameters) on {train_rows.size} spectra, validating on {val_rows.size} "
+        f"training FNet ({config}, {cfg.output} head{', class head' if class_head else ''}"
+        f"{' in a twin network' if cfg.class_net == 'twin' and class_head else ''}, "
+        f"{count_parameters(FNet(cfg), trainable_only=False):,} parameters) on {train_rows.size} spectra, validating on {val_rows.size} "
         f"({n_objects} objects in all); checkpoint {ckpt}"
     )
     model, history = train(

@@ -52,6 +52,11 @@ OUTPUTS = ("regression", "bins")
 C_KMS = 299792.458
 
 
+# Where the class head sits: "shared" reads FNet's own last hidden layer; "twin" is a second FNet of the
+# same config beside the redshift network, with its own class head and redshift head (see `FNet`).
+CLASS_NETS = ("shared", "twin")
+
+
 @dataclass(frozen=True)
 class FNetConfig:
     """Every hyper-parameter of the FNet architecture.
@@ -87,6 +92,7 @@ class FNetConfig:
     n_classes: int = 0
     class_weight: float = 1.0
     non_quasar_z_weight: float = 1.0
+    class_net: str = "shared"
 
     def __post_init__(self) -> None:
         if len(self.kernel_sizes) != len(self.paddings):
@@ -118,6 +124,8 @@ class FNetConfig:
             raise ValueError("class_weight must be >= 0")
         if not self.non_quasar_z_weight >= 0:
             raise ValueError("non_quasar_z_weight must be >= 0")
+        if self.class_net not in CLASS_NETS:
+            raise ValueError(f"class_net must be one of {CLASS_NETS}, got {self.class_net!r}")
         prev = self.stages[0][0]
         if prev != 1:
             raise ValueError("the first stage must take 1 input channel (the spectrum)")
@@ -425,8 +433,11 @@ class FNet(nn.Module):
             width = h
         head.append(nn.Linear(width, cfg.n_out))
         self.head = nn.Sequential(*head)
-        # the class head reads the same last hidden layer as the redshift output
-        self.class_head: nn.Module | None = nn.Linear(width, cfg.n_classes) if cfg.n_classes else None
+        # the class head reads the same last hidden layer as the redshift output, or sits in a twin network
+        twin = cfg.n_classes > 0 and cfg.class_net == "twin"
+        self.class_head: nn.Module | None = nn.Linear(width, cfg.n_classes) if cfg.n_classes and not twin else None
+        self.twin: FNet | None = FNet(replace(cfg, class_net="shared")) if twin else None
+        self.redshift_frozen = False
         self.register_buffer("z_min", torch.tensor(0.0, dtype=torch.float64))
         self.register_buffer("z_max", torch.tensor(1.0, dtype=torch.float64))
         self.bins = ZBins.of(cfg) if cfg.output == "bins" else None
@@ -452,6 +463,8 @@ class FNet(nn.Module):
         feat = self.hidden(x)  # the trunk under any autocast, the dense head in float32
         with torch.autocast(x.device.type, enabled=False):
             out = self.head[-1](feat)
+            if self.twin is not None:  # [redshift | the twin's redshift | class logits]
+                return torch.cat([out, self.twin(x)], dim=-1)
             if self.class_head is not None:
                 return torch.cat([out, self.class_head(feat)], dim=-1)
         return out.squeeze(-1) if self.cfg.output == "regression" else out
@@ -464,17 +477,55 @@ class FNet(nn.Module):
         with torch.autocast(h.device.type, enabled=False):
             return self.head[:-1](h.float())
 
-    # the two parts of an output -------------------------------------------
+    # the parts of an output ----------------------------------------------
+    @property
+    def has_classes(self) -> bool:
+        return self.class_head is not None or self.twin is not None
+
     def z_part(self, out: torch.Tensor) -> torch.Tensor:
-        """The redshift output: (B,) scaled z (regression) or (B, n_bins) logits."""
-        if self.class_head is None:
+        """The redshift output: (B,) scaled z (regression) or (B, n_bins) logits.
+
+        With a twin, a spectrum called a quasar (its most probable class is QSO or BAL) gets the
+        redshift network's output and any other spectrum the twin's, so a star or a galaxy keeps a z
+        of its own while a quasar's z comes from the network trained on quasars alone.
+        """
+        if not self.has_classes:
             return out
-        zo = out[..., : self.cfg.n_out]
+        n = self.cfg.n_out
+        zo = out[..., :n]
+        if self.twin is not None:
+            zo = torch.where(self.called_quasar(out).unsqueeze(-1), zo, out[..., n : 2 * n])
         return zo.squeeze(-1) if self.cfg.output == "regression" else zo
 
     def class_logits(self, out: torch.Tensor) -> torch.Tensor | None:
         """(B, n_classes) class logits in the order of `model.classes.CLASSES`; None without a class head."""
-        return None if self.class_head is None else out[..., self.cfg.n_out :]
+        return out[..., -self.cfg.n_classes :] if self.has_classes else None
+
+    def called_quasar(self, out: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the most probable class is a quasar one (what `fnet_class` shows)."""
+        top = self.class_logits(out).argmax(dim=-1)
+        quasar = torch.zeros_like(top, dtype=torch.bool)
+        for name in QSO_CLASSES:
+            quasar |= top == CLASSES.index(name)
+        return quasar
+
+    def freeze_redshift(self) -> None:
+        """Train only the twin from now on: the redshift network keeps its weights and its batch-norm
+        statistics, so a class stage cannot cost the quasars' redshifts anything."""
+        if self.twin is None:
+            raise ValueError("only a model with a twin class network can freeze its redshift network")
+        for name, p in self.named_parameters():
+            if not name.startswith("twin."):
+                p.requires_grad_(False)
+        self.redshift_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> FNet:
+        super().train(mode)
+        if self.redshift_frozen:
+            for part in (self.pool, self.trunk, self.head):
+                part.eval()
+        return self
 
     def class_prob(self, out: torch.Tensor) -> np.ndarray | None:
         """(B, n_classes) class probabilities (float64 numpy); None without a class head."""
@@ -497,6 +548,8 @@ class FNet(nn.Module):
         their redshift loss counts `non_quasar_z_weight` times a quasar's, since the quasars' z is what
         the network is for and a star's or galaxy's is the easier, secondary answer.
         """
+        if self.twin is not None:
+            return self._twin_loss(out, z, cls)
         zo = self.z_part(out).float()
         has_z = torch.isfinite(z)
         if bool(has_z.any()):
@@ -510,6 +563,20 @@ class FNet(nn.Module):
             ce = F.cross_entropy(logits.float(), cls.long(), ignore_index=UNKNOWN, reduction="sum")
             loss = loss + self.cfg.class_weight * ce / cls.numel()
         return loss
+
+    def _twin_loss(self, out: torch.Tensor, z: torch.Tensor, cls: torch.Tensor | None) -> torch.Tensor:
+        """The redshift network's loss on the quasars (and rows of unknown class) plus the twin's own loss."""
+        n = self.cfg.n_out
+        zo = out[..., :n].float()
+        zo = zo.squeeze(-1) if self.cfg.output == "regression" else zo
+        use = torch.isfinite(z)
+        if cls is not None:
+            quasar = cls == UNKNOWN
+            for name in QSO_CLASSES:
+                quasar |= cls == CLASSES.index(name)
+            use &= quasar
+        loss = self._z_loss(zo[use], z[use]).sum() / z.numel() if bool(use.any()) else zo.sum() * 0.0
+        return loss + self.twin.loss(out[..., n:], z, cls)
 
     def _z_weights(self, cls: torch.Tensor | None, has_z: torch.Tensor) -> torch.Tensor | None:
         """Per-row weight of the redshift loss on the rows with a z; None where every row weighs 1."""

@@ -129,7 +129,7 @@ def test_shipped_model_recipe_trains_quasars_then_the_class_head_and_resumes(tmp
     out = build(tmp_path / "w", tmp_path / "m.pt", recipe, progress=False, echo=lambda s: None)
     model, meta = load_checkpoint(out)
     prov = meta["provenance"]
-    assert model.cfg.n_classes == N_CLASSES and prov["class_head"] is True and prov["z_labels"] == "quasars"
+    assert model.cfg.n_classes == N_CLASSES and prov["class_head"] is True and model.cfg.class_net == "twin"
     assert prov["init"]["sha1"] == file_sha1(tmp_path / "w" / "fnet-qso.pt")
     build(tmp_path / "w", tmp_path / "m.pt", recipe, progress=False, echo=lambda s: None)  # everything done: resumes
     assert load_checkpoint(out)[1]["provenance"]["data_hash"] == prov["data_hash"]
@@ -166,3 +166,37 @@ def test_non_quasar_redshift_loss_counts_at_its_weight():
     assert losses[0.0] == pytest.approx(plain_qso, rel=1e-5)
     assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2, rel=1e-5)
     assert losses[1.0] > losses[0.0]
+
+
+def test_a_twin_class_network_learns_classes_without_touching_the_quasar_redshifts(tmp_path):
+    """The shipped layout: the quasar network frozen, its twin learns the classes and the stars' own z."""
+    from model.class_head import with_class_head
+
+    flux, z, cls = mixed_set(48, seed=0)
+    quasar = cls == class_index("QSO")
+    base, _ = train(
+        TINY_BINS, flux, z, train_rows=np.flatnonzero(quasar), epochs=6, batch_size=12, lr=3e-3, progress=False,
+        device="cpu", seed=0,
+    )  # fmt: skip
+    z_base = np.concatenate([b.z for b in predict_store(base, flux, batch_size=16)])
+    twin = with_class_head(base, twin=True)
+    twin.freeze_redshift()
+    frozen = {k: v.clone() for k, v in twin.state_dict().items() if not k.startswith("twin.")}
+    model, hist = train(
+        twin.cfg, flux, z, flux, z, train_classes=cls, val_classes=cls, epochs=20, batch_size=12, lr=3e-3,
+        progress=False, device="cpu", seed=0, model=twin,
+    )  # fmt: skip
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in frozen.items()), "weights and BN statistics kept"
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "twin.pt", model))
+    assert loaded.cfg.class_net == "twin" and loaded.twin is not None
+    batches = list(predict_store(loaded, flux, batch_size=16, n_alt=1))
+    prob = np.concatenate([b.class_prob for b in batches])
+    zp = np.concatenate([b.z for b in batches])
+    called = prob.argmax(axis=1)
+    assert np.mean(called == cls) >= 0.95
+    as_quasar = np.isin(np.array(CLASSES)[called], ["QSO", "BAL"])
+    assert np.array_equal(zp[as_quasar], z_base[as_quasar]), "a quasar's z is the quasar network's, unchanged"
+    star = (cls == class_index("STAR")) & (called == cls)
+    assert star.any() and np.all(np.abs(zp[star]) < 0.1), "a star keeps its own z, near 0"
+    with pytest.raises(ValueError, match="twin"):
+        base.freeze_redshift()
