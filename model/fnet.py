@@ -485,21 +485,34 @@ class FNet(nn.Module):
     def z_part(self, out: torch.Tensor) -> torch.Tensor:
         """The redshift output: (B,) scaled z (regression) or (B, n_bins) logits.
 
-        With a twin, a spectrum called a quasar (its most probable class is QSO or BAL) gets the
-        redshift network's output and any other spectrum the twin's, so a star or a galaxy keeps a z
-        of its own while a quasar's z comes from the network trained on quasars alone.
+        With a twin, the bins head gives the posterior over z marginalised over the class,
+        P(z) = p_qso P_quasar-network(z) + (1 - p_qso) P_twin(z) (as log-probabilities): a star or a
+        galaxy keeps a z of its own, a quasar's comes from the network trained on quasars alone, and
+        where the class is in doubt both answers stay in the posterior, the less likely one as an
+        alternative. A regression twin takes the z of the called class.
         """
         if not self.has_classes:
             return out
         n = self.cfg.n_out
         zo = out[..., :n]
         if self.twin is not None:
-            zo = torch.where(self.called_quasar(out).unsqueeze(-1), zo, out[..., n : 2 * n])
+            other = out[..., n : 2 * n]
+            if self.cfg.output == "regression":
+                zo = torch.where(self.called_quasar(out).unsqueeze(-1), zo, other)
+            else:
+                pq = self.p_qso(out).unsqueeze(-1)
+                mix = pq * torch.softmax(zo.double(), dim=-1) + (1 - pq) * torch.softmax(other.double(), dim=-1)
+                zo = torch.log(mix.clamp_min(1e-300)).to(zo.dtype)
         return zo.squeeze(-1) if self.cfg.output == "regression" else zo
 
     def class_logits(self, out: torch.Tensor) -> torch.Tensor | None:
         """(B, n_classes) class logits in the order of `model.classes.CLASSES`; None without a class head."""
         return out[..., -self.cfg.n_classes :] if self.has_classes else None
+
+    def p_qso(self, out: torch.Tensor) -> torch.Tensor:
+        """(B,) float64 P(QSO) + P(BAL) from the class logits."""
+        prob = torch.softmax(self.class_logits(out).double(), dim=-1)
+        return sum(prob[..., CLASSES.index(name)] for name in QSO_CLASSES)
 
     def called_quasar(self, out: torch.Tensor) -> torch.Tensor:
         """(B,) bool: the most probable class is a quasar one (what `fnet_class` shows)."""

@@ -194,8 +194,10 @@ def test_a_twin_class_network_learns_classes_without_touching_the_quasar_redshif
     zp = np.concatenate([b.z for b in batches])
     called = prob.argmax(axis=1)
     assert np.mean(called == cls) >= 0.95
-    as_quasar = np.isin(np.array(CLASSES)[called], ["QSO", "BAL"])
-    assert np.array_equal(zp[as_quasar], z_base[as_quasar]), "a quasar's z is the quasar network's, unchanged"
+    sure_quasar = p_qso(prob) > 0.99  # the z posterior is the class-weighted mix of the two networks'
+    assert sure_quasar.sum() >= 20
+    dv = 299792.458 * (zp[sure_quasar] - z_base[sure_quasar]) / (1 + z_base[sure_quasar])
+    assert np.all(np.abs(dv) < 50), "a quasar's z is the quasar network's"
     star = (cls == class_index("STAR")) & (called == cls)
     assert star.any() and np.all(np.abs(zp[star]) < 0.1), "a star keeps its own z, near 0"
     with pytest.raises(ValueError, match="twin"):
