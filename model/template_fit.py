@@ -43,7 +43,8 @@ import numpy as np
 from model.assets import TEMPLATE_DIR
 
 DLOG = 1e-4
-C_KMS = 299792.458
+from .metrics import C_KMS
+
 # validity range of each template in z (LOZ below ~1.7, HIZ above ~1.3)
 Z_RANGES = {"LOZ": (-0.01, 1.7), "HIZ": (1.3, 99.0)}
 MIN_SEPARATION_KMS = 3000.0

@@ -19,8 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.schema import Decision, Inspector, Prediction, Spectrum, TriageFlag
-
-C_KMS = 299792.458
+from model.metrics import C_KMS
 
 
 def dv_kms(z: float, z_ref: float) -> float:

@@ -12,7 +12,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import expit, voigt_profile
 
-C_KMS = 299792.458
+from model.metrics import C_KMS
+
 LYA, LYB, LYLIMIT = 1215.67, 1025.72, 911.75
 FOREST_SIGMA_G = 1.4  # log-normal scatter of the forest optical depth; sets how "spiky" the forest is
 

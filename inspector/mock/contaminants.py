@@ -16,8 +16,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from inspector.mock import observe
 from inspector.mock.templates import ArchetypeBasis, contaminant_basis, std_template
-
-C_KMS = 299792.458
+from model.metrics import C_KMS
 
 # The superset's mix, one row per MOCK_TEMPLATE: (template, fraction of all objects, median S/N, log-normal
 # sigma of S/N). Why these numbers: DR16Q's superset is 1.44 M observations of which ~750 k are quasars

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-C_KMS = 299792.458
+from model.metrics import C_KMS
 
 # QuasarNET's lines (rest, vacuum A); the pipeline confuses pairs of the same table.
 QN_LINES = {"LYA": 1215.67, "CIV": 1549.06, "CIII": 1908.73, "MGII": 2798.75, "HB": 4862.68, "HA": 6564.61}

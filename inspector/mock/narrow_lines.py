@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr
 
-C_KMS = 299792.458
+from model.metrics import C_KMS
 
 
 class NarrowLine(NamedTuple):
