@@ -173,4 +173,3 @@ def train_on_store(
     hist = hist[[c for c in HISTORY_COLUMNS if c in hist]]
     secs = float(model.provenance.get("train_seconds", 0.0))
     return TrainResult(Path(out), ckpt, hist, table_text, int(val_qso.size), secs)
-

@@ -22,6 +22,7 @@ CLASS_TABLE: tuple[tuple[str, tuple[int, ...], bool], ...] = (
 CLASSES: tuple[str, ...] = tuple(name for name, _, _ in CLASS_TABLE)
 N_CLASSES = len(CLASSES)
 QSO_CLASSES: tuple[str, ...] = tuple(name for name, _, q in CLASS_TABLE if q)
+QSO_INDICES: tuple[int, ...] = tuple(CLASSES.index(name) for name in QSO_CLASSES)
 UNKNOWN = -1  # class index of a spectrum with no class label (ignored by the class loss)
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_cls_{name.lower()}" for name in CLASSES)
 
@@ -50,16 +51,15 @@ def from_class_person(codes: np.ndarray) -> np.ndarray:
 def p_qso(prob: np.ndarray) -> np.ndarray:
     """Probability that a spectrum is a quasar of any kind: the sum over the quasar classes (N x N_CLASSES in)."""
     p = np.asarray(prob, dtype=np.float64)
-    return p[:, [CLASSES.index(q) for q in QSO_CLASSES]].sum(axis=1)
+    return p[:, list(QSO_INDICES)].sum(axis=1)
 
 
 def is_qso_class(idx: np.ndarray) -> np.ndarray:
     """Whether each class index is a quasar class."""
-    q = np.array([CLASSES.index(n) for n in QSO_CLASSES])
-    return np.isin(np.asarray(idx), q)
+    return np.isin(np.asarray(idx), QSO_INDICES)
 
 
 __all__ = [
-    "CLASS_TABLE", "CLASSES", "N_CLASSES", "QSO_CLASSES", "UNKNOWN", "PROB_COLUMNS", "class_index",
+    "CLASS_TABLE", "CLASSES", "N_CLASSES", "QSO_CLASSES", "QSO_INDICES", "UNKNOWN", "PROB_COLUMNS", "class_index",
     "class_indices", "from_class_person", "p_qso", "is_qso_class",
 ]

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classes import CLASSES, N_CLASSES, QSO_CLASSES, UNKNOWN
+from .classes import CLASSES, N_CLASSES, QSO_INDICES, UNKNOWN
 from .fftconv import CONV_IMPLS, DEFAULT_FFT_MIN_KERNEL, FFTConv1d
 from .grid import FNET_NPIX
 from .zbins import Alternatives, Decoded, ZBins, decode_posterior
@@ -227,6 +227,11 @@ class FNetConfig:
         return cls(**kw)
 
 
+def _is_quasar(idx: torch.Tensor) -> torch.Tensor:
+    """Whether each class index is a quasar class (`model.classes.is_qso_class` for tensors)."""
+    return torch.isin(idx, torch.tensor(QSO_INDICES, device=idx.device, dtype=idx.dtype))
+
+
 class ResBlock(nn.Module):
     """conv-BN-ReLU, conv-BN-ReLU, conv-BN, + shortcut, ReLU (see the module docstring)."""
 
@@ -359,15 +364,11 @@ class FNet(nn.Module):
     def p_qso(self, out: torch.Tensor) -> torch.Tensor:
         """(B,) float64 P(QSO) + P(BAL) from the class logits."""
         prob = torch.softmax(self.class_logits(out).double(), dim=-1)
-        return sum(prob[..., CLASSES.index(name)] for name in QSO_CLASSES)
+        return prob[..., list(QSO_INDICES)].sum(dim=-1)
 
     def called_quasar(self, out: torch.Tensor) -> torch.Tensor:
         """(B,) bool: the most probable class is a quasar one (what `fnet_class` shows)."""
-        top = self.class_logits(out).argmax(dim=-1)
-        quasar = torch.zeros_like(top, dtype=torch.bool)
-        for name in QSO_CLASSES:
-            quasar |= top == CLASSES.index(name)
-        return quasar
+        return _is_quasar(self.class_logits(out).argmax(dim=-1))
 
     def freeze_redshift(self) -> None:
         """Train only the twin from now on: the redshift network keeps its weights and its batch-norm
@@ -415,7 +416,7 @@ class FNet(nn.Module):
         if bool(has_z.any()):
             per_row = self._z_loss(zo[has_z], z[has_z])
             weight = self._z_weights(cls, has_z)
-            loss = (per_row * weight).sum() / z.numel() if weight is not None else per_row.sum() / z.numel()
+            loss = (per_row if weight is None else per_row * weight).sum() / z.numel()
         else:
             loss = zo.sum() * 0.0
         logits = self.class_logits(out)
@@ -431,10 +432,7 @@ class FNet(nn.Module):
         zo = zo.squeeze(-1) if self.cfg.output == "regression" else zo
         use = torch.isfinite(z)
         if cls is not None:
-            quasar = cls == UNKNOWN
-            for name in QSO_CLASSES:
-                quasar |= cls == CLASSES.index(name)
-            use &= quasar
+            use &= (cls == UNKNOWN) | _is_quasar(cls)
         loss = self._z_loss(zo[use], z[use]).sum() / z.numel() if bool(use.any()) else zo.sum() * 0.0
         return loss + self.twin.loss(out[..., n:], z, cls)
 
@@ -443,10 +441,7 @@ class FNet(nn.Module):
         if cls is None or self.cfg.non_quasar_z_weight == 1.0:
             return None
         known = cls[has_z]
-        quasar = torch.zeros_like(known, dtype=torch.bool)
-        for name in QSO_CLASSES:
-            quasar |= known == CLASSES.index(name)
-        non_quasar = (known != UNKNOWN) & ~quasar
+        non_quasar = (known != UNKNOWN) & ~_is_quasar(known)
         return torch.where(non_quasar, self.cfg.non_quasar_z_weight, 1.0).float()
 
     def _z_loss(self, zo: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

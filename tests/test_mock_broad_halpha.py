@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mock_draws import WAVE, drawn_and_measured
 
 from inspector.mock import broad_halpha, calibration, quasar
 from inspector.mock.broad_halpha import halpha_ew
-
-WAVE = 10 ** (3.55 + 1e-4 * np.arange(4700))  # BOSS-like observed grid
 
 
 @pytest.fixture(scope="module")
@@ -29,29 +28,18 @@ def test_halpha_ew_of_a_known_line():
 
 def test_measured_ew_on_the_observed_spectrum_is_the_drawn_one(calib):
     """What the catalog records as MOCK_HALPHA_EW is what a person measures on the (noiseless) spectrum."""
-    rng = np.random.default_rng(3)
-    drawn, measured = [], []
-    for _ in range(40):
-        z = rng.uniform(0.02, 0.5)
-        flux, truth = quasar.observed_flux(rng, calib, z, WAVE)
-        if np.isfinite(truth.halpha_ew):
-            drawn.append(truth.halpha_ew)
-            measured.append(halpha_ew(WAVE / (1 + z), flux))
-    assert len(drawn) >= 30
-    ratio = np.asarray(measured) / np.asarray(drawn)
+    drawn, measured = drawn_and_measured(calib, 3, 40, (0.02, 0.5), "halpha_ew", halpha_ew)
+    has = np.isfinite(drawn)
+    assert has.sum() >= 30
+    ratio = measured[has] / drawn[has]
     assert np.median(np.abs(ratio - 1)) < 0.05
 
 
 def test_mock_halpha_strength_follows_the_real_quasars(calib):
     """The median and the strong tail: the commonest real FNet miss was a z ~ 0.3 quasar whose Halpha dominates."""
-    rng = np.random.default_rng(0)
     real = calib["HALPHA_ew"][calib["HALPHA_sn"] >= broad_halpha.MIN_CALIB_SN]
-    mock = []
-    for _ in range(150):
-        z = rng.uniform(0.02, 0.5)
-        flux, _ = quasar.observed_flux(rng, calib, z, WAVE)
-        mock.append(halpha_ew(WAVE / (1 + z), flux))
-    mock = np.asarray(mock)[np.isfinite(mock)]
+    _, mock = drawn_and_measured(calib, 0, 150, (0.02, 0.5), "halpha_ew", halpha_ew)
+    mock = mock[np.isfinite(mock)]
     assert np.median(mock) == pytest.approx(np.median(real), rel=0.25)
     assert (mock > 500).mean() > 0.1, "quasars whose Halpha towers over everything else"
 
