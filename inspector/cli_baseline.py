@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from inspector.baseline_run import fingerprint
 from inspector.cli import app
+from inspector.estimates import BASELINE_PREDICTIONS
 
 baseline_app = typer.Typer(
     help="QuasarNET-style baseline (443-bin line finder): train on a spectrum store, predict Z_QN for it.",
@@ -14,7 +16,6 @@ baseline_app = typer.Typer(
 )
 app.add_typer(baseline_app, name="baseline")
 
-PREDICTIONS_FILE = Path("predictions") / "quasarnet.parquet"
 
 
 def _labels(store):
@@ -27,17 +28,6 @@ def _labels(store):
     if "BAL_PROB" in idx:  # DR16Q / mock: 1 BAL, 0 not, -1 not measured
         bal = idx["BAL_PROB"].astype("float64").to_numpy(na_value=np.nan)
     return z, is_qso, bal
-
-
-def _fingerprint(object_ids) -> str:
-    """sha256 of the store's object ids in row order: ties a checkpoint's split to the store it was made on."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for oid in object_ids:
-        h.update(str(oid).encode())
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 def _splits(n: int, usable, val_fraction: float, test_fraction: float, seed: int, split_from: Path | None, index):
@@ -125,7 +115,7 @@ def train_command(
     metrics = {k: v for k, v in last.items() if k.startswith("val_")}
     save_quasarnet(out, model, metrics=metrics, history=hist, extra={
         "store": str(Path(store).resolve()), "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
-        "store_rows": len(st), "store_fingerprint": _fingerprint(st.index["object_id"]),
+        "store_rows": len(st), "store_fingerprint": fingerprint(st.index["object_id"]),
         "train_rows": torch.from_numpy(tr.astype(np.int64)), "val_rows": torch.from_numpy(va.astype(np.int64)),
         "split_from": str(split_from) if split_from else None, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "train_seconds": secs,
         "train_spectra_per_s": epochs * tr.size / secs if secs > 0 else None,
@@ -143,26 +133,11 @@ def train_command(
     typer.echo(f"trained in {secs:.0f} s; wrote {out}")
 
 
-def _split_labels(extra: dict, st):
-    """train/val/test per store row when the checkpoint was trained on this store (its first rows unchanged)."""
-    import numpy as np
-
-    n0 = extra.get("store_rows")
-    if n0 is None or "train_rows" not in extra or n0 > len(st):
-        return None
-    if extra.get("store_fingerprint") != _fingerprint(st.index["object_id"].iloc[:n0]):
-        return None
-    lab = np.full(len(st), "test", dtype=object)  # rows appended after training are unseen too
-    lab[np.asarray(extra["train_rows"], dtype=np.int64)] = "train"
-    lab[np.asarray(extra["val_rows"], dtype=np.int64)] = "val"
-    return lab
-
-
 @baseline_app.command("predict")
 def predict_command(
     store: Path = typer.Option(..., "--store", help="Spectrum store directory."),
     model_path: Path = typer.Option(..., "--model", help="Checkpoint from `inspector baseline train`."),
-    out: Path | None = typer.Option(None, "--out", help=f"Output parquet (default STORE/{PREDICTIONS_FILE})."),
+    out: Path | None = typer.Option(None, "--out", help=f"Output parquet (default STORE/{BASELINE_PREDICTIONS})."),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -173,62 +148,18 @@ def predict_command(
     qn_failed, bal_prob, per line (lya civ ciii mgii hb ha) qn_z_<line> and qn_conf_<line>, and, when the
     model was trained on this store, split (train, val, or test = never seen in training).
     """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import torch
-    from tqdm.auto import tqdm
 
-    from inspector.store import open_store
-    from model.quasarnet_train import iter_predict, load_quasarnet
+    from inspector.baseline_run import write_baseline_predictions
 
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        model, ckpt = load_quasarnet(model_path)
+        r = write_baseline_predictions(store, model_path, out, batch_size=batch_size, progress=progress)
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    st = open_store(store)
-    out = out or Path(store) / PREDICTIONS_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    ids = st.index["object_id"].astype(str).to_numpy() if "object_id" in st.index else None
-    split = _split_labels(ckpt.get("extra", {}), st)
-    if split is None:
+    if not r["split"]:
         typer.echo("note: the model was not trained on this store (or it changed): no split column written")
-    writer = None
-    n_failed = n_done = 0
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(st), disable=not progress, unit="spec", dynamic_ncols=True)
-    try:
-        for rows, df in iter_predict(model, st.flux, st.ivar, batch_size=batch_size):
-            df.insert(0, "row", rows.astype(np.int64))
-            df.insert(1, "object_id", ids[rows] if ids is not None else rows.astype(str))
-            df["z_qn_line"] = df["z_qn_line"].astype(str)
-            if split is not None:
-                df["split"] = split[rows]
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            n_failed += int(df["qn_failed"].sum())
-            n_done += len(df)
-            bar.update(len(df))
-        if writer is None:  # empty store: write the empty table with the right columns
-            from model.quasarnet_train import predict_quasarnet
-
-            df = predict_quasarnet(model, np.zeros((0, st.flux.shape[1]), np.float32),
-                                   np.zeros((0, st.flux.shape[1]), np.float32))
-            df.insert(0, "row", np.zeros(0, np.int64))
-            df.insert(1, "object_id", np.zeros(0, dtype=object))
-            df["z_qn_line"] = df["z_qn_line"].astype(str)
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    tmp.replace(out)
-    secs = time.perf_counter() - t0
-    rate = f", {n_done / secs:.0f} spectra/s" if secs > 0 and n_done else ""
-    typer.echo(f"{n_done} spectra, {n_failed} failures (Z_QN = -1){rate}; wrote {out}")
+    rate = f", {r['n'] / r['seconds']:.0f} spectra/s" if r["seconds"] > 0 and r["n"] else ""
+    typer.echo(f"{r['n']} spectra, {r['n_failed']} failures (Z_QN = -1){rate}; wrote {r['path']}")

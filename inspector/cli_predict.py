@@ -30,6 +30,9 @@ def predict_command(
     ),
     template_processes: int | None = typer.Option(None, "--template-processes", min=1,
                                                   help="Processes for the template fit (default: the CPU count, <= 8)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline",
+                                  help="Where the store has no catalog Z_QN, also run the QuasarNET-style baseline "
+                                       "(its Z_QN stands in for DR16Q's in triage)."),
 ) -> None:
     """Predict z, its uncertainty, alternative redshifts and the class for every spectrum in the store.
 
@@ -46,7 +49,7 @@ def predict_command(
         torch.set_num_threads(threads)
     try:
         side = write_predictions(store, model, out, batch_size, mc_samples, device, progress, template,
-                                 template_processes)
+                                 template_processes, baseline)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -56,4 +59,5 @@ def predict_command(
         f"uncertainty: {side['uncertainty']['method']}; classes: "
         f"{', '.join(side['classes']) if side['classes'] else 'none (the model has no class head)'}\n"
         f"predictions: {side['predictions']}\nprovenance: {sidecar_path(Path(side['predictions']))}"
+        + (f"\nbaseline Z_QN (no catalog Z_QN in this store): {side['baseline']['path']}" if side.get("baseline") else "")
     )

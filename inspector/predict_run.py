@@ -108,9 +108,13 @@ def write_predictions(
     progress: bool = False,
     template: bool = True,
     template_processes: int | None = None,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     """Predict every stored spectrum; write the Parquet file and its JSON sidecar; return the sidecar dict.
 
+    `baseline`: where the store has no catalog Z_QN, also run the project's QuasarNET-style baseline
+    (STORE/predictions/quasarnet.parquet, kept while it covers the store) so that its Z_QN plays DR16Q's
+    Z_QN in triage and in the risk model.
     `template`: also store the template-fit redshift (Z_TPL, its error, delta chi2, two more candidates)
     of every spectrum, from `inspector.template_run` (fitted once per store and reused)."""
     import pyarrow as pa
@@ -178,6 +182,7 @@ def write_predictions(
         if tmp.exists():
             tmp.unlink()
     seconds = time.perf_counter() - t0
+    base = ensure_baseline(st) if baseline else None
     side = {
         "predictions": str(out),
         "store": str(st.path.resolve()),
@@ -196,6 +201,7 @@ def write_predictions(
         "columns": column_notes(method, mc_samples),
         "template_fit": None if tpl is None else {"cache": str(cache_path(st.path)), "seconds": t_tpl,
                                                   "settings": settings_key()},
+        "baseline": base,
         "predicted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "predict_seconds": seconds,
         "device": str(dev),
@@ -206,6 +212,23 @@ def write_predictions(
     tmp_sc.write_text(json.dumps(side, indent=1, default=str))
     os.replace(tmp_sc, sc)
     return side
+
+
+def ensure_baseline(st) -> dict[str, Any] | None:
+    """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row);
+    None where the catalog has Z_QN."""
+    from inspector.baseline_run import write_baseline_predictions
+    from inspector.estimates import BASELINE_PREDICTIONS, read_baseline
+    from model.assets import BASELINE_MODEL
+
+    if "Z_QN" in st.index.columns:
+        return None
+    have = read_baseline(st.path)
+    if have is not None and len(have) == len(st) and (have["object_id"].astype(str).to_numpy()
+                                                       == st.index["object_id"].astype(str).to_numpy()).all():
+        return {"path": str(st.path / BASELINE_PREDICTIONS), "model": None, "reused": True}
+    r = write_baseline_predictions(st.path, BASELINE_MODEL)
+    return {"path": str(r["path"]), "model": str(BASELINE_MODEL), "n_failed": r["n_failed"], "seconds": r["seconds"]}
 
 
 __all__ = ["CLASS_COLUMNS", "N_ALT", "class_columns", "default_output", "prediction_schema", "sidecar_path",

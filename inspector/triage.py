@@ -3,7 +3,7 @@
 One table, `RULES`, holds every rule: its name, what it means, its default
 threshold, its priority weight, and a vectorised function over the *triage
 frame* (the store index joined to a predictions file, one row per spectrum;
-see `triage_frame`). `apply_rules` runs them all and returns one row per
+see `inspector.estimates.estimates_frame`). `apply_rules` runs them all and returns one row per
 flagged spectrum with the rules that fired, the value each rule looked at and
 a priority score (the sum of the weights of the rules that fired), which
 orders the inspection queue.
@@ -47,21 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inspector.estimates import NO_Z, estimates_frame
 from model.metrics import C_KMS, dv_kms
 
-# Columns of the triage frame (built by `triage_frame`); rules read only these.
-FRAME_COLUMNS = ("row", "object_id", "z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2", "p_qso", "z_pipe", "z_qn",
-                 "z_pca", "sn")
-# Prediction-run columns copied into the frame (NaN where the predictions lack them).
-PREDICTION_SOURCES = ("z_fnet", "z_fnet_err", "p_fnet", "z_tpl", "tpl_dchi2", "p_qso")
-# Catalog column -> frame column (upper case as in DR16Q; lower-case fallbacks from the spectrum files).
-CATALOG_SOURCES = {
-    "z_pipe": ("Z_PIPE",),
-    "z_qn": ("Z_QN",),
-    "z_pca": ("Z_PCA",),
-    "sn": ("SN_MEDIAN_ALL", "sn_median_all"),
-}
-NO_Z = -0.99  # catalog z at or below this is DR16Q's -1 "no redshift"
 TEMPLATE_AGREES_KMS = 3000.0  # FNet and Z_TPL this close: FNet's own doubt (fnet_uncertain, fnet_low_p) is moot
 
 RuleFn = Callable[[pd.DataFrame, float, Mapping[str, Any]], tuple[np.ndarray, np.ndarray]]
@@ -181,6 +169,17 @@ def _fnet_missing(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any])
     return bad, bad > threshold
 
 
+def _policy_rule(mask_col: str) -> RuleFn:
+    """Fires where the queue policy marked the spectrum (frame column `mask_col`); never without a policy."""
+
+    def fn(frame: pd.DataFrame, threshold: float, ctx: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        if mask_col not in frame.columns:
+            return np.full(len(frame), np.nan), np.zeros(len(frame), bool)
+        return _f(frame, "risk"), frame[mask_col].to_numpy(bool)
+
+    return fn
+
+
 RULES: tuple[Rule, ...] = (
     Rule("fnet_missing", "FNet gave no finite redshift (value 1; fires above the threshold)", 0.5, 3.0,
          _fnet_missing, "fnet_missing"),
@@ -209,6 +208,11 @@ RULES: tuple[Rule, ...] = (
          "sn_median_all", "", ("sn",)),
     Rule("z_outside_training", "FNet z further than the threshold outside the training z range", 0.0, 1.0,
          _outside_training, "dz_outside_training", ""),
+    Rule("risk", "the risk model's P(the automatic z or class is wrong) is too high for the queue policy "
+         "(--max-leak / --budget); value: the risk", 0.0, 0.0, _policy_rule("policy_queue"), "risk", "", ("risk",)),
+    Rule("no_signal", "no signal a person can use (S/N below 1, no decisive template fit) and not accepted by the "
+         "queue policy: its own bucket, after the queue; value: the risk", 0.0, 0.0, _policy_rule("no_signal_bucket"),
+         "risk", "", ("risk",)),
 )  # fmt: skip
 RULE_NAMES = tuple(r.name for r in RULES)
 
@@ -303,57 +307,6 @@ def read_sidecar(predictions: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def triage_frame(index_df: pd.DataFrame, predictions_df: pd.DataFrame) -> pd.DataFrame:
-    """The store index joined to the predictions by store `row`: the columns `FRAME_COLUMNS`.
-
-    Spectra without a prediction row get NaN predictions (they fire
-    `fnet_missing`). A predictions file made on another store (its object ids
-    differ at the same rows) is an error. Catalog columns the store lacks are NaN.
-    """
-    n = len(index_df)
-    if "row" in index_df.columns:
-        rows = index_df["row"].to_numpy(np.int64)
-        if not np.array_equal(rows, np.arange(n)):
-            raise ValueError("the index's `row` column is not 0..N-1 in order (not a store index?)")
-    missing = {"row", "z_fnet"} - set(predictions_df.columns)
-    if missing:
-        raise ValueError(f"predictions have no column(s) {sorted(missing)} (has {list(predictions_df.columns)[:12]})")
-    prow = predictions_df["row"].to_numpy(np.int64)
-    if prow.size and (prow.min() < 0 or prow.max() >= n):
-        raise ValueError(f"predictions reach row {prow.max()} but the store has {n} spectra")
-    counts = np.bincount(prow, minlength=n) if prow.size else np.zeros(n, np.int64)
-    if (counts > 1).any():
-        raise ValueError(f"predictions hold store row {int(np.argmax(counts > 1))} more than once")
-
-    oid = index_df["object_id"].astype(str).to_numpy() if "object_id" in index_df.columns else np.arange(n).astype(str)
-    if "object_id" in predictions_df.columns:
-        pid = predictions_df["object_id"].astype(str).to_numpy()
-        bad = np.flatnonzero(oid[prow] != pid)
-        if bad.size:
-            raise ValueError(
-                f"predictions were made on another store: row {int(prow[bad[0]])} is {oid[prow[bad[0]]]!r} here, "
-                f"{pid[bad[0]]!r} there ({bad.size} rows differ)"
-            )
-    cols: dict[str, Any] = {"row": np.arange(n, dtype=np.int64), "object_id": oid}
-    for c in PREDICTION_SOURCES:
-        v = np.full(n, np.nan)
-        if c in predictions_df.columns:
-            v[prow] = predictions_df[c].to_numpy(np.float64, na_value=np.nan)
-        cols[c] = v
-    for c, sources in CATALOG_SOURCES.items():
-        v = np.full(n, np.nan)
-        for s in sources:
-            if s in index_df.columns:
-                v = pd.to_numeric(index_df[s], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-                break
-        cols[c] = v
-    frame = pd.DataFrame(cols)
-    frame.attrs["catalog_columns"] = {
-        c: next((s for s in sources if s in index_df.columns), None) for c, sources in CATALOG_SOURCES.items()
-    }
-    return frame
-
-
 # --------------------------------------------------------------------------- rules
 def apply_rules(
     index_df: pd.DataFrame,
@@ -363,8 +316,14 @@ def apply_rules(
     weights: Mapping[str, float] | None = None,
     z_range: tuple[float, float] | None = None,
     frame: pd.DataFrame | None = None,
+    policy_priority: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per flagged spectrum, highest priority first.
+
+    Without `policy_priority` the queue is every spectrum any rule sends, ordered by the sum of the
+    weights of the rules that fired. With it (`inspector.risk.policy`: one value per frame row, NaN
+    where the policy accepts the spectrum) the queue is the spectra it sends, in its order, and the
+    rules that fired there say why.
 
     Columns: row, object_id, priority (sum of the weights of the rules that
     fired), n_rules, rules (list of rule names, in `RULES` order), z_fnet, then
@@ -375,13 +334,13 @@ def apply_rules(
     `thresholds` / `weights` override the defaults of `RULES` by rule name;
     `z_range` is the training z range (`training_z_range(sidecar)`; without it
     `z_outside_training` never fires). `frame` skips the join if you already
-    have `triage_frame(index_df, predictions_df)`. The result's `attrs` hold the
+    have `estimates_frame(index_df, predictions_df)`. The result's `attrs` hold the
     rules used (threshold, weight), the z range, the number of spectra and
     per-rule counts (`summary(result)` prints them).
     """
     rules = [r for r in configured_rules(thresholds, weights) if r.enabled]
     if frame is None:
-        frame = triage_frame(index_df, predictions_df)
+        frame = estimates_frame(index_df, predictions_df)
     n = len(frame)
     ctx = {"z_range": z_range, "thresholds": {r.name: r.threshold for r in rules}}  # enabled rules only
     if len(rules) > 62:
@@ -397,7 +356,11 @@ def apply_rules(
         fired_counts[r.name] = int(fired.sum())
         mask |= fired.astype(np.int64) << bit
         priority += r.weight * fired
-    sel = np.flatnonzero(mask)
+    if policy_priority is not None:
+        priority = np.asarray(policy_priority, np.float64)
+        sel = np.flatnonzero(np.isfinite(priority))
+    else:
+        sel = np.flatnonzero(mask)
     # highest priority first; stable, so equal priorities stay in row order
     sel = sel[np.argsort(-priority[sel], kind="stable")]
     m = mask[sel]
@@ -430,7 +393,7 @@ def apply_rules(
             for r in rules
         },
         "disabled": [r.name for r in configured_rules(thresholds, weights) if not r.enabled],
-        "catalog_columns": dict(frame.attrs.get("catalog_columns", {})),
+        "sources": dict(frame.attrs.get("sources", {})),
     }  # fmt: skip
     return res
 
@@ -472,9 +435,13 @@ def format_summary(flags: pd.DataFrame) -> str:
     head = f"{meta.get('n_spectra', 0)} spectra; training z range: "
     zr = meta.get("z_range")
     head += "unknown (z_outside_training cannot fire)" if zr is None else f"[{zr[0]:.3f}, {zr[1]:.3f}]"
-    absent = [k for k, v in (meta.get("catalog_columns") or {}).items() if v is None]
+    sources = meta.get("sources") or {}
+    absent = [k for k, v in sources.items() if not v]
     if absent:
-        head += f"\nno catalog column for {absent}: the rules on them cannot fire"
+        head += f"\nno source for {absent} (no catalog column, spectrum-file value or baseline run): the rules on them cannot fire"
+    mixed = {k: v for k, v in sources.items() if len(v) > 1 or any(not s.startswith("catalog") for s in v)}
+    for k, v in mixed.items():
+        head += f"\n{k} from " + ", ".join(f"{s} ({c})" for s, c in v.items())
     if meta.get("disabled"):
         head += f"\ndisabled: {', '.join(meta['disabled'])}"
     return head + "\n" + txt.to_string()

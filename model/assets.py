@@ -31,3 +31,4 @@ TEMPLATE_DIR = ASSETS / "templates"
 LINE_DIR = ASSETS / "lines"
 MODEL_DIR = ASSETS / "models"
 DEMO_MODEL = MODEL_DIR / "fnet-small-mock.pt"
+BASELINE_MODEL = MODEL_DIR / "quasarnet-mock.pt"  # the QuasarNET-style baseline: Z_QN where no catalog has one

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from inspector.estimates import estimates_frame as triage_frame
 from inspector.triage import (
     RULE_NAMES,
     RULES,
@@ -18,7 +19,6 @@ from inspector.triage import (
     parse_assignments,
     summary,
     training_z_range,
-    triage_frame,
 )
 from model.metrics import C_KMS
 
@@ -239,7 +239,7 @@ def test_missing_catalog_columns_and_training_range():
     bare = index[["row", "object_id"]]  # a store ingested without a catalog
     f = apply_rules(bare, pred)  # no z range either
     assert {x for rs in f["rules"] for x in rs} <= {"fnet_missing", "fnet_uncertain", "fnet_low_p"}
-    assert f.attrs["triage"]["catalog_columns"]["z_qn"] is None
+    assert f.attrs["triage"]["sources"]["z_qn"] == {}
     assert "cannot fire" in format_summary(f)
     # the spectrum file's own S/N stands in for the catalog's
     f2 = apply_rules(bare.assign(sn_median_all=index["SN_MEDIAN_ALL"]), pred)
