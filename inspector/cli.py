@@ -17,7 +17,7 @@ def _main() -> None:
 
 def _register() -> None:
     # Subcommands live beside what they drive; each module adds its own command.
-    from inspector import cli_baseline, cli_demo, cli_evaluate, cli_export, cli_ingest, cli_mock, cli_predict, cli_retrain, cli_serve, cli_shipped_model, cli_train, cli_triage  # noqa: F401
+    from inspector import cli_baseline, cli_demo, cli_evaluate, cli_export, cli_ingest, cli_mock, cli_predict, cli_retrain, cli_risk, cli_serve, cli_shipped_model, cli_train, cli_triage  # noqa: F401
 
 
 _register()

@@ -17,6 +17,9 @@ def demo(
     model: Path = typer.Option(DEMO_MODEL, "--model", help="FNet weights to predict with (default: the shipped demo model)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the inspection app when the data are ready."),
     port: int = typer.Option(5006, "--port", help="Port of the app."),
+    max_leak: float | None = typer.Option(None, "--max-leak", help="Queue policy: target leak rate (see `inspector triage`)."),
+    budget: int | None = typer.Option(None, "--budget", help="Queue policy: the N spectra worth most a look."),
+    rules_only: bool = typer.Option(False, "--rules-only", help="Queue every spectrum any triage rule sends."),
 ) -> None:
     """Make a mock survey, ingest it, predict with FNet, score it, triage it into SQLite, serve the app.
 
@@ -24,7 +27,12 @@ def demo(
     """
     from inspector.demo_run import run_demo
 
-    run = run_demo(workdir, n=n, seed=seed, model=model, echo=typer.echo)
+    try:
+        run = run_demo(workdir, n=n, seed=seed, model=model, echo=typer.echo, max_leak=max_leak, budget=budget,
+                       rules_only=rules_only)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(run.summary())
     if serve:
         from inspector.app.serve import serve as run_app

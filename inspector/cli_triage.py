@@ -20,7 +20,13 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-from inspector.triage_run import load_into_db, run_triage
+from inspector.triage_run import (
+    choose_policy,
+    format_policy,
+    load_into_db,
+    run_triage,
+    scores_path,
+)
 
 
 @app.command("triage")
@@ -40,6 +46,17 @@ def triage_command(
         None, "--db", help="SQLAlchemy URL: also load the flags into the inspection database."
     ),
     list_rules: bool = typer.Option(False, "--list-rules", help="Print the rule table and exit."),
+    max_leak: float | None = typer.Option(
+        None, "--max-leak", help="Auto-accept the least risky spectra while the expected fraction of wrong answers "
+        "among them stays at or below this (default 0.005 when the model has a risk model)."
+    ),
+    budget: int | None = typer.Option(
+        None, "--budget", help="Queue the N spectra whose inspection removes the most expected errors."
+    ),
+    risk: Path | None = typer.Option(None, "--risk", help="Risk model (default: <model>.risk.joblib beside the model)."),
+    rules_only: bool = typer.Option(
+        False, "--rules-only", help="No risk model: queue every spectrum any rule sends, by the sum of rule weights."
+    ),
 ) -> None:
     """Flag the spectra a person should inspect and rank them by priority.
 
@@ -62,16 +79,21 @@ def triage_command(
     try:
         th = parse_assignments(threshold, "--threshold")
         wt = {k: float(v) for k, v in parse_assignments(weight, "--weight").items()}
-        flags, path, meta = run_triage(store, predictions, th, wt, out)
+        policy, note = choose_policy(max_leak, budget, rules_only, store, predictions, risk)
+        if note:
+            typer.echo(note)
+        flags, path, meta = run_triage(store, predictions, th, wt, out, policy=policy, risk=risk)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(format_summary(flags))
+    if meta.get("policy"):
+        typer.echo(format_policy(meta["policy"]))
     s = meta["seconds"]
     typer.echo(f"rules applied in {s['rules']:.2f} s (read {s['read']:.2f} s)\nflags: {path}")
     if db is not None:
         try:
-            n = load_into_db(db, store, Path(meta["predictions"]), flags, meta)
+            n = load_into_db(db, store, Path(meta["predictions"]), flags, meta, scores=scores_path(path))
         except (FileNotFoundError, ValueError) as exc:  # DecisionError is a ValueError
             typer.echo(f"error: --db: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -19,7 +19,14 @@ from inspector.mock import make_survey
 from inspector.mock.survey import CATALOG_NAME
 from inspector.predict_run import default_output, write_predictions
 from inspector.triage import format_summary as format_triage
-from inspector.triage_run import load_into_db, run_triage
+from inspector.triage_run import (
+    choose_policy,
+    default_triage_output,
+    format_policy,
+    load_into_db,
+    run_triage,
+    scores_path,
+)
 from model.assets import DEMO_MODEL
 
 DB_NAME = "fnet_inspector.sqlite"
@@ -57,12 +64,16 @@ def run_demo(
     seed: int = 0,
     model: Path = DEMO_MODEL,
     echo: Callable[[str], object] = print,
+    max_leak: float | None = None,
+    budget: int | None = None,
+    rules_only: bool = False,
 ) -> DemoRun:
     """Build (or bring up to date) the demo in `workdir`; `echo` gets each step's report as it finishes.
 
     The survey is made only when its catalog is missing and the predictions only when this model has
     none in the store yet, so `n` and `seed` are ignored once a demo exists (delete `workdir` to start
-    over).
+    over). `max_leak` / `budget` / `rules_only`: the queue policy, as `inspector triage` takes it (default:
+    the default leak target where the model has a risk model).
     """
     workdir = Path(workdir)
     survey, store = workdir / "survey", workdir / "store"
@@ -75,8 +86,14 @@ def run_demo(
         echo(f"predicting with {model} ...")
         write_predictions(store, model, progress=True)
     echo(evaluate_store(store, predictions, split="all", out_dir=workdir / "evaluation").text)
-    flags, _, meta = run_triage(store, predictions)
+    policy, note = choose_policy(max_leak, budget, rules_only, store, predictions)
+    if note:
+        echo(note)
+    flags, _, meta = run_triage(store, predictions, policy=policy)
     echo(format_triage(flags))
+    if meta.get("policy"):
+        echo(format_policy(meta["policy"]))
     db_file = (workdir / DB_NAME).resolve()
-    counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta)
+    counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta,
+                          scores=scores_path(default_triage_output(store, predictions)))
     return DemoRun(workdir=workdir, store=store, predictions=predictions, db_file=db_file, counts=counts)

@@ -97,3 +97,21 @@ def load_on_grid(root: Path = REAL_ROOT, table: pd.DataFrame | None = None) -> t
         s = read_spec_file(root / rel)
         flux[k], ivar[k] = resample_one(np.log10(s.wave), s.flux, s.ivar, s.and_mask)
     return flux, ivar, table
+
+
+def store_truth(index: pd.DataFrame, root: Path = REAL_ROOT) -> tuple[np.ndarray, np.ndarray]:
+    """(true class index, reference z) per row of a store ingested from the real sdss/ files (matched by file
+    name); UNKNOWN / NaN for a file the manifest does not label or whose epochs disagree on the class."""
+    from model.classes import UNKNOWN, class_index
+
+    man = labelled_spectra(root)
+    by_name = {Path(f).name: i for i, f in enumerate(man["file"])}
+    cls = np.full(len(index), UNKNOWN, np.int64)
+    z = np.full(len(index), np.nan)
+    for k, f in enumerate(index["file"].astype(str)):
+        i = by_name.get(Path(f).name)
+        if i is None or not isinstance(man["true_class"].iloc[i], str) or man["true_class"].iloc[i] == DISPUTED:
+            continue
+        cls[k] = class_index(man["true_class"].iloc[i])
+        z[k] = man["z_ref"].iloc[i]
+    return cls, z

@@ -44,13 +44,18 @@ def run_triage(
     thresholds: dict[str, Any] | None = None,
     weights: dict[str, float] | None = None,
     out: Path | None = None,
+    policy=None,
+    risk: Path | None = None,
 ):
-    """Apply the rules; write the flags parquet and its sidecar. Returns (flags DataFrame, out path, meta)."""
+    """Apply the rules, and the queue policy if one is given (`inspector.risk.policy.Policy`, with the risk
+    model beside the FNet model or `risk`); write the flags parquet and its sidecar.
+    Returns (flags DataFrame, out path, meta)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from inspector.store import open_store
+    from inspector.estimates import estimates_frame, read_baseline
     from inspector.triage import apply_rules, read_sidecar, summary, training_z_range
 
     t0 = time.perf_counter()
@@ -60,7 +65,12 @@ def run_triage(
     side = read_sidecar(pred_path)
     z_range = training_z_range(side)
     t1 = time.perf_counter()
-    flags = apply_rules(st.index, pred, thresholds, weights=weights, z_range=z_range)
+    frame = estimates_frame(st.index, pred, read_baseline(st.path))
+    policy_meta, priority = None, None
+    if policy is not None:
+        frame, priority, policy_meta = score_and_queue(frame, pred_path, pred, policy, risk)
+    flags = apply_rules(st.index, pred, thresholds, weights=weights, z_range=z_range, frame=frame,
+                        policy_priority=priority)
     t2 = time.perf_counter()
     out = Path(out) if out is not None else default_triage_output(st.path, pred_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +84,13 @@ def run_triage(
         "z_range_source": "predictions sidecar" if z_range is not None else None,
         "triaged_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": {"read": t1 - t0, "rules": t2 - t1},
+        "policy": policy_meta,
         "summary": json.loads(summary(flags).reset_index().to_json(orient="records")),
     }
+    if policy is not None:
+        write_scores(frame, scores_path(out))
+    else:
+        scores_path(out).unlink(missing_ok=True)  # a rules-only triage leaves no stale scores behind
     table = pa.Table.from_pandas(flags, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
     tmp = out.with_name(out.name + ".tmp")
@@ -86,6 +101,100 @@ def run_triage(
     tmp_sc.write_text(json.dumps(meta, indent=1, default=str))
     os.replace(tmp_sc, sc)
     return flags, out, meta
+
+
+def choose_policy(max_leak: float | None, budget: int | None, rules_only: bool, store: Path, predictions: Path,
+                  risk: Path | None = None):
+    """(Policy or None, a note to print): what the user asked for; with nothing asked, the default leak
+    target where the model has a risk model that matches the run, else the rules alone (and why)."""
+    import pandas as pd
+
+    from inspector.risk.learner import RiskModelMismatch
+    from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy
+    from inspector.risk.report import risk_model_for
+
+    if rules_only:
+        if max_leak is not None or budget is not None:
+            raise ValueError("--rules-only takes no --max-leak / --budget")
+        return None, None
+    if max_leak is not None or budget is not None:
+        return Policy(max_leak=max_leak, budget=budget), None
+    pred_path = resolve_predictions(Path(store), Path(predictions))
+    try:
+        risk_model_for(pred_path, pd.read_parquet(pred_path, columns=["model_sha1"]), risk)
+    except (FileNotFoundError, RiskModelMismatch, ValueError, KeyError) as exc:
+        return None, f"note: no risk model for this run ({exc}); queueing by the rules alone"
+    return Policy(max_leak=DEFAULT_MAX_LEAK), None
+
+
+def format_policy(p: dict[str, Any]) -> str:
+    """The policy's outcome in a survey scientist's words."""
+    n = max(int(p["n_spectra"]), 1)
+    return (
+        f"queue policy: {p['policy']}\n"
+        f"  auto-accepted {p['n_accepted']} ({100 * p['n_accepted'] / n:.1f} %), expected wrong among them "
+        f"{p['expected_wrong_accepted']:.1f} (leak {100 * p['expected_leak']:.2f} %)\n"
+        f"  to people {p['n_queued']} ({100 * p['n_queued'] / n:.1f} %); no signal, own bucket {p['n_no_signal']} "
+        f"({100 * p['n_no_signal'] / n:.1f} %)\n"
+        f"  catalog z from: " + ", ".join(f"{k} {v}" for k, v in (p.get("z_best_sources") or {}).items())
+    )
+
+
+def score_and_queue(frame, pred_path: Path, pred, policy, risk: Path | None):
+    """The risk model's scores added to the frame (risk, z_best, z_best_source, policy_queue,
+    no_signal_bucket) and the policy's priorities (NaN where accepted), with the policy's summary."""
+    import numpy as np
+
+    from inspector.risk.policy import apply_policy, policy_summary
+    from inspector.risk.report import risk_model_for
+
+    model = risk_model_for(pred_path, pred, risk)
+    scored = model.score(frame)
+    frame = frame.copy()
+    for c in ("risk", "z_best", "z_best_source"):
+        frame[c] = scored[c].to_numpy()
+    r = frame["risk"].to_numpy(np.float64)
+    decision = apply_policy(r, frame["sn"].to_numpy(np.float64), frame["tpl_dchi2"].to_numpy(np.float64), policy)
+    frame["policy_queue"] = decision["queued"].to_numpy()
+    frame["no_signal_bucket"] = decision["no_signal"].to_numpy()
+    frame["accepted"] = decision["accepted"].to_numpy()
+    priority = np.where(decision["accepted"].to_numpy(), np.nan, decision["priority"].to_numpy())
+    frame["risk_drivers"] = explain_head(model, frame, priority)
+    meta = policy_summary(r, decision, policy)
+    meta["risk_model"] = {k: model.meta.get(k) for k in ("fnet_sha1", "trained_on", "n_spectra", "sklearn")}
+    meta["z_best_sources"] = {str(k): int(v) for k, v in frame["z_best_source"].value_counts().items()}
+    return frame, priority, meta
+
+
+SCORE_COLUMNS = ("row", "object_id", "risk", "z_best", "z_best_source", "accepted", "policy_queue",
+                 "no_signal_bucket", "risk_drivers")  # fmt: skip
+EXPLAIN_MAX = 5000  # queued spectra, from the head, whose risk drivers the triage works out (the app's next hours)
+
+
+def explain_head(model, frame, priority) -> list[str]:
+    """Per spectrum, a JSON list of [feature, value, risk it adds] for the head of the queue; "" elsewhere."""
+    import numpy as np
+
+    out = [""] * len(frame)
+    queued = np.flatnonzero(np.isfinite(priority))
+    head = queued[np.argsort(-priority[queued], kind="stable")[:EXPLAIN_MAX]]
+    for start in range(0, head.size, 500):
+        rows = head[start:start + 500]
+        for i, drivers in zip(rows, model.explain(frame.iloc[rows]), strict=True):
+            out[i] = json.dumps([[name, round(v, 4), round(d, 4)] for name, v, d in drivers])
+    return out
+
+
+def scores_path(triage_out: Path) -> Path:
+    """Every spectrum's risk and best z, beside the triage flags: STORE/triage/<stem>.scores.parquet."""
+    return Path(triage_out).with_name(Path(triage_out).stem + ".scores.parquet")
+
+
+def write_scores(frame, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    frame[list(SCORE_COLUMNS)].to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
 
 
 def flags_long(flags, meta: dict[str, Any], model_version_id: int | None = None):
@@ -111,9 +220,16 @@ def flags_long(flags, meta: dict[str, Any], model_version_id: int | None = None)
     })  # fmt: skip
 
 
-def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str, Any]) -> dict[str, int]:
+def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str, Any],
+                 scores: Path | None = None) -> dict[str, int]:
     """Migrate the database at `url` to head, then load the store's spectra (upsert), the model version
-    (made current), its predictions and the triage flags (replacing the previous triage). Returns counts."""
+    (made current), its predictions and the triage flags (replacing the previous triage). Returns counts.
+
+    `scores`: this triage's scores parquet (`scores_path(triage output)`). Where it exists its risk, z_best,
+    z_best_source and risk_drivers go in with the predictions (matched by store row), so the app can say
+    how likely the automatic answer is wrong; where it is given but absent (a rules-only triage) the
+    stored risk is cleared, so no risk from an earlier policy triage is shown beside these flags. None
+    (the default) leaves the stored risk as it is."""
     import pandas as pd
 
     from db.engine import make_engine, session_scope, upgrade
@@ -128,6 +244,22 @@ def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str
 
     st = open_store(store)
     pred = pd.read_parquet(predictions)
+    if scores is not None:
+        risk_cols = ["risk", "z_best", "z_best_source", "risk_drivers"]
+        if Path(scores).exists():
+            if "row" not in pred.columns:
+                raise ValueError(f"{predictions}: no row column, so {scores} cannot be matched to it")
+            sc = pd.read_parquet(scores, columns=["row", "object_id", *risk_cols])
+            if sc["row"].duplicated().any():
+                raise ValueError(f"{scores}: a store row appears twice")
+            pred = pred.drop(columns=[c for c in risk_cols if c in pred.columns])
+            pred = pred.merge(sc.rename(columns={"object_id": "_scored_oid"}), on="row", how="left", validate="1:1")
+            scored = pred["_scored_oid"].notna()
+            if (pred.loc[scored, "_scored_oid"].astype(str) != pred.loc[scored, "object_id"].astype(str)).any():
+                raise ValueError(f"{scores}: its object ids differ from {predictions}'s: not scored on this run")
+            pred = pred.drop(columns="_scored_oid")
+        else:
+            pred = pred.assign(risk=float("nan"), z_best=float("nan"), z_best_source=None, risk_drivers=None)
     side = read_sidecar(predictions) or {}
     model = side.get("model") or {}
     sha = model.get("sha1") or (meta.get("model_sha1") if isinstance(meta.get("model_sha1"), str) else None)

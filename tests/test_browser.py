@@ -33,7 +33,7 @@ from db.engine import make_engine, session_scope
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("appdemo")
-    build_demo(d, 100)  # ~30 flagged: enough queue for every test's inspectors
+    build_demo(d, 100, "--budget", "30")  # a stated budget: 30 queued, enough for every test's inspectors
     with demo_server(d) as (base, url):
         yield base, url
 

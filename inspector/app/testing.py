@@ -28,10 +28,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_demo(d: Path, n: int = 40) -> None:
-    """`inspector demo --n N --dir D` (a store and a SQLite database under `d`)."""
+def build_demo(d: Path, n: int = 40, *extra: str) -> None:
+    """`inspector demo --n N --dir D [extra]` (a store and a SQLite database under `d`)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run([*CLI, "demo", "--n", str(n), "--dir", str(d), "--no-serve"], check=True,
+    subprocess.run([*CLI, "demo", "--n", str(n), "--dir", str(d), "--no-serve", *extra], check=True,
                    env=env, capture_output=True, timeout=600)  # fmt: skip
 
 
