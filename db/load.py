@@ -5,7 +5,7 @@ the predictions Parquet and hands the frames over.
 
     n = load_spectra(s, store.index)                               # upsert by object_id
     mv = add_model_version(s, name="fnet-small", sha1=side["model"]["sha1"], config=..., make_current=True)
-    load_predictions(s, predictions_df, mv.id)                     # row/object_id, z_fnet, ..., fnet_class, p_qso
+    load_predictions(s, predictions_df, mv.id)                     # row/object_id, z_fnet, ..., fnet_class, p_qso, risk
     load_triage_flags(s, flags_df)                                 # object_id, rule, value, priority[, model_version_id]
 
 Each loader is one write transaction (commits), in chunks of executemany
@@ -13,6 +13,7 @@ inserts with bound parameters; re-loading updates rows in place.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -40,7 +41,9 @@ from db.validate import CLASS_PROB_PREFIX, DecisionError, check_rule
 CHUNK = 20_000
 TPL_VALUES = ("z_tpl", "z_tpl_err", "tpl_dchi2", "tpl_candidates")
 CLASS_VALUES = ("fnet_class", "p_qso", "class_probs")
-PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", *TPL_VALUES, *CLASS_VALUES)
+RISK_VALUES = ("risk", "z_best", "z_best_source", "risk_drivers")
+PREDICTION_VALUES = ("z", "z_err", "p", "alternatives", *TPL_VALUES, *CLASS_VALUES, *RISK_VALUES)
+Z_BEST_SOURCE_MAX = 8  # predictions.z_best_source is String(8): "fnet", "tpl", "pipe"
 
 # spectra column <- candidate frame columns, first present wins (store index names, then DR16Q names)
 SPECTRUM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -295,8 +298,11 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
     alternatives, best first; missing ones skipped), and optionally the
     template fit: z_tpl, z_tpl_err, tpl_dchi2, z_tpl_alt1..2 / tpl_dchi2_alt1..2,
     and FNet's class: fnet_class, p_qso, p_cls_<class> (stored as class_probs
-    {CLASS: p}). A frame without the template fit or the class columns writes
-    only what it has (a re-load of FNet's z keeps the stored Z_TPL and class).
+    {CLASS: p}), and the risk model's answer: risk, z_best, z_best_source,
+    risk_drivers (a JSON string or list of [feature, value, risk added]; "" or
+    None: not worked out). A frame without the template fit, the class or the
+    risk columns writes only what it has (a re-load of FNet's z keeps the
+    stored Z_TPL, class and risk).
     """
 
     def pick(*names: str) -> str | None:
@@ -329,9 +335,10 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
         out = [{"z": float(az[i]), "dchi2": _plain(ad[i])} for az, ad in tpl_alt if not math.isnan(az[i])]
         return out or None
 
-    classes = _class_values(df)
+    classes, risks = _class_values(df), _risk_values(df)
     written = [c for c in PREDICTION_VALUES
-               if (has_tpl or c not in TPL_VALUES) and (classes is not None or c not in CLASS_VALUES)]  # fmt: skip
+               if (has_tpl or c not in TPL_VALUES) and (classes is not None or c not in CLASS_VALUES)
+               and (risks is not None or c not in RISK_VALUES)]  # fmt: skip
 
     def work() -> int:
         if session.get(ModelVersion, model_version_id) is None:
@@ -350,6 +357,9 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
             if classes is not None:
                 for row, i in zip(part, span, strict=True):
                     row.update(classes(i))
+            if risks is not None:
+                for row, i in zip(part, span, strict=True):
+                    row.update(risks(i))
             ins = _insert(session, Prediction)
             ins = ins.on_conflict_do_update(
                 index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
@@ -381,8 +391,59 @@ def _class_values(df: pd.DataFrame) -> Callable[[int], dict[str, Any]] | None:
     return values
 
 
+def _risk_values(df: pd.DataFrame) -> Callable[[int], dict[str, Any]] | None:
+    """Row i -> {risk, z_best, z_best_source, risk_drivers} from the frame's risk columns; None if it has none
+    (so a re-load without them leaves the stored risk alone). The whole frame is checked here, before any
+    write: a risk outside [0, 1] or an unreadable driver list is a bad scores file, not a row to skip."""
+    if not any(c in df.columns for c in RISK_VALUES):
+        return None
+    n = len(df)
+
+    def floats(name: str) -> np.ndarray:
+        return df[name].to_numpy(np.float64, na_value=np.nan) if name in df.columns else np.full(n, np.nan)
+
+    risk, z_best = floats("risk"), floats("z_best")
+    bad = ~np.isnan(risk) & ((risk < 0) | (risk > 1))
+    if bad.any():
+        raise DecisionError("risk", float(risk[bad][0]), "must be a probability in [0, 1]")
+    src = [_plain(v) for v in (df["z_best_source"].to_numpy(object) if "z_best_source" in df.columns
+                               else np.full(n, None, dtype=object))]  # fmt: skip
+    for v in src:
+        if v is not None and (not isinstance(v, str) or len(v) > Z_BEST_SOURCE_MAX):
+            raise DecisionError("z_best_source", v, f"must be a source name of at most {Z_BEST_SOURCE_MAX} characters")
+    raw = df["risk_drivers"].to_numpy(object) if "risk_drivers" in df.columns else np.full(n, None, dtype=object)
+    drivers = [_drivers(v) for v in raw]
+
+    def values(i: int) -> dict[str, Any]:
+        return {"risk": _plain(risk[i]), "z_best": _plain(z_best[i]), "z_best_source": src[i],
+                "risk_drivers": drivers[i]}  # fmt: skip
+
+    return values
+
+
+def _drivers(v: Any) -> list[Any] | None:
+    """A risk-driver list as stored: JSON-safe [[feature, value, risk added], ...] (NaN -> null, which
+    PostgreSQL's JSONB requires); "" / None / NaN -> None (not worked out), [] stays [] (worked out, none
+    stands out)."""
+    if isinstance(v, str):
+        if not v.strip():
+            return None
+        try:
+            v = json.loads(v)
+        except ValueError:
+            raise DecisionError("risk_drivers", v[:80], "is not JSON") from None
+    elif not isinstance(v, (list, tuple, np.ndarray)) and _plain(v) is None:
+        return None
+    if not isinstance(v, (list, tuple, np.ndarray)) or any(
+        not isinstance(d, (list, tuple, np.ndarray)) or len(d) != 3 for d in v
+    ):
+        raise DecisionError("risk_drivers", str(v)[:80], "must be a list of [feature, value, risk it adds]")
+    return [[str(name), _plain(value), _plain(added)] for name, value, added in v]
+
+
 PREDICTION_FRAME_COLUMNS = ("spectrum_id", "object_id", "z", "z_err", "p", "alternatives", "z_tpl", "z_tpl_err",
-                            "tpl_dchi2", "tpl_candidates", "fnet_class", "p_qso", "class_probs")  # fmt: skip
+                            "tpl_dchi2", "tpl_candidates", "fnet_class", "p_qso", "class_probs", "risk", "z_best",
+                            "z_best_source", "risk_drivers")  # fmt: skip
 
 
 def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:

@@ -6,7 +6,7 @@ that the migrations at head and these classes agree. Tables:
 
 spectra          one row per stored spectrum: survey ids, position, store row, S/N, catalog z's
 model_versions   one row per trained model (sha1 of its weights file); at most one is current
-predictions      a model version's z, uncertainty, alternatives and class for a spectrum (one per pair)
+predictions      a model version's z, uncertainty, alternatives, class and risk for a spectrum (one per pair)
 inspectors       the people (name unique)
 decisions        APPEND-ONLY: every accept / correction / skip ever made, never updated or deleted
                  (triggers created by the migration refuse UPDATE and DELETE)
@@ -194,6 +194,11 @@ class Prediction(Base):
     fnet_class: Mapped[str | None] = mapped_column(String(16))  # the most probable class (QSO, BAL, STAR, ...)
     p_qso: Mapped[float | None] = mapped_column(Float)  # probability of any quasar class
     class_probs: Mapped[dict[str, Any] | None]  # {class name: probability}, as the model names its classes
+    # the risk model's answer (revision 0004; NULL before it, or after a rules-only triage)
+    risk: Mapped[float | None] = mapped_column(Float)  # P(the automatic catalog answer, z or class, is wrong)
+    z_best: Mapped[float | None] = mapped_column(Float)  # the catalog's z: the least risky estimate
+    z_best_source: Mapped[str | None] = mapped_column(String(8))  # where z_best came from: fnet, tpl or pipe
+    risk_drivers: Mapped[list[Any] | None]  # [[feature, value, risk it adds], ...] largest first (queue head only)
 
     __table_args__ = (UniqueConstraint("spectrum_id", "model_version_id"),)
 

@@ -294,7 +294,7 @@ def test_writer_killed_while_committing_keeps_every_committed_decision(db_url, e
 
 
 # --------------------------------------------------------------------------- migrations with data
-HEAD = "0003"  # the newest revision in db/migrations
+HEAD = "0004"  # the newest revision in db/migrations
 REVISION_TEST = '''"""test-only revision: a column on spectra and a table of notes."""
 import sqlalchemy as sa
 from alembic import op

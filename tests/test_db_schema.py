@@ -79,7 +79,7 @@ def test_migration_creates_every_table_and_matches_the_orm(engine, db_url):
     from alembic.migration import MigrationContext
 
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(db_url) == "0003"
+    assert current_revision(db_url) == "0004"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == [], diff

@@ -29,6 +29,7 @@ from panel.custom import JSComponent
 from inspector.app import chi2_plot as C
 from inspector.app import keymap
 from inspector.app import lines as L
+from inspector.app.risk_view import risk_html
 from inspector.app.spectrum_plot import SpectrumPlot
 from inspector.app.triage import Triage
 
@@ -107,6 +108,8 @@ def class_html(it: Any) -> str:
 
 
 def why_html(t: Triage) -> str:
+    """The side panel: the rules that fired, the risk model's answer (where the triage had one), FNet's
+    class, ids, position, earlier decisions."""
     it = t.item
     if it is None:
         return ""
@@ -125,7 +128,7 @@ def why_html(t: Triage) -> str:
         m = it.mine
         mine = (f"<p><b>your last decision:</b> {html.escape(m['action'])} z={_fmt(m['z_final'])} "
                 f"q={_fmt(m['quality'], '')} comment: <span class='fnet-comment'>{html.escape(m['comment'] or '')}</span></p>")
-    return (f"<div class='fnet-why'><b>why it is here</b><ul>{rules}</ul>{class_html(it)}"
+    return (f"<div class='fnet-why'><b>why it is here</b><ul>{rules}</ul>{risk_html(it)}{class_html(it)}"
             f"<p>S/N {_fmt(i.get('sn'), '.2f')} · {html.escape(ids)} · survey {_fmt(i.get('survey'), '')}</p>"
             f"<p>RA {_fmt(ra, '.6f')} DEC {_fmt(dec, '.6f')}{link}</p>"
             f"<p>pipeline CLASS {_fmt(i.get('spec_class'), '')}, source: {it.source}</p>"

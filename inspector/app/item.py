@@ -4,6 +4,7 @@
     item.wave, item.flux, item.ivar, item.mask, item.sky      # native pixels (vacuum A)
     item.z_tpl, item.tpl_candidates                           # the stored template fit (None: not run)
     item.fnet_class, item.p_qso, item.class_probs             # FNet's class (None: no class head)
+    item.risk, item.z_best, item.z_best_source, item.risk_drivers  # the risk model's answer (None: no risk)
     candidates(item, z=2.31)                                  # rows with dv to the current z
 
 The native spectrum comes from the file named in the database (`read_any`);
@@ -51,6 +52,10 @@ class Item:
     fnet_class: str | None = None  # FNet's most probable class (None: the model has no class head)
     p_qso: float | None = None  # its probability of a quasar (QSO + BAL)
     class_probs: dict[str, float] = field(default_factory=dict)  # {class: probability}, in `CLASSES` order
+    risk: float | None = None  # P(the catalog's automatic z or class is wrong) (None: rules-only triage, older db)
+    z_best: float | None = None  # the catalog's z: the least risky of FNet, the template fit, the pipeline
+    z_best_source: str | None = None  # where z_best came from: "fnet", "tpl" or "pipe"
+    risk_drivers: list[list[Any]] = field(default_factory=list)  # [[feature, value, risk it adds], ...]
     rules: list[tuple[str, float | None, float]] = field(default_factory=list)  # (rule, value, priority)
     others: list[tuple[str, str, float | None, int | None]] = field(default_factory=list)  # earlier decisions
     mine: dict[str, Any] | None = None  # my latest decision on it, if any
@@ -112,6 +117,9 @@ def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector:
             item.tpl_candidates = [c for c in (pred.tpl_candidates or []) if isinstance(c, dict)]
             item.fnet_class, item.p_qso = pred.fnet_class, pred.p_qso
             item.class_probs = ordered_probs(pred.class_probs)
+            item.risk, item.z_best, item.z_best_source = pred.risk, pred.z_best, pred.z_best_source
+            item.risk_drivers = [list(d) for d in (pred.risk_drivers or [])
+                                 if isinstance(d, (list, tuple)) and len(d) == 3]  # fmt: skip
     item.rules = [(r.rule, r.value, r.priority) for r in session.scalars(
         select(TriageFlag).where(TriageFlag.spectrum_id == spec.id).order_by(TriageFlag.priority.desc()))]
     rows = session.execute(
@@ -162,11 +170,35 @@ def _tpl_note(item: Item) -> str:
     return ", ".join(p for p in parts if p)
 
 
+# z_best_source -> the candidate row that shows that estimate
+CATALOG_ROWS = {"fnet": "FNet", "tpl": "Template", "pipe": "Z_PIPE"}
+CATALOG_NOTE = "★ catalog z"
+SAME_Z_KMS = 1.0  # a shown estimate within this of z_best is the one the catalog adopted
+
+
+def mark_catalog_z(item: Item, rows: list[dict[str, Any]], z: float) -> list[dict[str, Any]]:
+    """Mark the row the catalog's z (`z_best`, from `z_best_source`) came from, so an inspector sees which
+    estimate goes into the catalog unless they change it. When no shown row holds that z (the pipeline's Z
+    read from the spectrum file, say) it gets a row of its own at the end. No risk model: rows untouched."""
+    if item.z_best_source is None:
+        return rows
+    name = CATALOG_ROWS.get(item.z_best_source)
+    zb = item.z_best if item.z_best is not None and np.isfinite(item.z_best) else None
+    for row in rows:
+        if row["source"] == name and row["z"] is not None and (zb is None or abs(dv_kms(row["z"], zb)) < SAME_Z_KMS):
+            row["note"] = " · ".join(x for x in (CATALOG_NOTE, row["note"]) if x)
+            return rows
+    if zb is not None:
+        rows.append({"source": f"catalog ({item.z_best_source})", "z": float(zb), "note": CATALOG_NOTE,
+                     "dv": round(dv_kms(z, zb), 1)})  # fmt: skip
+    return rows
+
+
 def candidates(item: Item, z: float) -> list[dict[str, Any]]:
     """Every redshift one could adopt, with its dv (km/s) to the current z: FNet (noted with its error,
     class and p_qso), its alternatives, the template fit (Z_TPL and its next two minima; a row without z
     where the prediction run had none), the catalog's Z_PIPE / Z_QN (\"failed\" when -1) / Z_PCA, and
-    other inspectors' z."""
+    other inspectors' z; the estimate the catalog adopts (`z_best_source`) is marked."""
     out: list[dict[str, Any]] = []
 
     def add(source: str, zc: float | None, note: str = "") -> None:
@@ -192,4 +224,4 @@ def candidates(item: Item, z: float) -> list[dict[str, Any]]:
     for name, action, zf, q in item.others:
         if zf is not None:
             add(f"{name} ({action})", zf, f"q={q}" if q is not None else "")
-    return out
+    return mark_catalog_z(item, out, z)
