@@ -14,8 +14,12 @@ z_source        str      "person" (one inspector's latest decision),
                          "consensus" (inspectors agree, or a resolution
                          settled their conflict), "conflict" (inspectors
                          disagree and nobody resolved it yet: z_final is
-                         the model's, not vetted), or "model" (the model's
-                         z, auto-accepted: nobody decided)
+                         the automatic one, not vetted); where nobody
+                         decided, the automatic z: "model" (FNet's z, no
+                         risk model) or, with a queue policy, the estimate
+                         the risk model found least risky: "fnet" (FNet),
+                         "tpl" (the template fit) or "pipe" (the survey
+                         pipeline's Z_PIPE)
 quality         float    0-4 as in DESI VI (the mean where inspectors
                          agree, so 3.5 happens); NaN where nobody decided
 inspectors      str or   who decided, comma-separated ("" for none); a list
@@ -32,8 +36,11 @@ Optional columns, written when present: plate, mjd, fiberid, targetid
 (integers, -1 for none), z_vi, sn_median_all, z_tpl, z_tpl_err, tpl_dchi2
 (the template fit), fnet_class, p_qso and p_cls_<class> (FNet's class head;
 "" / NaN for a model without one), spectral_type, issue_flags,
-decision, comment, decided_at, triage_rules, priority. Any other column is
-an error (so a typo never silently drops or leaks a column).
+decision, comment, decided_at, triage_rules, priority, and from a queue
+policy's triage risk (float, P(the automatic answer is wrong)) and
+auto_accepted (1 the policy accepted it without a look, 0 it did not, -1 /
+NA not known). Any other column is an error (so a typo never silently drops
+or leaks a column).
 
 Rules checked at the boundary (ValueError naming the column): required
 columns present, object_id unique and non-empty, z_source in
@@ -41,7 +48,7 @@ columns present, object_id unique and non-empty, z_source in
 is a person, the consensus or a conflict.
 
 Columns the export adds: dv_fnet_kms = c (z_fnet - z_final) / (1 + z_final)
-(how far the model was from the final z; 0 where the source is the model)
+(how far the model was from the final z; 0 where the source is "model" or "fnet")
 and dv_pipe_kms = c (z_pipe - z_final) / (1 + z_final) (NaN where Z_PIPE is
 missing or -1), in km/s; and is_qso_final (1 a quasar, -1 not a quasar, 0 not
 known: the rule is `db.catalog_decisions.is_qso_final`).
@@ -53,33 +60,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from db.catalog_decisions import MODEL_P_QSO_MIN, is_qso_final
+from db.catalog_decisions import (
+    AUTO_ESTIMATES,
+    AUTO_SOURCES,
+    MODEL_P_QSO_MIN,
+    is_qso_final,
+)
 from db.validate import CLASS_PROB_PREFIX
 
 C_KMS = 299792.458  # as model.metrics (db/ never imports model/)
-Z_SOURCES = ("person", "consensus", "conflict", "model")
 INSPECTED_SOURCES = ("person", "consensus", "conflict")
+Z_SOURCES = (*INSPECTED_SOURCES, *AUTO_SOURCES)  # AUTO_SOURCES: "model", "fnet", "tpl", "pipe" (nobody decided)
 
 REQUIRED_COLUMNS = (
     "object_id", "ra", "dec", "z_final", "z_source", "quality", "inspectors", "n_decisions",
     "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "model_version",
 )  # fmt: skip
 INT_OPTIONAL = ("plate", "mjd", "fiberid", "targetid")
-FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority", "z_tpl", "z_tpl_err", "tpl_dchi2", "p_qso")
+FLOAT_OPTIONAL = ("z_vi", "sn_median_all", "priority", "z_tpl", "z_tpl_err", "tpl_dchi2", "p_qso", "risk")
+FLAG_OPTIONAL = ("auto_accepted",)  # 1 yes, 0 no, -1 not known (int16)
 STR_OPTIONAL = ("fnet_class", "spectral_type", "issue_flags", "decision", "comment", "decided_at", "triage_rules")
-OPTIONAL_COLUMNS = (*INT_OPTIONAL, *FLOAT_OPTIONAL, *STR_OPTIONAL)  # and any p_cls_<class> (float)
+OPTIONAL_COLUMNS = (*INT_OPTIONAL, *FLOAT_OPTIONAL, *FLAG_OPTIONAL, *STR_OPTIONAL)  # and any p_cls_<class> (float)
 DERIVED_COLUMNS = ("dv_fnet_kms", "dv_pipe_kms", "is_qso_final")
 STR_COLUMNS = ("object_id", "z_source", "inspectors", "model_version", *STR_OPTIONAL)
 Z_COLUMNS = ("z_final", "z_fnet", "z_fnet_err", "z_pipe", "z_qn", "z_pca", "z_vi", "z_tpl", "z_tpl_err")
 UNITS = {
     **{c: "" for c in Z_COLUMNS},  # dimensionless
-    "p_qso": "",
+    "p_qso": "", "risk": "",
     "ra": "deg", "dec": "deg", "dv_fnet_kms": "km / s", "dv_pipe_kms": "km / s",
 }  # fmt: skip
 DESCRIPTIONS = {
     "object_id": "store object id (PLATE-MJD-FIBER or DESI TARGETID-...)",
     "ra": "right ascension (J2000)", "dec": "declination (J2000)",
-    "z_final": "vetted redshift", "z_source": "person | consensus | conflict (model z) | model (auto-accepted)",
+    "z_final": "vetted redshift; where nobody decided, the automatic one",
+    "z_source": "person | consensus | conflict (automatic z) | nobody decided: model (FNet) or fnet | tpl | pipe "
+                "(the least risky estimate)",
     "quality": "visual-inspection quality 0-4 (DESI VI; mean of agreeing inspectors); NaN: not inspected",
     "inspectors": "comma-separated inspectors", "n_decisions": "decisions recorded",
     "z_fnet": "model redshift", "z_fnet_err": "model redshift uncertainty",
@@ -92,6 +107,8 @@ DESCRIPTIONS = {
     "p_qso": "FNet's probability that it is a quasar (any quasar class); NaN: no class head",
     "is_qso_final": "1 quasar, -1 not a quasar, 0 not known: a person's verdict, else FNet's p_qso vs PQSOMIN",
     "spectral_type": "the inspectors' spectral type (QSO, BAL QSO, STAR, GALAXY, UNKNOWN)",
+    "risk": "risk model: P(the automatic z or class is wrong) (catastrophic: |dv| > 6000 km/s)",
+    "auto_accepted": "1 the queue policy accepted the automatic answer unseen, 0 it did not, -1 not known",
 }  # fmt: skip
 
 
@@ -134,7 +151,8 @@ def catalog_table(rows: pd.DataFrame, p_qso_min: float = MODEL_P_QSO_MIN) -> pd.
     Column order: the required columns, the derived columns (dv_fnet_kms,
     dv_pipe_kms, is_qso_final with `p_qso_min`), then the optional columns
     present. Types: floats float64, quality float32 (NaN = not inspected),
-    n_decisions int32, is_qso_final int16, ids Int64 (-1 = none), strings str.
+    n_decisions int32, is_qso_final and auto_accepted int16 (auto_accepted -1 =
+    not known), ids Int64 (-1 = none), strings str.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
     if missing:
@@ -196,6 +214,13 @@ def catalog_table(rows: pd.DataFrame, p_qso_min: float = MODEL_P_QSO_MIN) -> pd.
     for c in (*FLOAT_OPTIONAL, *probs):
         if c in rows.columns:
             out[c] = _float(rows[c])
+    for c in FLAG_OPTIONAL:
+        if c in rows.columns:
+            f = _float(rows[c].astype(object).where(rows[c].notna(), np.nan))  # bools, ints, NA alike
+            bad_f = np.isfinite(f) & ~np.isin(f, (-1.0, 0.0, 1.0))
+            if bad_f.any():
+                raise ValueError(f"{c} must be 1, 0, -1 or NA, got {f[bad_f][0]}")
+            out[c] = np.where(np.isfinite(f), f, -1).astype(np.int16)
     for c in STR_OPTIONAL:
         if c in rows.columns:
             out[c] = _str_col(rows[c])
@@ -226,12 +251,23 @@ QSO_FINAL_COUNTS = {"n_qso": 1, "n_not_qso": -1, "n_qso_unknown": 0}  # counts k
 
 
 def counts(table: pd.DataFrame) -> dict[str, int]:
-    """n rows, n inspected (n_decisions >= 1), n per source, n per is_qso_final value."""
-    src = table["z_source"].value_counts()
+    """n rows, n inspected (n_decisions >= 1), n per source (n_model: nobody decided, whichever estimate gave
+    the z), n per is_qso_final value; where the risk model chose the z (a source "fnet" / "tpl" / "pipe", or
+    an auto_accepted column), n_z_<estimate> (undecided rows whose z is that estimate's) and n_auto_accepted
+    (rows the policy accepted that nobody decided since)."""
+    src = table["z_source"].astype(str)
+    per = src.value_counts()
     qso = table["is_qso_final"].to_numpy()
-    return {
+    auto = src.isin(AUTO_SOURCES).to_numpy()
+    out = {
         "n_rows": len(table),
         "n_inspected": int((table["n_decisions"] >= 1).sum()),
-        **{f"n_{s}": int(src.get(s, 0)) for s in Z_SOURCES},
+        **{f"n_{s}": int(per.get(s, 0)) for s in INSPECTED_SOURCES},
+        "n_model": int(auto.sum()),
         **{k: int((qso == v).sum()) for k, v in QSO_FINAL_COUNTS.items()},
     }
+    if "auto_accepted" in table.columns or src.isin(AUTO_ESTIMATES).any():
+        out.update({f"n_z_{e}": int(per.get(e, 0)) for e in AUTO_ESTIMATES})
+    if "auto_accepted" in table.columns:
+        out["n_auto_accepted"] = int((auto & (table["auto_accepted"].to_numpy() == 1)).sum())
+    return out

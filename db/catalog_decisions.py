@@ -2,15 +2,17 @@
 
 `final_decisions(session)` turns the decision history (`db.consensus`) into
 one row per judged spectrum; `overlay_decisions(base, decided)` lays those
-rows over the model's rows (every spectrum, source "model"), which is what
-`db.export.export_catalog` then writes.
+rows over the automatic rows (every spectrum, an `AUTO_SOURCES` source: "model"
+for FNet's z, or "fnet" / "tpl" / "pipe" for the least risky estimate the risk
+model chose), which is what `db.export.export_catalog` then writes.
 
 is_qso_final is what a survey scientist keeps to make a quasar catalog of a
 quasar-target superset: 1 a quasar, -1 not a quasar, 0 not known. A person's
 verdict decides where there is one (a "not a quasar" decision overrides
 FNet's class); elsewhere FNet's p_qso does, against `p_qso_min` (`inspector
 export` passes the triage's fnet_qso_unsure threshold, so a spectrum the
-queue holds for a person stays 0 until someone decides it).
+queue holds for a person stays 0 until someone decides it; with a queue policy,
+FNet's own call, 0.5, as the risk already counts FNet's class doubt).
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ import numpy as np
 import pandas as pd
 
 from db.validate import ACTION_BY_NAME, QSO_TYPES, SPECTRAL_TYPES
+
+# z_source where nobody decided: "model" is FNet's z (no risk model: a rules-only triage); "fnet", "tpl" and
+# "pipe" say which estimate the risk model found least risky (FNet, the template fit, the survey pipeline)
+AUTO_ESTIMATES = ("fnet", "tpl", "pipe")
+AUTO_SOURCES = ("model", *AUTO_ESTIMATES)
 
 # is_qso_final: a person's verdict first, else FNet's p_qso against p_qso_min
 MODEL_P_QSO_MIN = 0.5  # default: FNet's own call (its quasar classes together more probable than not)
@@ -37,8 +44,9 @@ def is_qso_final(
     Where a person or a consensus decided: a quasar spectral type -> 1; a
     "not a quasar" decision or a STAR / GALAXY type -> -1; anything else (a bad
     spectrum, no type) -> 0. An unresolved conflict -> 0. Where nobody decided
-    (source "model"): p_qso >= p_qso_min -> 1, p_qso <= 1 - p_qso_min -> -1,
-    else (FNet not sure, or no class head: p_qso NaN) -> 0.
+    (an `AUTO_SOURCES` source, whichever estimate gave the z): p_qso >=
+    p_qso_min -> 1, p_qso <= 1 - p_qso_min -> -1, else (FNet not sure, or no
+    class head: p_qso NaN) -> 0.
     """
     if not 0.5 <= float(p_qso_min) <= 1.0:
         raise ValueError(f"p_qso_min must be in [0.5, 1], got {p_qso_min}")
@@ -51,19 +59,20 @@ def is_qso_final(
     p = np.asarray(p_qso, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         model = np.where(p >= p_qso_min, 1, np.where(p <= 1.0 - p_qso_min, -1, 0))
-    out = np.where(src == "model", model, np.where(src == "conflict", 0, person))
+    out = np.where(np.isin(src, AUTO_SOURCES), model, np.where(src == "conflict", 0, person))
     return out.astype(np.int16)
 
 
 def overlay_decisions(base: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
-    """`base` catalog rows (every spectrum, source "model") with the decided spectra replaced.
+    """`base` catalog rows (every spectrum, an automatic source) with the decided spectra replaced.
 
     `decided` holds one row per decided spectrum: object_id and any of z_final,
     z_source, quality, inspectors, n_decisions, spectral_type, issue_flags,
     decision, comment, decided_at. Its values win over `base`'s, except that
-    a "conflict" row keeps `base`'s z_final (the model's: nothing is vetted
-    yet). Object ids not in `base` are an error (a decision on a spectrum the
-    catalog lacks).
+    a "conflict" row keeps `base`'s z_final (the automatic one: nothing is
+    vetted yet). Columns `decided` lacks (risk, auto_accepted...) stay
+    `base`'s. Object ids not in `base` are an error (a decision on a spectrum
+    the catalog lacks).
     """
     if "object_id" not in decided.columns:
         raise ValueError("decided rows need an object_id column")

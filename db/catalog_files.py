@@ -9,10 +9,21 @@ ra/dec deg; dv km/s); quality is float32 with NaN = not inspected; string
 columns hold UTF-8 bytes (FITS strings are ASCII; astropy decodes them back
 to the same text). Header keywords: MODELVER, DATE (UTC ISO, when written),
 NROWS (rows written), NTOTAL (rows before the filters), NINSPECT,
-NPERSON / NCONSENS / NCONFLIC / NMODEL (per source), NQSO / NNOTQSO / NQSOUNK
-(is_qso_final 1 / -1 / 0), PQSOMIN, ONLYINSP, ONLYQSO, MINQUAL, and one
-`HIERARCH THRESH <RULE>` per triage threshold (the string 'off' for a
-disabled rule), PROVJSON (the sidecar's file name).
+NPERSON / NCONSENS / NCONFLIC / NMODEL (per source; NMODEL: nobody decided),
+NQSO / NNOTQSO / NQSOUNK (is_qso_final 1 / -1 / 0), PQSOMIN, ONLYINSP,
+ONLYQSO, MINQUAL, and one `HIERARCH THRESH <RULE>` per triage threshold (the
+string 'off' for a disabled rule), PROVJSON (the sidecar's file name).
+
+Where the risk model chose the automatic z: NZFNET / NZTPL / NZPIPE (rows
+nobody decided whose z is FNet's, the template fit's, the pipeline's) and
+NAUTO (rows the policy auto-accepted that nobody decided since, in this
+file). From a queue policy's triage (the provenance's "policy", see
+`inspector.risk.policy.policy_summary`), with comments: POLICY (e.g. 'max
+leak 0.005'), MAXLEAK or BUDGET, NSPECTRA (spectra the policy saw), NACCEPT
+(auto-accepted), NQUEUED (sent to people), NNOSIG (no-signal bucket),
+EXPLEAK (expected fraction wrong among the auto-accepted), EXPWRONG
+(expected number wrong among them), EXPWALL (expected number wrong had
+nobody looked). A rules-only triage writes none of these.
 """
 from __future__ import annotations
 
@@ -25,7 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from db.catalog_columns import INT_OPTIONAL, STR_COLUMNS, UNITS, Z_SOURCES, describe
+from db.catalog_columns import (
+    FLAG_OPTIONAL,
+    INT_OPTIONAL,
+    STR_COLUMNS,
+    UNITS,
+    Z_SOURCES,
+    describe,
+)
 
 META_KEY = b"fnet_inspector.export"
 
@@ -45,6 +63,47 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
 
 def _fits_key(rule: str) -> str:
     return "HIERARCH THRESH " + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in rule.upper())
+
+
+# FITS keyword -> (the policy summary's key, comment: at most 47 characters, so a float's card keeps all of it)
+POLICY_KEYS = {
+    "POLICY": ("policy", "queue policy of the triage"),
+    "MAXLEAK": ("max_leak", "policy: target leak rate among auto-accepted"),
+    "BUDGET": ("budget", "policy: spectra people inspect"),
+    "NSPECTRA": ("n_spectra", "spectra the policy judged"),
+    "NACCEPT": ("n_accepted", "auto-accepted by the policy (no look)"),
+    "NQUEUED": ("n_queued", "sent to people by the policy"),
+    "NNOSIG": ("n_no_signal", "no usable signal: own bucket, not accepted"),
+    "EXPLEAK": ("expected_leak", "expected leak: fraction wrong, auto-accepted"),
+    "EXPWRONG": ("expected_wrong_accepted", "expected number wrong among auto-accepted"),
+    "EXPWALL": ("expected_wrong_all", "expected number wrong had nobody looked"),
+}
+
+
+def policy_cards(policy: dict[str, Any] | None) -> list[tuple[str, Any, str]]:
+    """(keyword, value, comment) for the FITS header from a queue policy's summary; [] without one."""
+    if not policy:
+        return []
+    cards = []
+    for key, (name, comment) in POLICY_KEYS.items():
+        v = policy.get(name)
+        if v is None:
+            continue
+        v = v if isinstance(v, str) else (int(v) if isinstance(v, (int, np.integer)) else float(v))
+        cards.append((key, v, comment))
+    return cards
+
+
+ESTIMATE_NAMES = {"fnet": "FNet", "tpl": "the template fit", "pipe": "the pipeline"}
+
+
+def count_cards(n: dict[str, int]) -> list[tuple[str, int, str]]:
+    """NZFNET / NZTPL / NZPIPE and NAUTO, where the counts have them (the risk model chose the z)."""
+    cards = [(f"NZ{e.upper()}", n[f"n_z_{e}"], f"nobody decided, z from {name}")
+             for e, name in ESTIMATE_NAMES.items() if f"n_z_{e}" in n]  # fmt: skip
+    if "n_auto_accepted" in n:
+        cards.append(("NAUTO", n["n_auto_accepted"], "rows auto-accepted, nobody decided since"))
+    return cards
 
 
 def _utf8_bytes(s: pd.Series) -> np.ndarray:
@@ -73,7 +132,7 @@ def write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
             t[c] = s.to_numpy(np.int64)
         elif c == "n_decisions":
             t[c] = s.to_numpy(np.int32)
-        elif c == "is_qso_final":
+        elif c == "is_qso_final" or c in FLAG_OPTIONAL:
             t[c] = s.to_numpy(np.int16)
         else:
             t[c] = s.to_numpy(np.float64)
@@ -104,15 +163,24 @@ def write_fits(table: pd.DataFrame, path: Path, prov: dict[str, Any]) -> None:
     for rule, v in (prov.get("thresholds") or {}).items():
         hdr[_fits_key(str(rule))] = "off" if v is None else (float(v) if isinstance(v, (int, float)) else str(v))
     t.meta.update(hdr)
-    t.meta["comments"] = [
-        "FNet Inspector vetted catalog. z_source: person | consensus | conflict (unresolved:",
-        "z_final is the model's) | model (auto-accepted). quality NaN: not inspected.",
-        "is_qso_final: 1 quasar, -1 not, 0 not known (a person's verdict, else p_qso vs PQSOMIN).",
+    t.meta["comments"] = [  # FITS COMMENT cards hold 72 characters
+        "FNet Inspector vetted catalog. z_source: person | consensus | conflict",
+        "(unresolved: z_final is the automatic one) | nobody decided: model",
+        "(FNet's z) or fnet | tpl | pipe (the least risky of FNet, the template",
+        "fit, the pipeline). quality NaN: not inspected. is_qso_final: 1 quasar,",
+        "-1 not, 0 not known (a person's verdict, else p_qso vs PQSOMIN).",
         "MINQUAL -1: no minimum quality.",
     ]
+    if prov.get("policy"):
+        t.meta["comments"] += [
+            "Auto-accepted rows (auto_accepted 1, nobody decided) are the queue",
+            "policy's: EXPLEAK of them are expected wrong (EXPWRONG in all).",
+        ]
     from astropy.io import fits
 
     hdu = fits.table_to_hdu(t)
+    for key, v, comment in [*count_cards(n), *policy_cards(prov.get("policy"))]:
+        hdu.header[key] = (v, comment)
     for i, c in enumerate(table.columns, start=1):
         if describe(c):  # TCOMMn: the HEASARC convention for a column's description
             hdu.header[f"TCOMM{i}"] = describe(c)

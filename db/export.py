@@ -12,6 +12,13 @@ the filters), `db.catalog_decisions` (people's decisions laid over the model's
 rows, and the is_qso_final rule) and `db.catalog_files` (the FITS / CSV /
 Parquet writers and the FITS header).
 
+How clean the part nobody looked at is: where the rows come from a queue
+policy's triage, meta["policy"] (`inspector.risk.policy.policy_summary`:
+the policy, how many it auto-accepted, their expected leak rate and expected
+number wrong, the leak curve) goes to the sidecar and the Parquet metadata
+as given and, as POLICY / NACCEPT / EXPLEAK / EXPWRONG / ..., to the FITS
+header (`db.catalog_files`); "policy" is null in the sidecar otherwise.
+
 Options: `only_inspected` keeps rows with n_decisions >= 1; `min_quality=Q`
 keeps rows whose quality is >= Q (rows without a quality are dropped);
 `only_qso` keeps rows with is_qso_final = 1.
@@ -28,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from db.catalog_columns import (
+    AUTO_SOURCES,
     C_KMS,
     DERIVED_COLUMNS,
     DESCRIPTIONS,
@@ -49,8 +57,8 @@ from db.catalog_decisions import (
 from db.catalog_files import FORMATS, META_KEY, WRITERS, write_atomic
 
 __all__ = [
-    "C_KMS", "DERIVED_COLUMNS", "DESCRIPTIONS", "FORMATS", "META_KEY", "MODEL_P_QSO_MIN", "OPTIONAL_COLUMNS",
-    "REQUIRED_COLUMNS", "UNITS", "Z_SOURCES", "catalog_table", "counts", "describe", "export_catalog",
+    "AUTO_SOURCES", "C_KMS", "DERIVED_COLUMNS", "DESCRIPTIONS", "FORMATS", "META_KEY", "MODEL_P_QSO_MIN",
+    "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "UNITS", "Z_SOURCES", "catalog_table", "counts", "describe", "export_catalog",
     "final_decisions", "is_qso_final", "overlay_decisions", "select_rows",
 ]  # fmt: skip
 
@@ -80,7 +88,8 @@ def export_catalog(
 
     `rows` follows the contract in `db.catalog_columns`. `meta` is the
     provenance: "model_version" (else taken from the rows), "thresholds"
-    ({rule: value or None}) used for the triage queue, anything else
+    ({rule: value or None}) used for the triage queue, "policy" (the queue
+    policy's summary, or None for a rules-only triage), anything else
     JSON-able (store, predictions, database, code revision...) goes to the
     sidecar and the Parquet metadata as given. The date written is now (UTC),
     unless meta["created"] is given. Each file is written atomically. The
@@ -113,6 +122,7 @@ def export_catalog(
         "only_qso": bool(only_qso),
         "thresholds": dict(meta.get("thresholds") or {}),
         "p_qso_min": float(p_qso_min),
+        "policy": meta.get("policy"),
         "columns": {c: {"unit": UNITS.get(c), "description": describe(c)} for c in table.columns},
         "sidecar": sidecar.name,
     })  # fmt: skip

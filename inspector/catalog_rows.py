@@ -1,7 +1,12 @@
-"""The vetted catalog's rows before anyone decided: the model's z and class for every stored spectrum.
+"""The vetted catalog's rows before anyone decided: the automatic z and class for every stored spectrum.
 
-    rows, meta = model_rows(store, predictions)     # the `db.export` contract, source "model" everywhere
+    rows, meta = model_rows(store, predictions)     # the `db.export` contract, nobody decided anything yet
     rows = overlay_decisions(rows, final_decisions(session))   # then what people decided
+
+The automatic z is FNet's (source "model") after a rules-only triage; after a queue policy's triage
+(`inspector triage --max-leak / --budget`, which writes STORE/triage/<stem>.scores.parquet) it is the
+best estimate the risk model chose, with its source ("fnet", "tpl" or "pipe"), each spectrum's risk
+and whether the policy auto-accepted it.
 
 `inspector export` and the app's Overview both start from these rows, so the file one downloads in the app
 is the file the command writes.
@@ -43,23 +48,28 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
     FNet's class (fnet_class, p_qso, p_cls_*) where the run stored them and, when
     STORE/triage/<predictions-stem>.parquet exists, the triage rules and
     priority of each flagged spectrum; the meta carries that run's thresholds
-    and "p_qso_min" for `db.export.export_catalog`.
+    and "p_qso_min" for `db.export.export_catalog`. Where that triage ran a
+    queue policy (its meta's "policy" and the scores parquet beside it), the
+    best z instead of FNet's (`apply_scores`), and the policy's summary in
+    meta["policy"] (None otherwise).
     """
     import pandas as pd
 
+    from inspector.estimates import estimates_frame
     from inspector.store import open_store
-    from inspector.triage import read_sidecar, triage_frame
+    from inspector.triage import read_sidecar
     from inspector.triage_run import (
         default_triage_output,
         read_triage,
         resolve_predictions,
+        scores_path,
     )
 
     st = open_store(store)
     pred_path = resolve_predictions(st.path, predictions)
     pred = pd.read_parquet(pred_path)
     side = read_sidecar(pred_path)
-    frame = triage_frame(st.index, pred)  # checks the predictions belong to this store; NaN where none
+    frame = estimates_frame(st.index, pred)  # checks the predictions belong to this store; NaN where none
     ix = st.index
     version = model_version_of(pred_path, pred, side)
     n = len(ix)
@@ -101,10 +111,15 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
         "model": {k: ((side or {}).get("model") or {}).get(k) for k in ("path", "sha1", "label_scaling")},
         "thresholds": {},
         "triage": None,
+        "policy": None,
     }
     tri = default_triage_output(st.path, pred_path)
     if tri.exists():
         flags, tmeta = read_triage(tri)
+        if tmeta.get("policy") and scores_path(tri).exists():
+            rows = apply_scores(rows, pd.read_parquet(scores_path(tri)))
+            meta["policy"] = tmeta["policy"]
+            meta["scores"] = str(scores_path(tri).resolve())
         rules = np.full(n, "", dtype=object)
         prio = np.zeros(n)
         r = flags["row"].to_numpy(np.int64)
@@ -116,18 +131,49 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
         meta["thresholds"] = {k: v.get("threshold") for k, v in (tmeta.get("rules") or {}).items()}
         for k in tmeta.get("disabled") or []:
             meta["thresholds"][k] = None
-    meta["p_qso_min"] = p_qso_min(meta["thresholds"] if meta["triage"] else None)
+    meta["p_qso_min"] = p_qso_min(meta["thresholds"] if meta["triage"] else None, policy=meta["policy"] is not None)
     return rows, meta
 
 
-def p_qso_min(thresholds: dict[str, Any] | None) -> float:
+def apply_scores(rows, scores):
+    """`rows` (one per store row, in order) with the queue policy's scores (`inspector.triage_run.write_scores`):
+    z_final the best z and z_source its source ("fnet" / "tpl" / "pipe"; "model" stays where no estimate
+    exists at all), risk, and auto_accepted (1 / 0; -1 where the scores lack the spectrum)."""
+    n = len(rows)
+    r = scores["row"].to_numpy(np.int64)
+    if r.size and (r.min() < 0 or r.max() >= n or np.unique(r).size != r.size):
+        raise ValueError(f"the triage scores do not fit this store ({n} spectra, rows up to {r.max()})")
+    oid = rows["object_id"].astype(str).to_numpy()
+    bad = np.flatnonzero(oid[r] != scores["object_id"].astype(str).to_numpy())
+    if bad.size:
+        raise ValueError(f"the triage scores were made on another store: row {int(r[bad[0]])} is {oid[r[bad[0]]]!r} "
+                         f"here, {scores['object_id'].iloc[bad[0]]!r} there; triage again")  # fmt: skip
+    rows = rows.copy()
+    z_best = scores["z_best"].to_numpy(np.float64, na_value=np.nan)
+    src = scores["z_best_source"].fillna("").astype(str).to_numpy()
+    known = np.isfinite(z_best) & (src != "")
+    z, source = rows["z_final"].to_numpy(np.float64, copy=True), rows["z_source"].to_numpy(object, copy=True)
+    z[r[known]], source[r[known]] = z_best[known], src[known]
+    rows["z_final"], rows["z_source"] = z, source
+    risk = np.full(n, np.nan)
+    risk[r] = scores["risk"].to_numpy(np.float64, na_value=np.nan)
+    accepted = np.full(n, -1, np.int16)
+    accepted[r] = scores["accepted"].astype(bool).to_numpy().astype(np.int16)
+    rows["risk"], rows["auto_accepted"] = risk, accepted
+    return rows
+
+
+def p_qso_min(thresholds: dict[str, Any] | None, policy: bool = False) -> float:
     """FNet's p_qso from which an undecided spectrum is a quasar in the catalog (is_qso_final): the
     threshold below which the triage sent it to people (fnet_qso_unsure; its default when no triage ran),
-    so a spectrum waiting in the queue is 'not known' until someone decides it. With that rule off,
-    FNet's own call (`db.export.MODEL_P_QSO_MIN`)."""
+    so a spectrum waiting in the queue is 'not known' until someone decides it. With that rule off, or
+    after a queue policy's triage (`policy`: the risk already counts FNet's doubt about the class), FNet's
+    own call (`db.export.MODEL_P_QSO_MIN`)."""
     from db.export import MODEL_P_QSO_MIN
     from inspector.triage import RULES
 
+    if policy:
+        return MODEL_P_QSO_MIN
     if thresholds is None:
         v = next(r.threshold for r in RULES if r.name == "fnet_qso_unsure")
     else:

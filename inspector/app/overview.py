@@ -18,6 +18,10 @@ NaN where a person gave no z (not a quasar, bad spectrum) or there is none.
 Refreshing: the Refresh button re-reads the decisions (table, plots, progress); a periodic callback
 (`refresh_s`, served sessions only) updates the progress numbers, which are cheap SQL counts.
 The Export button writes the catalog with `db.export.export_catalog` (FITS, CSV or Parquet).
+
+Queue policy: where the triage ran one (`inspector triage --max-leak / --budget`), the fraction of the
+survey sent to people against the expected leak rate, with this triage's point marked
+(`inspector.app.overview_plots.queue_vs_leak`, from the export meta's "policy"); a short note otherwise.
 """
 from __future__ import annotations
 
@@ -358,6 +362,18 @@ class Overview(param.Parameterized):
 
         return pn.pane.HoloViews(survey_plots(self.filtered()), sizing_mode="stretch_width")
 
+    def policy_panel(self) -> pn.Column:
+        """The queue policy's caption and its queue-vs-leak plot, or the note that the triage had none."""
+        from inspector.app.overview_plots import policy_caption, queue_vs_leak
+
+        policy = self.meta.get("policy")
+        plot = queue_vs_leak(policy)
+        caption = pn.pane.Markdown(policy_caption(policy), sizing_mode="stretch_width")
+        if plot is None:
+            return pn.Column("### Queue policy", caption, sizing_mode="stretch_width")
+        return pn.Column("### Queue policy", caption, pn.pane.HoloViews(plot, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")  # fmt: skip
+
     @param.depends("export_format", watch=True)
     def _set_filename(self) -> None:
         self.download.filename = f"fnet_catalog.{self.export_format}"
@@ -413,7 +429,7 @@ class Overview(param.Parameterized):
             pn.Column("### Per inspector", self.rates),
             pn.Column("### Export", export),
         )  # fmt: skip
-        return pn.Column(top, filters, self.grid, self.plots, sizing_mode="stretch_width")
+        return pn.Column(top, filters, self.grid, self.plots, self.policy_panel(), sizing_mode="stretch_width")
 
 
 def overview_view(engine: Engine, store_path: str | Path, *, predictions: str | Path | None = None,

@@ -1,10 +1,13 @@
 """The Overview tab's survey plots (HoloViews / Bokeh): FNet z vs reference z, the dv histogram, and
-accuracy against the |dv| threshold like Fig. 4 of Rastegar Nia et al. (2022).
+accuracy against the |dv| threshold like Fig. 4 of Rastegar Nia et al. (2022); and the queue policy's
+trade-off, the fraction of the survey sent to people against the expected leak rate.
 
-Each function takes the survey table of `inspector.app.overview` (columns z_fnet, z_ref, z_pipe, z_qn;
+Each survey plot takes the survey table of `inspector.app.overview` (columns z_fnet, z_ref, z_pipe, z_qn;
 z_ref NaN where there is no reference) and returns a HoloViews element. Above `DATASHADE_MIN` spectra
 the z-z plot is rasterized by datashader (`holoviews.operation.datashader.rasterize`) instead of
-sending every point to the browser.
+sending every point to the browser. The policy plot takes the triage's policy summary
+(`inspector.risk.policy.policy_summary`, the export meta's "policy"): `policy_curve` reads the curve
+and the chosen point out of it, `queue_vs_leak` draws them, `policy_caption` says it in a line.
 """
 from __future__ import annotations
 
@@ -109,4 +112,96 @@ def survey_plots(df: pd.DataFrame, datashade_min: int = DATASHADE_MIN) -> hv.Lay
     return (z_vs_ref(df, datashade_min) + dv_histogram(df) + accuracy_vs_dv(df)).opts(shared_axes=False)
 
 
-__all__ = ["DATASHADE_MIN", "accuracy_vs_dv", "dv_histogram", "survey_plots", "z_vs_ref"]
+# --------------------------------------------------------------------------- the queue policy
+NO_POLICY_NOTE = (
+    "No queue policy: this triage ran the rules alone, so there is no risk per spectrum and no expected "
+    "leak rate. `inspector triage --max-leak 0.005` (with a risk model for this FNet) queues by risk and "
+    "says how clean the auto-accepted part is."
+)
+
+
+def policy_curve(policy: dict | None) -> tuple[pd.DataFrame, dict] | None:
+    """(curve, chosen) from a policy triage's summary; None for a rules-only triage (`policy` None or empty).
+
+    curve: queue_fraction (the fraction of the survey sent to people, auto-accepting the least risky rest)
+    and expected_leak (the expected fraction wrong among those accepted), as the triage computed them.
+    chosen: the policy's point: queue_fraction = (n_queued + n_no_signal) / n_spectra (everything not
+    accepted; the no-signal bucket is not accepted either), expected_leak, and the counts, the policy's
+    name, max_leak / budget and a label.
+    """
+    if not policy or not policy.get("curve"):
+        return None
+    c = policy["curve"]
+    curve = pd.DataFrame({"queue_fraction": np.asarray(c["queue_fraction"], np.float64),
+                          "expected_leak": np.asarray(c["expected_leak"], np.float64)})  # fmt: skip
+    n = max(int(policy["n_spectra"]), 1)
+    not_accepted = int(policy["n_queued"]) + int(policy["n_no_signal"])
+    chosen = {
+        "queue_fraction": not_accepted / n,
+        "expected_leak": float(policy["expected_leak"]),
+        "n_spectra": int(policy["n_spectra"]),
+        "n_accepted": int(policy["n_accepted"]),
+        "n_queued": int(policy["n_queued"]),
+        "n_no_signal": int(policy["n_no_signal"]),
+        "expected_wrong_accepted": float(policy["expected_wrong_accepted"]),
+        "policy": str(policy["policy"]),
+        "max_leak": policy.get("max_leak"),
+        "budget": policy.get("budget"),
+    }
+    chosen["label"] = (f"{chosen['policy']}: {100 * chosen['queue_fraction']:.1f} % to people, "
+                       f"leak {100 * chosen['expected_leak']:.2f} %")  # fmt: skip
+    return curve, chosen
+
+
+def policy_caption(policy: dict | None) -> str:
+    """The policy's outcome in one Markdown line, or `NO_POLICY_NOTE`."""
+    got = policy_curve(policy)
+    if got is None:
+        return NO_POLICY_NOTE
+    ch = got[1]
+    n = max(ch["n_spectra"], 1)
+    return (
+        f"**Queue policy {ch['policy']}**: {ch['n_accepted']} of {ch['n_spectra']} auto-accepted "
+        f"({100 * ch['n_accepted'] / n:.1f} %), expected wrong among them {ch['expected_wrong_accepted']:.1f} "
+        f"(leak {100 * ch['expected_leak']:.2f} %); {ch['n_queued']} to people, {ch['n_no_signal']} with no "
+        f"usable signal in their own bucket"
+    )
+
+
+def queue_vs_leak(policy: dict | None) -> hv.Overlay | None:
+    """The queue size (percent of the survey sent to people) against the expected leak rate (percent wrong
+    among the auto-accepted), with the policy's point marked and labelled and its target leak, if any, as a
+    dotted line; None for a rules-only triage."""
+    got = policy_curve(policy)
+    if got is None:
+        return None
+    curve, ch = got
+    x, y = 100 * curve["queue_fraction"].to_numpy(), 100 * curve["expected_leak"].to_numpy()
+    cx, cy = 100 * ch["queue_fraction"], 100 * ch["expected_leak"]
+    line = hv.Curve((x, y), "queue_pct", "leak_pct", label="accept the least risky").opts(color="#1f77b4",
+                                                                                         line_width=2)  # fmt: skip
+    point = hv.Scatter([(cx, cy)], "queue_pct", "leak_pct", label="this triage").opts(
+        color="#d62728", size=10, marker="circle", tools=["hover"]
+    )
+    ymax = float(np.nanmax(y)) if y.size and np.isfinite(y).any() else 1.0
+    ymax = max(ymax, cy, 100 * (ch["max_leak"] or 0.0), 1e-3) * 1.1
+    # the x range: to well past where the leak reaches zero (most of a survey is plain; pan for the rest)
+    flat = x[np.nan_to_num(y, nan=np.inf) <= 1e-9]
+    x0 = float(flat.min()) if flat.size else 100.0
+    xmax = float(min(100.0, max(10.0, 1.5 * x0, 2.0 * cx)))
+    text = hv.Text(min(cx + 0.02 * xmax, 0.6 * xmax), min(cy + 0.06 * ymax, 0.95 * ymax), ch["label"],
+                   halign="left", fontsize=9).opts(color="#d62728")  # fmt: skip
+    parts = [line, point, text]
+    if ch["max_leak"] is not None:
+        parts.append(hv.HLine(100 * ch["max_leak"]).opts(color="gray", line_dash="dotted", line_width=1))
+    return hv.Overlay(parts).opts(
+        title=f"queue size vs expected leak ({ch['n_spectra']} spectra)", xlim=(0, xmax), ylim=(0, ymax),
+        xlabel="sent to people (% of the survey)", ylabel="expected wrong among auto-accepted (%)",
+        legend_position="top_right", **SIZE,
+    )  # fmt: skip
+
+
+__all__ = [
+    "DATASHADE_MIN", "NO_POLICY_NOTE", "accuracy_vs_dv", "dv_histogram", "policy_caption", "policy_curve",
+    "queue_vs_leak", "survey_plots", "z_vs_ref",
+]  # fmt: skip
