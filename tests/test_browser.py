@@ -180,9 +180,9 @@ def test_overview_screenshot(server, browser):
     page.locator(".bk-tab", has_text="Overview").click()
     page.locator(".tabulator-row").first.wait_for(timeout=30_000)
     t0 = time.perf_counter()
-    while page.locator("canvas").count() < 3 and time.perf_counter() - t0 < 30:
+    while page.locator("canvas").count() < 4 and time.perf_counter() - t0 < 30:  # three survey plots + the leak curve
         time.sleep(0.1)
-    time.sleep(1.0)  # let the survey plots finish drawing
+    time.sleep(3.0)  # let the survey plots finish drawing
     # full_page=True comes back blank for this tab in Chromium (the tab's content is in a scrolled container)
     page.screenshot(path=str(ROOT / "assets" / "screenshot_overview.png"))
     page.close()

@@ -231,7 +231,7 @@ def test_overview_curve_marks_the_chosen_point(policy_triage):
 
 
 def test_overview_tab_shows_the_policy(policy_triage, decided_export):
-    import panel as pn
+    import holoviews as hv
 
     from db.engine import make_engine
     from inspector.app.overview import Overview
@@ -241,9 +241,11 @@ def test_overview_tab_shows_the_policy(policy_triage, decided_export):
     engine = make_engine(url)
     try:
         ov = Overview(engine, store, predictions)
-        panel = ov.policy_panel()
-        assert any(isinstance(o, pn.pane.HoloViews) for o in panel.objects)
-        assert "auto-accepted" in panel.objects[1].object
+        assert "auto-accepted" in ov.policy_panel().object
+        # the queue-vs-leak plot is the fourth of the survey plots
+        layout = ov.plots().object
+        assert len(layout) == 4 and isinstance(layout[3], hv.Overlay)
+        assert "expected leak" in layout[3].opts.get().kwargs["title"]
         t = ov.table.set_index("object_id")
         assert t.loc[who["tpl corrected"], "z_source"] == "person"
         assert set(t.drop(index=list(who.values()))["z_source"]) <= {"fnet", "tpl", "pipe"}

@@ -360,19 +360,22 @@ class Overview(param.Parameterized):
     def plots(self) -> pn.pane.HoloViews:
         from inspector.app.overview_plots import survey_plots
 
-        return pn.pane.HoloViews(survey_plots(self.filtered()), sizing_mode="stretch_width")
+        # the policy's plot joins the survey plots in one layout: as a second plot pane on the tab it left
+        # these undrawn in Chromium
+        from inspector.app.overview_plots import queue_vs_leak
 
-    def policy_panel(self) -> pn.Column:
-        """The queue policy's caption and its queue-vs-leak plot, or the note that the triage had none."""
-        from inspector.app.overview_plots import policy_caption, queue_vs_leak
+        layout = survey_plots(self.filtered())
+        policy = queue_vs_leak(self.meta.get("policy"))
+        if policy is not None:
+            layout = (layout + policy).cols(3)
+        return pn.pane.HoloViews(layout, sizing_mode="stretch_width")
 
-        policy = self.meta.get("policy")
-        plot = queue_vs_leak(policy)
-        caption = pn.pane.Markdown(policy_caption(policy), sizing_mode="stretch_width")
-        if plot is None:
-            return pn.Column("### Queue policy", caption, sizing_mode="stretch_width")
-        return pn.Column("### Queue policy", caption, pn.pane.HoloViews(plot, sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width")  # fmt: skip
+    def policy_panel(self) -> pn.pane.Markdown:
+        """The queue policy in a line (its plot is with the survey plots), or the note that the triage had none."""
+        from inspector.app.overview_plots import policy_caption
+
+        return pn.pane.Markdown("### Queue policy\n" + policy_caption(self.meta.get("policy")),
+                                sizing_mode="stretch_width")
 
     @param.depends("export_format", watch=True)
     def _set_filename(self) -> None:
@@ -429,7 +432,7 @@ class Overview(param.Parameterized):
             pn.Column("### Per inspector", self.rates),
             pn.Column("### Export", export),
         )  # fmt: skip
-        return pn.Column(top, filters, self.grid, self.plots, self.policy_panel(), sizing_mode="stretch_width")
+        return pn.Column(top, self.policy_panel(), filters, self.grid, self.plots, sizing_mode="stretch_width")
 
 
 def overview_view(engine: Engine, store_path: str | Path, *, predictions: str | Path | None = None,
