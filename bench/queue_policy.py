@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--max-leak", type=float, default=DEFAULT_MAX_LEAK)
     ap.add_argument("--png", type=Path, help="write the reliability diagram here")
     ap.add_argument("--title", default=None, help="the diagram's title (default: the store)")
+    ap.add_argument("--sweep", default="0.002,0.003,0.004,0.005,0.01",
+                    help="leak targets for the queue-size / predicted / measured leak table")
     a = ap.parse_args()
     if a.real:
         store, pred = real_store(a.workdir, a.model)
@@ -106,6 +108,12 @@ def main() -> None:
     good = wrong[order] & (sn[order] >= DECIDABLE_SN)
     print(f"  first {order.size} queued: {good.sum()} wrong with S/N >= {DECIDABLE_SN:g} ({100 * good.mean():.0f} %), "
           f"{wrong[order].sum()} wrong in all, median S/N {np.nanmedian(sn[order]):.1f}")
+    print("\n  target   to people   bucket   leak predicted   measured")
+    for target in (float(v) for v in a.sweep.split(",")):
+        d = apply_policy(risk, sn, frame["tpl_dchi2"].to_numpy(np.float64), Policy(max_leak=target))
+        ac = d["accepted"].to_numpy(bool)
+        print(f"  {target:6.3f}   {100 * d['queued'].mean():8.1f} %   {100 * d['no_signal'].mean():5.1f} %"
+              f"   {100 * risk[ac].mean():12.3f} %   {100 * wrong[ac & ok].sum() / max((ac & ok).sum(), 1):6.3f} %")
     if a.png:
         write_diagram(table, a.png, a.title or str(store)[-40:])
         print(f"wrote {a.png}")
