@@ -25,10 +25,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inspector.risk.learner import load_risk_model, risk_path_for  # noqa: E402
-from inspector.risk.policy import DECIDABLE_SN, DEFAULT_MAX_LEAK, Policy, apply_policy  # noqa: E402
-from inspector.risk.stores import reliability, scored_wrong, store_inputs  # noqa: E402
-from model.assets import ASSETS, DEMO_MODEL  # noqa: E402
+from inspector.risk.learner import load_risk_model, risk_path_for
+from inspector.risk.policy import DECIDABLE_SN, DEFAULT_MAX_LEAK, Policy, apply_policy
+from inspector.risk.stores import reliability, scored_wrong, store_inputs
+from model.assets import ASSETS, DEMO_MODEL
 
 HEAD = 100
 
@@ -41,7 +41,8 @@ def real_store(workdir: Path, model: Path) -> tuple[Path, Path]:
     pred = store / "predictions" / f"{model.stem}.parquet"
     inspector = [str(Path(sys.executable).parent / "inspector")]  # the console script (python -m would not register)
     if not (store / "store.json").exists():
-        subprocess.run([*inspector, "ingest", str(REAL_ROOT / "sdss"), "--store", str(store), "--no-progress"], check=True)
+        subprocess.run([*inspector, "ingest", str(REAL_ROOT / "sdss"), "--store", str(store), "--no-progress"],
+                       check=True)  # fmt: skip
     if not pred.exists():
         subprocess.run([*inspector, "predict", "--store", str(store), "--model", str(model), "--out", str(pred),
                         "--no-progress"], check=True)  # fmt: skip
@@ -94,12 +95,14 @@ def main() -> None:
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     acc, q, bucket = (decision[c].to_numpy(bool) for c in ("accepted", "queued", "no_signal"))
     print(f"\npolicy: max leak {a.max_leak:g}")
-    print(f"  to people: {q.sum()} ({100 * q.mean():.1f} %); no-signal bucket: {bucket.sum()} ({100 * bucket.mean():.1f} %)"
+    print(f"  to people: {q.sum()} ({100 * q.mean():.1f} %); "
+          f"no-signal bucket: {bucket.sum()} ({100 * bucket.mean():.1f} %)"
           f"; auto-accepted {acc.sum()} ({100 * acc.mean():.1f} %)")
     pred_leak = risk[acc].mean() if acc.any() else 0.0
     meas = wrong[acc & ok].sum() / max((acc & ok).sum(), 1)
     print(f"  leak among the auto-accepted: predicted {100 * pred_leak:.3f} %, measured {100 * meas:.3f} % "
-          f"({wrong[acc & ok].sum()} wrong of {(acc & ok).sum()}); ratio {meas / pred_leak if pred_leak else float('nan'):.2f}")
+          f"({wrong[acc & ok].sum()} wrong of {(acc & ok).sum()}); "
+          f"ratio {meas / pred_leak if pred_leak else float('nan'):.2f}")
     left = np.flatnonzero(acc & wrong)
     print(f"  wrong answers auto-accepted: {left.size}"
           + (": " + ", ".join(frame['object_id'].iloc[left[:12]]) if left.size else ""))

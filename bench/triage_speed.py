@@ -18,11 +18,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inspector.estimates import estimates_frame  # noqa: E402
-from inspector.risk.learner import load_risk_model, risk_path_for  # noqa: E402
-from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy  # noqa: E402
-from inspector.triage import apply_rules  # noqa: E402
-from model.assets import DEMO_MODEL  # noqa: E402
+from inspector.estimates import estimates_frame
+from inspector.risk.learner import load_risk_model, risk_path_for
+from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy
+from inspector.triage import apply_rules
+from model.assets import DEMO_MODEL
 
 
 def tiled(df: pd.DataFrame, reps: int, n: int) -> pd.DataFrame:

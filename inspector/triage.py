@@ -438,12 +438,17 @@ def format_summary(flags: pd.DataFrame) -> str:
     sources = meta.get("sources") or {}
     absent = [k for k, v in sources.items() if not v]
     if absent:
-        head += f"\nno source for {absent} (no catalog column, spectrum-file value or baseline run): the rules on them cannot fire"
+        head += (f"\nno source for {absent} (no catalog column, spectrum-file value or baseline run): "
+                 "the rules on them cannot fire")
     mixed = {k: v for k, v in sources.items() if len(v) > 1 or any(not s.startswith("catalog") for s in v)}
     for k, v in mixed.items():
         head += f"\n{k} from " + ", ".join(f"{s} ({c})" for s, c in v.items())
     if meta.get("disabled"):
         head += f"\ndisabled: {', '.join(meta['disabled'])}"
+    rules = meta.get("rules") or {}
+    if any((rules.get(r) or {}).get("n_fired") for r in ("risk", "no_signal")):
+        head += ("\na queue policy decided the queue (rules risk and no_signal); the other rules' counts are over "
+                 "the whole survey and explain why a queued spectrum is there")
     return head + "\n" + txt.to_string()
 
 

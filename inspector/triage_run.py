@@ -54,8 +54,8 @@ def run_triage(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from inspector.store import open_store
     from inspector.estimates import estimates_frame, read_baseline
+    from inspector.store import open_store
     from inspector.triage import apply_rules, read_sidecar, summary, training_z_range
 
     t0 = time.perf_counter()

@@ -3,7 +3,6 @@ that keeps its leak promise, and a triage that states it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -358,11 +358,9 @@ class Overview(param.Parameterized):
 
     @param.depends("table", "rule", "quality", "decision", "z_range")
     def plots(self) -> pn.pane.HoloViews:
-        from inspector.app.overview_plots import survey_plots
-
         # the policy's plot joins the survey plots in one layout: as a second plot pane on the tab it left
         # these undrawn in Chromium
-        from inspector.app.overview_plots import queue_vs_leak
+        from inspector.app.overview_plots import queue_vs_leak, survey_plots
 
         layout = survey_plots(self.filtered())
         policy = queue_vs_leak(self.meta.get("policy"))

@@ -191,7 +191,8 @@ def fit_risk_model(
         y = z_wrong(frame[col].to_numpy(np.float64, na_value=np.nan), z_true)[has_z]
         z_models[name] = _fit(X[has_z], y, seed)
         p = np.full(len(frame), np.nan)  # out-of-fold risks for choosing the z the answer model learns from
-        p[has_z] = cross_val_predict(_classifier(seed), X[has_z], y.astype(np.int64), cv=3, method="predict_proba")[:, 1]
+        oof_p = cross_val_predict(_classifier(seed), X[has_z], y.astype(np.int64), cv=3, method="predict_proba")
+        p[has_z] = oof_p[:, 1]
         p[~has_z] = _proba(z_models[name], X[~has_z])
         oof[name] = p
     chosen = _choose(frame, oof)
