@@ -22,6 +22,7 @@ from inspector.estimates import estimates_frame
 from inspector.risk.learner import load_risk_model, risk_path_for
 from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy
 from inspector.triage import apply_rules
+from inspector.triage_run import EXPLAIN_MAX, explain_head
 from model.assets import DEMO_MODEL
 
 
@@ -58,10 +59,12 @@ def main() -> None:
     prio = np.where(d["accepted"], np.nan, d["priority"])
     flags = apply_rules(index, pred, frame=frame, policy_priority=prio)
     t.append(time.perf_counter())
-    names = ("estimates frame", "risk model", "policy", "rules")
+    explain_head(model, frame, prio)
+    t.append(time.perf_counter())
+    names = ("estimates frame", "risk model", "policy", "rules", f"drivers (queue head, {EXPLAIN_MAX})")
     for name, a0, a1 in zip(names, t[:-1], t[1:], strict=True):
-        print(f"{name:>16}: {a1 - a0:6.1f} s")
-    print(f"{'total':>16}: {t[-1] - t[0]:6.1f} s for {len(frame):,} spectra; queue {len(flags):,} "
+        print(f"{name:>28}: {a1 - a0:6.1f} s")
+    print(f"{'total':>28}: {t[-1] - t[0]:6.1f} s for {len(frame):,} spectra; queue {len(flags):,} "
           f"({100 * len(flags) / len(frame):.1f} %)")
 
 
