@@ -125,12 +125,17 @@ def test_shipped_model_recipe_trains_quasars_then_the_class_head_and_resumes(tmp
     from inspector.shipped_model import Recipe, build
     from model.checkpoint import file_sha1
 
-    recipe = Recipe(n=160, epochs=1, class_epochs=1, threads=1, workers=1)
+    from inspector.risk.learner import load_risk_model, risk_path_for
+
+    recipe = Recipe(n=160, epochs=1, class_epochs=1, threads=1, workers=1,
+                    risk_mocks=(("dr16q", 201, "qso", 150), ("super", 202, "superset", 150)))
     out = build(tmp_path / "w", tmp_path / "m.pt", recipe, progress=False, echo=lambda s: None)
     model, meta = load_checkpoint(out)
     prov = meta["provenance"]
     assert model.cfg.n_classes == N_CLASSES and prov["class_head"] is True and model.cfg.class_net == "twin"
     assert prov["init"]["sha1"] == file_sha1(tmp_path / "w" / "fnet-qso.pt")
+    # the risk model describes this very FNet
+    assert load_risk_model(risk_path_for(out)).meta["fnet_sha1"] == file_sha1(out)
     build(tmp_path / "w", tmp_path / "m.pt", recipe, progress=False, echo=lambda s: None)  # everything done: resumes
     assert load_checkpoint(out)[1]["provenance"]["data_hash"] == prov["data_hash"]
     with pytest.raises(ValueError, match="another recipe"):
