@@ -279,11 +279,14 @@ def retrain(
 
 
 def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool = False) -> dict[str, int]:
-    """Make a model version current: re-predict the store with it, re-triage, load both (decisions kept)."""
+    """Make a model version current: re-predict the store with it, re-triage, load both (decisions kept).
+
+    The re-triage queues by the default leak target where the version has a risk model (the shipped one
+    does; a freshly retrained one has none until `inspector risk fit` describes it), else by the rules."""
     from db.engine import make_engine, session_scope
     from db.schema import ModelVersion
     from inspector.predict_run import write_predictions
-    from inspector.triage_run import load_into_db, run_triage
+    from inspector.triage_run import choose_policy, load_into_db, run_triage, scores_path
 
     engine = make_engine(db_url)
     try:
@@ -300,8 +303,9 @@ def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool
     if side["model"]["sha1"] != sha:
         raise ValueError(f"model version {version_id}: {path} is not the registered file (sha1 differs)")
     pred = Path(side["predictions"])
-    flags, _, meta = run_triage(store, pred)
-    counts = load_into_db(db_url, store, pred, flags, meta)
+    policy, _ = choose_policy(None, None, False, store, pred)
+    flags, out, meta = run_triage(store, pred, policy=policy)
+    counts = load_into_db(db_url, store, pred, flags, meta, scores=scores_path(out))
     if counts["model_version_id"] != int(version_id):
         raise RuntimeError(f"promoted {counts['model_version_id']} instead of {version_id}")
     return counts
