@@ -189,3 +189,16 @@ def test_triage_without_a_risk_model_says_so(surveys, tmp_path):
     r = CliRunner().invoke(app, ["triage", "--store", str(store), "--predictions", str(pred), "--max-leak", "0.01",
                                  "--risk", str(tmp_path / "none.risk.joblib")])  # fmt: skip
     assert r.exit_code == 2 and "no risk model there" in r.output
+
+
+def test_risk_fit_refuses_a_survey_without_truth(surveys, tmp_path):
+    """The real spectra a user ingests carry no truth: fitting on them must stop with a clear word."""
+    from inspector.risk.learner import fit_risk_model
+    from inspector.risk.stores import store_inputs
+    from model.classes import UNKNOWN
+
+    frame, (cls, z), sha = store_inputs(*surveys["test"])
+    with pytest.raises(ValueError, match="no spectrum in these stores has a known truth"):
+        fit_risk_model([frame], [(np.full_like(cls, UNKNOWN), z)], fnet_sha1=sha, trained_on=["x"])
+    with pytest.raises(ValueError, match="wrong and"):
+        fit_risk_model([frame.iloc[:8]], [(cls[:8], z[:8])], fnet_sha1=sha, trained_on=["x"])

@@ -27,7 +27,7 @@ import pandas as pd
 
 from inspector.risk.features import DESCRIPTIONS, FEATURE_NAMES, feature_matrix
 from inspector.risk.truth import answer_wrong, called_quasar, z_wrong
-from model.classes import class_index
+from model.classes import UNKNOWN, class_index
 
 Z_SOURCES: tuple[tuple[str, str], ...] = (("fnet", "z_fnet"), ("tpl", "z_tpl"), ("pipe", "z_pipe"))  # ties: first
 SOURCE_CODES = {name: float(i) for i, (name, _) in enumerate(Z_SOURCES)}
@@ -35,6 +35,7 @@ ANSWER_FEATURES = (*FEATURE_NAMES, "z_source", *(f"risk_z_{s}" for s, _ in Z_SOU
 # Estimates a survey may lack: blanked at random in training so the model has seen spectra without them.
 DROPOUT = {"z_pca": 0.5, "z_qn": 0.2, "zwarning": 0.2, "pipe_class": 0.2}
 RISK_SUFFIX = ".risk.joblib"
+MIN_EACH = 6  # wrong and right answers a classifier needs at the least (3 calibration folds, 2 of each)
 BAD = class_index("BAD")
 
 
@@ -58,8 +59,9 @@ def _classifier(seed: int):
 
 
 def _fit(X: np.ndarray, y: np.ndarray, seed: int):
-    if y.all() or not y.any():
-        raise ValueError(f"cannot learn a risk from {y.size} examples that are all {'wrong' if y.all() else 'right'}")
+    if y.size < MIN_EACH * 2 or y.sum() < MIN_EACH or (~y).sum() < MIN_EACH:
+        raise ValueError(f"cannot learn a risk from {int(y.sum())} wrong and {int((~y).sum())} right answers: "
+                         f"at least {MIN_EACH} of each (a larger mock survey)")
     return _classifier(seed).fit(X, y.astype(np.int64))
 
 
@@ -184,6 +186,9 @@ def fit_risk_model(
     frame = pd.concat([_dropout(f, rng) for f in frames], ignore_index=True)
     true_cls = np.concatenate([t[0] for t in truths])
     z_true = np.concatenate([t[1] for t in truths])
+    if (true_cls != UNKNOWN).sum() == 0:
+        raise ValueError("no spectrum in these stores has a known truth (a class): the risk model learns from mock "
+                         "surveys (`inspector mock`), never from the spectra it will judge")
     X = feature_matrix(frame)
     has_z = np.isfinite(z_true) & (true_cls != BAD)
     z_models, oof = {}, {}
