@@ -201,4 +201,4 @@ def test_risk_fit_refuses_a_survey_without_truth(surveys, tmp_path):
     with pytest.raises(ValueError, match="no spectrum in these stores has a known truth"):
         fit_risk_model([frame], [(np.full_like(cls, UNKNOWN), z)], fnet_sha1=sha, trained_on=["x"])
     with pytest.raises(ValueError, match="wrong and"):
-        fit_risk_model([frame.iloc[:8]], [(cls[:8], z[:8])], fnet_sha1=sha, trained_on=["x"])
+        fit_risk_model([frame.iloc[:4]], [(cls[:4], z[:4])], fnet_sha1=sha, trained_on=["x"])

@@ -35,7 +35,7 @@ ANSWER_FEATURES = (*FEATURE_NAMES, "z_source", *(f"risk_z_{s}" for s, _ in Z_SOU
 # Estimates a survey may lack: blanked at random in training so the model has seen spectra without them.
 DROPOUT = {"z_pca": 0.5, "z_qn": 0.2, "zwarning": 0.2, "pipe_class": 0.2}
 RISK_SUFFIX = ".risk.joblib"
-MIN_EACH = 6  # wrong and right answers a classifier needs at the least (3 calibration folds, 2 of each)
+MIN_EACH = 3  # wrong and right answers a classifier needs at the least: one of each in each of 3 calibration folds
 BAD = class_index("BAD")
 
 
