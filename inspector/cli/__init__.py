@@ -1,0 +1,30 @@
+"""The `inspector` command line: one subcommand per step of the data flow, one module each in this package.
+
+Every module here parses its options, calls one function of the pipeline (`inspector.*_run`,
+`inspector.risk`, `inspector.ingest`, ...) and prints; nothing outside this package imports it
+(`tests/test_layers.py` holds that).
+"""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="FNet Inspector: ingest survey spectra, build a mock survey, predict, triage, inspect, export.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _main() -> None:
+    """FNet Inspector command line."""
+
+
+def _register() -> None:
+    # One module per subcommand in this package; each parses, calls a pipeline function and prints.
+    from inspector.cli import (  # noqa: F401
+        baseline, demo, evaluate, export, ingest, mock, predict, retrain, risk, serve, shipped_model, train, triage,
+    )
+
+
+_register()
