@@ -17,7 +17,7 @@ from db.engine import make_engine, session_scope
 from db.schema import Prediction, Spectrum
 from inspector.app import chi2_plot as C
 from inspector.app.item import C_KMS, Item, candidates
-from inspector.app.triage import Triage
+from inspector.app.session import InspectSession
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
 
@@ -42,9 +42,9 @@ def _with_template(url: str) -> str:
     raise AssertionError("no prediction with a template fit and two more minima")
 
 
-def _triage(mock, oid: str | None = None, name: str = "tina") -> Triage:
+def _triage(mock, oid: str | None = None, name: str = "tina") -> InspectSession:
     store, url = mock
-    t = Triage(make_engine(url), store, inspector=name)
+    t = InspectSession(make_engine(url), store, inspector=name)
     if oid is None:
         t.start()
     else:

@@ -13,7 +13,7 @@ from db.load import add_model_version, load_predictions, load_spectra, load_tria
 from db.testing import fresh_database
 from inspector.app import keymap
 from inspector.app import lines as L
-from inspector.app.triage import Triage, parse_z
+from inspector.app.session import InspectSession, parse_z
 
 
 def make_queue(url: str, n: int = 6) -> None:
@@ -43,7 +43,7 @@ def test_keymap_table_drives_help_and_dispatch():
     assert len({b.key for b in keymap.KEYMAP}) == len(keymap.KEYMAP)
     for b in keymap.KEYMAP:
         assert b.description in helptext
-        assert callable(getattr(Triage, b.action)), b
+        assert callable(getattr(InspectSession, b.action)), b
         assert keymap.action_for(b.key) == b.action
     assert keymap.js_keys() == [b.key for b in keymap.KEYMAP]
     assert keymap.action_for("Enter") == "accept" and keymap.action_for("4") == "quality_4"
@@ -96,7 +96,7 @@ def test_parse_z_refuses_bad_input():
 
 def test_decisions_through_the_ui_functions(url):
     engine = make_engine(url)
-    t = Triage(engine, None, inspector="alice")
+    t = InspectSession(engine, None, inspector="alice")
     t.start()
     first = t.item.object_id
     assert first == "7000-57000-0000" and t.z == pytest.approx(1.5)
@@ -148,7 +148,7 @@ def test_decisions_through_the_ui_functions(url):
 def test_two_inspectors_get_different_spectra(url):
     engine = make_engine(url)
     # cross-checks (a second opinion on purpose) off: the two must never meet the same spectrum
-    a, b = (Triage(engine, None, inspector=n, crosscheck_fraction=0.0) for n in ("alice", "bob"))
+    a, b = (InspectSession(engine, None, inspector=n, crosscheck_fraction=0.0) for n in ("alice", "bob"))
     a.start(); b.start()
     seen_a, seen_b = set(), set()
     for _ in range(3):
@@ -168,7 +168,7 @@ def test_inspect_view_builds_and_escapes(url):
 
         record_decision(s, "7000-57000-0000", "<script>eve</script>", "correct", z_final=2.0, quality=3,
                         comment="<img src=x onerror=alert(1)>")
-    t = Triage(engine, None, inspector="alice")
+    t = InspectSession(engine, None, inspector="alice")
     t.start()
     v = InspectView(t)
     assert v.panel() is not None
@@ -201,7 +201,7 @@ def test_fnet_class_in_the_candidates_and_why_it_is_here(tmp_path):
         mv = add_model_version(s, "classy", "cd" * 20, make_current=True)
         load_predictions(s, pred, mv.id)
         load_triage_flags(s, flags)
-    t = Triage(make_engine(url), None, inspector="alice")
+    t = InspectSession(make_engine(url), None, inspector="alice")
     assert t.jump(ids[0])
     it = t.item
     assert it.fnet_class == "STAR" and it.p_qso == pytest.approx(0.01)
@@ -244,7 +244,7 @@ def test_z_from_clicked_feature_and_line(url):
     from inspector.app.inspect_view import InspectView
 
     engine = make_engine(url)
-    t = Triage(engine, None, inspector="alice")
+    t = InspectSession(engine, None, inspector="alice")
     t.start()
     lya = float(L.line_table().set_index("name").loc["Lyα", "lambda"])
     assert t.z_from_feature(lya * 3.5, lya) and t.z == pytest.approx(2.5, abs=1e-12)

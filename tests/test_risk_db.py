@@ -148,7 +148,7 @@ def test_risk_revision_0004_keeps_predictions_and_decisions(db_url):
 def test_why_it_is_here_shows_the_risk_and_its_drivers_and_marks_the_catalog_z(db_url):
     pytest.importorskip("panel")
     from inspector.app.inspect_view import why_html
-    from inspector.app.triage import Triage
+    from inspector.app.session import InspectSession
 
     _load(db_url, _predictions(**RISK))
     e = make_engine(db_url)
@@ -156,7 +156,7 @@ def test_why_it_is_here_shows_the_risk_and_its_drivers_and_marks_the_catalog_z(d
         load.load_triage_flags(s, pd.DataFrame({"object_id": OIDS, "rule": ["risk", "risk", "risk", "dv_pipe"],
                                                 "value": [0.6213, 0.0042, 0.0172, 6000.0],
                                                 "priority": [4.0, 3.0, 2.0, 1.0]}))  # fmt: skip
-    t = Triage(e, None, inspector="alice")
+    t = InspectSession(e, None, inspector="alice")
 
     assert t.jump(OIDS[0])
     page = why_html(t)
@@ -254,7 +254,7 @@ def test_a_policy_triage_puts_the_risk_model_answer_on_the_inspect_screen(triage
     (as `inspector triage --db` does), and the head of the queue says how risky it is and why."""
     pytest.importorskip("panel")
     from inspector.app.inspect_view import why_html
-    from inspector.app.triage import Triage
+    from inspector.app.session import InspectSession
     from inspector.triage_run import choose_policy, load_into_db, run_triage, scores_path
 
     store, predictions, _, _ = triaged
@@ -268,7 +268,7 @@ def test_a_policy_triage_puts_the_risk_model_answer_on_the_inspect_screen(triage
     with session_scope(e) as s:
         got = load.predictions_frame(s, load.current_model(s).id)
     assert got["risk"].between(0, 1).all() and set(got["z_best_source"]) <= {"fnet", "tpl", "pipe"}
-    t = Triage(e, None, inspector="alice")
+    t = InspectSession(e, None, inspector="alice")
     t.start()
     if t.item is None:
         pytest.skip("the policy accepted every spectrum of this mock")

@@ -1,7 +1,7 @@
 """The inspection page: spectrum + zoom, the template chi2(z) panel (hidden until asked for), candidates,
 why-it-is-here, current z, decision widgets, help.
 
-Everything a widget or a key does is a method of `inspector.app.triage.Triage`;
+Everything a widget or a key does is a method of `inspector.app.session.InspectSession`;
 this module only lays out widgets bound to its parameters and forwards keys
 (`KeyCatcher`, generated from `keymap.KEYMAP`). Text from the database or a
 person (comments, names, messages) is always shown HTML-escaped.
@@ -31,7 +31,7 @@ from inspector.app import keymap
 from inspector.app import lines as L
 from inspector.app.risk_view import risk_html
 from inspector.app.spectrum_plot import SpectrumPlot
-from inspector.app.triage import Triage
+from inspector.app.session import InspectSession
 
 pn.extension("tabulator")
 _FITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chi2-fit")  # one at a time, for every session
@@ -107,7 +107,7 @@ def class_html(it: Any) -> str:
             + (f" <span style='color:#555'>({probs})</span>" if probs else "") + "</p>")
 
 
-def why_html(t: Triage) -> str:
+def why_html(t: InspectSession) -> str:
     """The side panel: the rules that fired, the risk model's answer (where the triage had one), FNet's
     class, ids, position, earlier decisions."""
     it = t.item
@@ -138,7 +138,7 @@ def why_html(t: Triage) -> str:
 class InspectView:
     """The page for one session: `InspectView(triage).panel()`."""
 
-    def __init__(self, triage: Triage) -> None:
+    def __init__(self, triage: InspectSession) -> None:
         self.t = t = triage
         self.plot = SpectrumPlot()
         self.chi2 = C.Chi2Plot()
@@ -162,7 +162,7 @@ class InspectView:
             widths={"on": 52, "source": 130, "z": 90, "note": 230},
         )  # fmt: skip
         self.cands.on_click(self._cand_click)
-        # a feature clicked in either panel + a line chosen from the table -> z (Triage.z_from_feature)
+        # a feature clicked in either panel + a line chosen from the table -> z (InspectSession.z_from_feature)
         table = L.line_table()
         self._line_waves = {f"{r['name']} {r['lambda']:.2f}": float(r["lambda"]) for _, r in table.iterrows()}
         self.feature = pn.widgets.FloatInput(name="clicked feature λ (observed Å)", value=None, width=200,

@@ -1,7 +1,7 @@
 """The one keymap table: it drives the browser's key handler, the Python dispatch and the on-screen help.
 
 Each row is (key, action, description). `key` is a DOM `KeyboardEvent.key`
-value; `action` names a method of `inspector.app.triage.Triage` (called with
+value; `action` names a method of `inspector.app.session.InspectSession` (called with
 no arguments). Nothing else in the app lists keys: `js_keys()` feeds the
 browser snippet, `help_markdown()` the help panel, `action_for()` the dispatch.
 """

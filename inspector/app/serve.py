@@ -5,7 +5,7 @@
 The inspector's name is the basic-auth user when Panel's basic auth is
 configured, else the `?inspector=NAME` URL parameter (validated like the
 prompt; an invalid one shows the prompt with the reason), else the page asks
-for one. Each session has its own `Triage`
+for one. Each session has its own `InspectSession`
 state and its own lease from the queue; closing the tab gives the lease back.
 Tabs: Inspect, Overview when `inspector.app.overview` is installed, Models (versions, retrain).
 """
@@ -24,14 +24,14 @@ from db.validate import DecisionError, check_name
 from inspector.app.inspect_view import (
     InspectView,  # at import: pn.extension runs before any page is served
 )
-from inspector.app.triage import Triage
+from inspector.app.session import InspectSession
 from inspector.store import open_store
 
 log = logging.getLogger(__name__)
 
 
 def _inspect(engine: Any, store: Any, name: str, crosscheck_fraction: float = 0.1) -> pn.viewable.Viewable:
-    t = Triage(engine, store, inspector=name, crosscheck_fraction=crosscheck_fraction)
+    t = InspectSession(engine, store, inspector=name, crosscheck_fraction=crosscheck_fraction)
     t.start()
     pn.state.on_session_destroyed(lambda ctx: t.stop())
     return InspectView(t).panel()

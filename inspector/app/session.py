@@ -1,6 +1,6 @@
-"""One inspector's session state and the functions the UI calls (keys and buttons alike).
+"""One inspector's session: its state and the functions the UI calls (keys and buttons alike).
 
-    t = Triage(engine=engine, store=store, inspector="alice")
+    t = InspectSession(engine=engine, store=store, inspector="alice")
     t.start()                 # leases the first spectrum
     t.dispatch("4"); t.dispatch("Enter")   # quality 4, accept: written, then the next one shows
 
@@ -40,7 +40,7 @@ def parse_z(text: Any) -> float:
     return z
 
 
-class Triage(param.Parameterized):
+class InspectSession(param.Parameterized):
     inspector = param.String(default="")
     item = param.ClassSelector(class_=Item, default=None, allow_None=True)
     z = param.Number(default=0.0, doc="the current redshift, exact (never rounded by a widget)")
