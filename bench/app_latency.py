@@ -24,8 +24,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the app test helpers (server, browser)
 
-from inspector.app.testing import (
+from app_helpers import (
     build_demo,
     chromium,
     demo_server,

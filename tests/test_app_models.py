@@ -11,7 +11,7 @@ import pytest
 def demo(tmp_path_factory):
     """(engine, store, db url): the overview tests' mock, predicted and triaged."""
     from db.engine import make_engine
-    from inspector.app.testing import triaged_mock
+    from app_helpers import triaged_mock
 
     store, _, _, url = triaged_mock(tmp_path_factory.mktemp("models"))
     engine = make_engine(url)

@@ -13,7 +13,7 @@ def demo(tmp_path_factory):
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
     from db.queue import next_item
-    from inspector.app.testing import triaged_mock
+    from app_helpers import triaged_mock
 
     store, predictions, flags, url = triaged_mock(tmp_path_factory.mktemp("overview"))
     engine = make_engine(url)

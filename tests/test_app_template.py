@@ -24,7 +24,7 @@ REAL = Path(__file__).resolve().parent / "data" / "real"
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    from inspector.app.testing import triaged_mock
+    from app_helpers import triaged_mock
     from inspector.store import open_store
 
     store, _, _, url = triaged_mock(tmp_path_factory.mktemp("tpl"))

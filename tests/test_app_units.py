@@ -10,7 +10,7 @@ pn = pytest.importorskip("panel")
 from db.decisions import history
 from db.engine import make_engine, session_scope
 from db.load import add_model_version, load_predictions, load_spectra, load_triage_flags
-from db.testing import fresh_database
+from db_helpers import fresh_database
 from inspector.app import keymap
 from inspector.app import lines as L
 from inspector.app.session import InspectSession, parse_z

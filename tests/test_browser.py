@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.app.testing import (
+from app_helpers import (
     CHROMIUM,
     build_demo,
     chromium,

@@ -1,7 +1,7 @@
 """db safety: real concurrency (threads and processes), a writer killed mid-transaction, migrations with
 data, and no SQL built by formatting strings.
 
-Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see db/testing.py).
+Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see tests/db_helpers.py).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from db.engine import (
 )
 from db.queue import next_item
 from db.schema import Base, Decision, TriageFlag
-from db.testing import backend, fresh_database
+from db_helpers import backend, fresh_database
 
 REPO = Path(__file__).resolve().parents[1]
 N_SPECTRA = 40

@@ -1,6 +1,6 @@
 """db decisions: validation at the boundary, append-only recording, history, latest state, consensus.
 
-Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see db/testing.py).
+Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see tests/db_helpers.py).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from db.decisions import (
 from db.engine import make_engine, session_scope
 from db.queue import lease_of, next_item
 from db.schema import Decision, Inspector, QueueLease, TriageFlag
-from db.testing import fresh_database
+from db_helpers import fresh_database
 from db.validate import (
     ACTIONS,
     FLAGS,

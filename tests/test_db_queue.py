@@ -1,6 +1,6 @@
 """db queue: priority order, leases, skips, rule filter, cross-checks, back/forward, jump.
 
-Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see db/testing.py).
+Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see tests/db_helpers.py).
 Real concurrency (threads and processes asking at once) is in test_db_concurrency.py.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from db.queue import (
     release,
 )
 from db.schema import utcnow
-from db.testing import fresh_database
+from db_helpers import fresh_database
 from db.validate import DecisionError
 
 N = 8

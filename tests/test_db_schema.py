@@ -1,6 +1,6 @@
 """db schema, engine and bulk loading: migrations match the ORM, append-only decisions, pragmas, UTC, loaders.
 
-Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see db/testing.py).
+Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see tests/db_helpers.py).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from db.schema import (
     Spectrum,
     TriageFlag,
 )
-from db.testing import backend, fresh_database
+from db_helpers import backend, fresh_database
 from db.validate import DecisionError
 
 TABLES = {"spectra", "model_versions", "predictions", "inspectors", "decisions", "resolutions", "triage_flags",

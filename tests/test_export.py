@@ -316,7 +316,7 @@ def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
     from db.consensus import resolve
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
-    from db.testing import fresh_database
+    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.store import open_store
 

@@ -2,7 +2,7 @@
 z_best_source, risk_drivers on predictions), `db.load.load_predictions`, `load_into_db` with a triage's
 scores parquet, and "why it is here" / the candidates.
 
-Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see db/testing.py).
+Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see tests/db_helpers.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from db import load
 from db.decisions import count_decisions, record_decision
 from db.engine import current_revision, downgrade, make_engine, session_scope, upgrade
-from db.testing import fresh_database
+from db_helpers import fresh_database
 from db.validate import DecisionError
 
 OIDS = ["7166-56602-0101", "7166-56602-0102", "7166-56602-0103", "7166-56602-0104"]
@@ -201,7 +201,7 @@ def test_the_catalog_z_gets_a_row_where_no_candidate_shows_it():
 @pytest.fixture(scope="module")
 def triaged(tmp_path_factory):
     pytest.importorskip("torch")
-    from inspector.app.testing import triaged_mock
+    from app_helpers import triaged_mock
 
     return triaged_mock(tmp_path_factory.mktemp("risk"), n=40, seed=11)
 

@@ -83,7 +83,7 @@ def decided_export(policy_triage):
     (object ids decided {role: object_id}, catalog parquet, FITS header, sidecar, CLI output, database URL)."""
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
-    from db.testing import fresh_database
+    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.triage_run import load_into_db
 

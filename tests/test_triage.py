@@ -375,7 +375,7 @@ def test_cli_triage_loads_the_database(mock_store, tmp_path):
     from db.engine import make_engine, session_scope
     from db.load import current_model, table_counts
     from db.queue import next_item
-    from db.testing import fresh_database
+    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.triage_run import read_triage
 
@@ -415,7 +415,7 @@ def test_every_star_and_galaxy_is_queued_and_the_database_has_fnets_class(mock_s
     one of them to people (fnet_not_qso), and `triage --db` stores FNet's class with each prediction."""
     from db.engine import make_engine, session_scope
     from db.load import current_model, predictions_frame
-    from db.testing import fresh_database
+    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.store import open_store
     from inspector.triage_run import read_triage
