@@ -45,3 +45,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def mock_store(tmp_path_factory) -> Path:
+    """A 60-spectrum DR16Q-like mock survey (seed 3) ingested into a store, one per test module (tests write
+    predictions and triage runs into it)."""
+    import warnings
+
+    from inspector.ingest import ingest
+    from inspector.mock import make_survey
+
+    tmp = tmp_path_factory.mktemp("mock_store")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make_survey(tmp / "s", 60, seed=3, workers=1, progress=False)
+        ingest([str(tmp / "s")], tmp / "store", workers=1, progress=False)
+    return tmp / "store"
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    """A fresh, migrated, empty inspection database (SQLite file, or PostgreSQL with FNET_TEST_DB_URL);
+    a module whose tests need rows defines its own `db_url` on top of `db_helpers.fresh_database`."""
+    from db_helpers import fresh_database
+
+    return fresh_database(tmp_path)

@@ -23,7 +23,6 @@ from db.decisions import (
 from db.engine import make_engine, session_scope
 from db.queue import lease_of, next_item
 from db.schema import Decision, Inspector, QueueLease, TriageFlag
-from db_helpers import fresh_database
 from db.validate import (
     ACTIONS,
     FLAGS,
@@ -34,11 +33,6 @@ from db.validate import (
 )
 
 OIDS = [f"7166-56602-{i:04d}" for i in range(6)]
-
-
-@pytest.fixture
-def db_url(tmp_path):
-    return fresh_database(tmp_path)
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from db.queue import (
     release,
 )
 from db.schema import utcnow
-from db_helpers import fresh_database
 from db.validate import DecisionError
 
 N = 8
@@ -38,11 +37,6 @@ FLAGS = pd.DataFrame(
         "priority": [float(i + 1) for i in range(N) if i != 6] + [1.5, 3.5, 5.5],
     }
 )
-
-
-@pytest.fixture
-def db_url(tmp_path):
-    return fresh_database(tmp_path)
 
 
 @pytest.fixture

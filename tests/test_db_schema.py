@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from db_helpers import backend
 from sqlalchemy import delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -24,16 +25,10 @@ from db.schema import (
     Spectrum,
     TriageFlag,
 )
-from db_helpers import backend, fresh_database
 from db.validate import DecisionError
 
 TABLES = {"spectra", "model_versions", "predictions", "inspectors", "decisions", "resolutions", "triage_flags",
           "queue_leases"}  # fmt: skip
-
-
-@pytest.fixture
-def db_url(tmp_path):
-    return fresh_database(tmp_path)
 
 
 @pytest.fixture

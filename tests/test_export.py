@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -222,17 +221,6 @@ def test_is_qso_final_a_persons_verdict_first_then_fnets_class(tmp_path):
 
 
 # --------------------------------------------------------------------------- CLI on a mock store
-@pytest.fixture(scope="module")
-def mock_store(tmp_path_factory) -> Path:
-    from inspector.ingest import ingest
-    from inspector.mock import make_survey
-
-    tmp = tmp_path_factory.mktemp("export")
-    make_survey(tmp / "s", 60, seed=3, workers=1)
-    ingest([str(tmp / "s")], tmp / "store", workers=1, progress=False)
-    return tmp / "store"
-
-
 def test_cli_export_model_only(mock_store, tmp_path):
     from inspector.cli import app
     from inspector.store import open_store
@@ -313,10 +301,11 @@ def test_cli_export_carries_the_template_fit(mock_store, tmp_path):
 
 def test_cli_export_with_decisions_from_the_database(mock_store, tmp_path):
     """triage --db, then people decide, then export --db: person / consensus / conflict / resolved / model."""
+    from db_helpers import fresh_database
+
     from db.consensus import resolve
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
-    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.store import open_store
 

@@ -1,6 +1,5 @@
 """FNet prediction: streaming over a memmap, uncertainties, and `inspector train` / `inspector predict`."""
 import json
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +15,6 @@ from model.fnet import FNet, FNetConfig
 from model.metrics import accuracy_row
 from model.predict import predict_store, uncertainty_method
 from model.train import predict, train
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -114,19 +112,6 @@ def test_mc_dropout_uncertainty_for_regression(held_out):
     assert np.isnan(d.z_err).all()
     with pytest.raises(ValueError):
         next(predict_store(m, flux, mc_samples=1))
-
-
-@pytest.fixture(scope="module")
-def mock_store(tmp_path_factory):
-    from inspector.ingest import ingest
-    from inspector.mock import make_survey
-
-    tmp = tmp_path_factory.mktemp("mock")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        make_survey(tmp / "s", 60, seed=3, workers=1, progress=False)
-        ingest([str(tmp / "s")], tmp / "store", workers=1, progress=False)
-    return tmp / "store"
 
 
 def test_cli_train_then_predict(mock_store, tmp_path):

@@ -277,17 +277,6 @@ def test_summary_counts():
 
 
 # --------------------------------------------------------------------------- CLI on a mock store
-@pytest.fixture(scope="module")
-def mock_store(tmp_path_factory) -> Path:
-    from inspector.ingest import ingest
-    from inspector.mock import make_survey
-
-    tmp = tmp_path_factory.mktemp("triage")
-    make_survey(tmp / "s", 60, seed=3, workers=1)
-    ingest([str(tmp / "s")], tmp / "store", workers=1, progress=False)
-    return tmp / "store"
-
-
 def _write_predictions(store: Path, name: str = "fnet_test", classes: bool = False) -> tuple[Path, pd.DataFrame]:
     """A predictions parquet + sidecar as `inspector predict` writes them: FNet = the catalog's Z_PIPE except
     rows 0-2 (+10000 km/s) and row 3 (no prediction). `classes`: with a class head that gives each spectrum
@@ -372,10 +361,11 @@ def test_cli_triage_on_mock_store(mock_store):
 
 
 def test_cli_triage_loads_the_database(mock_store, tmp_path):
+    from db_helpers import fresh_database
+
     from db.engine import make_engine, session_scope
     from db.load import current_model, table_counts
     from db.queue import next_item
-    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.triage_run import read_triage
 
@@ -413,9 +403,10 @@ def test_cli_triage_loads_the_database(mock_store, tmp_path):
 def test_every_star_and_galaxy_is_queued_and_the_database_has_fnets_class(mock_store, tmp_path):
     """On a mock survey with its stars and galaxies, a class head that calls them what they are sends every
     one of them to people (fnet_not_qso), and `triage --db` stores FNet's class with each prediction."""
+    from db_helpers import fresh_database
+
     from db.engine import make_engine, session_scope
     from db.load import current_model, predictions_frame
-    from db_helpers import fresh_database
     from inspector.cli import app
     from inspector.store import open_store
     from inspector.triage_run import read_triage
