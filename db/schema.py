@@ -1,7 +1,7 @@
 """The inspection database's tables (SQLAlchemy 2.0 typed ORM).
 
 The schema is created and changed only by the Alembic migrations in
-`db/migrations` (`db.engine.upgrade(url)`); `tests/test_db_schema.py` checks
+`db/migrations` (`db.engine.upgrade(url)`); `tests/persistence/test_db_schema.py` checks
 that the migrations at head and these classes agree. Tables:
 
 spectra          one row per stored spectrum: survey ids, position, store row, S/N, catalog z's

@@ -6,7 +6,7 @@
 
 SQLite: the migrations run once per process into a template file, each test
 gets a copy (milliseconds). PostgreSQL (``FNET_TEST_DB_URL=postgresql+psycopg://
-user@host/fnet_test pytest tests/test_db_*.py``): each test starts from
+user@host/fnet_test pytest tests/persistence/``): each test starts from
 `downgrade base` + `upgrade head` in a schema of its own per pytest-xdist
 worker (``fnet_test_gw0``...), so parallel workers never meet. Everything in
 those schemas is dropped: point the URL at a database kept for tests.

@@ -9,7 +9,7 @@ import pytest
 
 from model.template_fit import C_KMS, fit_batch, fit_redshift, load_templates
 
-DATA = Path(__file__).resolve().parent / "data" / "real"
+DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 LOGLAM = np.arange(3.55, 4.017, 1e-4)  # BOSS-like grid
 
 
@@ -119,7 +119,7 @@ def test_high_z_mock_quasars_with_the_forest():
 
 
 def test_model_does_not_import_inspector():
-    src = (Path(__file__).resolve().parents[1] / "model" / "template_fit.py").read_text()
+    src = (Path(__file__).resolve().parents[2] / "model" / "template_fit.py").read_text()
     assert "import inspector" not in src and "from inspector" not in src and "from db" not in src
 
 

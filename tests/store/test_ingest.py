@@ -28,8 +28,8 @@ from inspector.spectrum import Spectrum
 from inspector.store import PARTS_DIR, SpectrumStore
 from model.grid import FNET_NPIX, resample_one
 
-REPO = Path(__file__).resolve().parents[1]
-REAL = Path(__file__).resolve().parent / "data" / "real"
+REPO = Path(__file__).resolve().parents[2]
+REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 LINES = (1215.67, 1549.06, 1908.73, 2798.75, 4862.68, 6564.61)  # Lya, CIV, CIII], MgII, Hb, Ha
 
 

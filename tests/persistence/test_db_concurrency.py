@@ -37,7 +37,7 @@ from db.queue import next_item
 from db.schema import Base, Decision, TriageFlag
 from db_helpers import backend, fresh_database
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 N_SPECTRA = 40
 OIDS = [f"o{i:03d}" for i in range(N_SPECTRA)]
 N_WORKERS = 4

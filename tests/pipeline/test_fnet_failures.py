@@ -132,7 +132,7 @@ def test_the_pipelines_own_real_failures(shared_real_dir):
 
 
 def test_bench_skips_without_the_real_set(tmp_path):
-    bench = Path(__file__).resolve().parents[1] / "bench" / "fnet_failures.py"
+    bench = Path(__file__).resolve().parents[2] / "bench" / "fnet_failures.py"
     env = {**os.environ, "FNET_REAL_DATA": str(tmp_path / "absent")}
     res = subprocess.run([sys.executable, str(bench)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr

@@ -1,7 +1,7 @@
 """The spectrum store on disk: plain .npy memmaps + parquet index, and its commit protocol.
 
 These tests drive `StoreWriter` directly (no file reading) to pin down what a
-crash at each step leaves behind; tests/test_ingest.py covers the store as the
+crash at each step leaves behind; tests/store/test_ingest.py covers the store as the
 ingest command fills it.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ from inspector.app import chi2_plot as C
 from inspector.app.item import C_KMS, Item, candidates
 from inspector.app.session import InspectSession
 
-REAL = Path(__file__).resolve().parent / "data" / "real"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 
 
 @pytest.fixture(scope="module")

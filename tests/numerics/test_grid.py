@@ -107,7 +107,7 @@ def test_real_spectra_keep_their_good_pixels():
 
     from inspector.readers import read_spec_file
 
-    files = sorted((Path(__file__).parent / "data" / "real" / "sdss").glob("spec-*.fits"))
+    files = sorted((Path(__file__).resolve().parents[1] / "data" / "real" / "sdss").glob("spec-*.fits"))
     assert files
     warned = 0
     for f in files:
