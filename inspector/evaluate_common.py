@@ -32,12 +32,6 @@ class Evaluation:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def no_z_as_nan(values) -> np.ndarray:
-    """Catalog redshift column -> float array with the DR16Q "no redshift" -1 (and NA) as NaN."""
-    z = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    return np.where(z <= -0.99, np.nan, z)
-
-
 def survey_names(values) -> np.ndarray:
     """The survey of each spectrum as the tables name it (`model.evaluate.SURVEY_ORDER`).
 
@@ -130,5 +124,5 @@ def class_report(
 
 
 __all__ = [
-    "BASELINE", "FNET", "TEMPLATE", "Evaluation", "class_report", "no_z_as_nan", "survey_names", "write_json",
+    "BASELINE", "FNET", "TEMPLATE", "Evaluation", "class_report", "survey_names", "write_json",
 ]

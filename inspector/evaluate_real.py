@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inspector.estimates import catalog_z
 from inspector.evaluate_common import (
     BASELINE,
     FNET,
     TEMPLATE,
     Evaluation,
     class_report,
-    no_z_as_nan,
     survey_names,
     write_json,
 )
@@ -168,7 +168,7 @@ def evaluate_real(
         estimators[BASELINE], _ = predict_baseline(Path(baseline), flux[q], ivar[q])
     if tpl is not None:
         estimators[TEMPLATE] = tpl["z_tpl"].to_numpy(np.float64)
-    estimators[PIPELINE] = no_z_as_nan(table["z"])
+    estimators[PIPELINE] = catalog_z(table["z"])
     objects = table["object_group"].astype(str).to_numpy()
     survey = survey_names(table["survey"])
     sn = pd.to_numeric(table["sn_median_all"], errors="coerce").to_numpy(np.float64)

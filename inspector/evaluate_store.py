@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inspector.estimates import catalog_z
 from inspector.evaluate_common import (
     BASELINE,
     FNET,
     TEMPLATE,
     Evaluation,
     class_report,
-    no_z_as_nan,
     survey_names,
     write_json,
 )
@@ -239,7 +239,7 @@ def evaluate_store(
             seen = int((qn["split"].astype(str) == "train").sum())
             if seen:
                 notes.append(f"note: the baseline was trained on {seen} of the {rows.size} scored spectra; its figures are optimistic")
-        failed = qn["qn_failed"].to_numpy(bool) if "qn_failed" in qn else (qn["z_qn"].to_numpy(float) <= -0.99)
+        failed = qn["qn_failed"].to_numpy(bool) if "qn_failed" in qn else np.isnan(catalog_z(qn["z_qn"]))
         estimators[BASELINE] = np.where(failed, np.nan, qn["z_qn"].to_numpy(np.float64))
         baseline_failed, failed_from = failed, f"our baseline ({Path(baseline).name}) failed"
     template_from = None
@@ -249,9 +249,9 @@ def evaluate_store(
     sub = index.iloc[rows]
     for col in CATALOG_ESTIMATORS:
         if col in sub:
-            estimators[f"catalog {col}"] = no_z_as_nan(sub[col])
+            estimators[f"catalog {col}"] = catalog_z(sub[col])
     if baseline_failed is None and "Z_QN" in sub:
-        baseline_failed = np.isnan(no_z_as_nan(sub["Z_QN"]))  # Z_QN = -1 (or missing)
+        baseline_failed = np.isnan(catalog_z(sub["Z_QN"]))  # Z_QN = -1 (or missing)
         failed_from = "catalog Z_QN = -1"
     sn, bal = _sn(index), _bal_flag(index)
     survey = survey_names(index["survey"]) if "survey" in index else np.full(len(index), "unknown", dtype=object)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from inspector.estimates import NO_Z
 from inspector.store import BASE_SCHEMA, DERIVED_SCHEMA
 
 _QSO_CLASS_PERSON = (3, 30)
@@ -76,7 +77,7 @@ def _col(table: pa.Table | None, name: str, n: int) -> np.ndarray | None:
 def derive_labels(rows: list[dict[str, Any]], cat: pa.Table | None, matched: np.ndarray) -> pa.Table:
     """The training columns `z` and `is_qso` (and where each came from).
 
-    z: Z_VI where inspected (> -0.5), else the catalog's Z, else the file's own z.
+    z: Z_VI where inspected (above NO_Z, DR16Q's -1), else the catalog's Z, else the file's own z.
     is_qso: CLASS_PERSON in {3 QSO, 30 BAL QSO} where a person classified it
     (CLASS_PERSON > 0), else the file's CLASS == "QSO". Where neither is
     known (e.g. a DESI coadd without a REDSHIFTS HDU) is_qso is False and
@@ -88,7 +89,7 @@ def derive_labels(rows: list[dict[str, Any]], cat: pa.Table | None, matched: np.
     for name in ("Z", "Z_VI"):  # later wins
         v = _col(cat, name, n)
         if v is not None:
-            ok = matched & np.isfinite(v) & (v > -0.5)
+            ok = matched & np.isfinite(v) & (v > NO_Z)  # DR16Q: Z_VI = -1 where nobody inspected
             z = np.where(ok, v, z)
             z_src[ok] = name
     spec_class = [r["spec_class"] for r in rows]

@@ -24,6 +24,7 @@ from inspector.mock.narrow_lines import oiii_ew
 from inspector.mock.survey import make_arrays
 from inspector.mock.templates import ASSETS
 from inspector.realset import REAL_ROOT, labelled_quasars
+from model.quasarnet import QN_LINES
 
 # rest-frame (line window, blue continuum window, red continuum window), A
 EW_WINDOWS = {
@@ -32,7 +33,7 @@ EW_WINDOWS = {
     "Hbeta": ((4760, 4940), (4600, 4700), (5080, 5120)),
 }
 SLOPE_WINDOWS = ((4000, 4500), (7000, 7500))  # observed frame, inside SDSS-I and BOSS ranges
-MAJOR_LINES = (1215.67, 1549.06, 1908.73, 2798.75, 4862.68, 6564.61)
+MAJOR_LINES = tuple(QN_LINES.values())
 OIII_Z_MAX = 0.8  # [O III] 5007 compared where both SDSS-I/II and BOSS cover it
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from model.metrics import C_KMS
+from model.quasarnet import QN_LINES
 
-# QuasarNET's lines (rest, vacuum A); the pipeline confuses pairs of the same table.
-QN_LINES = {"LYA": 1215.67, "CIV": 1549.06, "CIII": 1908.73, "MGII": 2798.75, "HB": 4862.68, "HA": 6564.61}
+# The pipeline confuses pairs of QuasarNET's lines (`model.quasarnet.QN_LINES`, rest vacuum A).
 # (line really seen, line the fit takes it for), roughly by how often it happens
 CONFUSIONS = (("MGII", "CIV"), ("CIV", "LYA"), ("CIII", "MGII"), ("MGII", "CIII"), ("HA", "LYA"), ("HB", "MGII"), ("CIV", "CIII"), ("LYA", "CIV"))
 

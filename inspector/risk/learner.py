@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inspector.estimates import catalog_z
 from inspector.risk.features import DESCRIPTIONS, FEATURE_NAMES, feature_matrix
 from inspector.risk.truth import answer_wrong, called_quasar, z_wrong
 from model.classes import UNKNOWN, class_index
@@ -166,8 +167,7 @@ def _choose(frame: pd.DataFrame, risks: dict[str, np.ndarray]) -> pd.DataFrame:
     src = np.full(n, "", dtype=object)
     out: dict[str, Any] = {}
     for name, col in Z_SOURCES:
-        zc = frame[col].to_numpy(np.float64, na_value=np.nan)
-        zc = np.where(zc <= -0.99, np.nan, zc)
+        zc = catalog_z(frame[col])
         r = np.where(np.isfinite(zc), risks[name], np.inf)
         take = r < best
         best[take], z[take], src[take] = r[take], zc[take], name

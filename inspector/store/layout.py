@@ -40,7 +40,7 @@ BASE_SCHEMA = pa.schema(
 DERIVED_SCHEMA = pa.schema(
     [
         ("catalog_match", pa.bool_()),
-        ("z", pa.float64()),  # training label: Z_VI > -0.5, else catalog Z, else z_file
+        ("z", pa.float64()),  # training label: Z_VI where inspected, else catalog Z, else z_file
         ("z_source", pa.string()),  # "Z_VI" | "Z" | "z_file" | null
         ("is_qso", pa.bool_()),  # CLASS_PERSON in {3, 30} where inspected, else spec_class == "QSO"
         ("class_source", pa.string()),  # "CLASS_PERSON" | "spec_class" | null (then is_qso is a guess: False)
