@@ -25,10 +25,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from inspector.store.files import read_sidecar
 from inspector.triage import (
     apply_rules,
     parse_assignments,
-    read_sidecar,
     training_z_range,
 )
 from model.assets import DEMO_MODEL

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.estimates import BASELINE_PREDICTIONS
+from inspector.store.files import atomic_path, baseline_path
 
 
 def fingerprint(object_ids) -> str:
@@ -55,40 +55,39 @@ def write_baseline_predictions(
 
     model, ckpt = load_quasarnet(model_path)
     st = open_store(store)
-    out = Path(out) if out is not None else st.path / BASELINE_PREDICTIONS
+    out = Path(out) if out is not None else baseline_path(st.path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     ids = st.index["object_id"].astype(str).to_numpy() if "object_id" in st.index else None
     split = split_labels(ckpt.get("extra", {}), st)
     writer = None
     n_failed = n_done = 0
     t0 = time.perf_counter()
     bar = tqdm(total=len(st), disable=not progress, unit="spec", dynamic_ncols=True)
-    try:
-        for rows, df in iter_predict(model, st.flux, st.ivar, batch_size=batch_size):
-            df.insert(0, "row", rows.astype(np.int64))
-            df.insert(1, "object_id", ids[rows] if ids is not None else rows.astype(str))
-            df["z_qn_line"] = df["z_qn_line"].astype(str)
-            if split is not None:
-                df["split"] = split[rows]
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            n_failed += int(df["qn_failed"].sum())
-            n_done += len(df)
-            bar.update(len(df))
-        if writer is None:  # empty store: write the empty table with the right columns
-            df = predict_quasarnet(model, np.zeros((0, st.flux.shape[1]), np.float32),
-                                   np.zeros((0, st.flux.shape[1]), np.float32))  # fmt: skip
-            df.insert(0, "row", np.zeros(0, np.int64))
-            df.insert(1, "object_id", np.zeros(0, dtype=object))
-            df["z_qn_line"] = df["z_qn_line"].astype(str)
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    tmp.replace(out)
+    with atomic_path(out) as tmp:  # a killed run leaves the previous file whole
+        try:
+            for rows, df in iter_predict(model, st.flux, st.ivar, batch_size=batch_size):
+                df.insert(0, "row", rows.astype(np.int64))
+                df.insert(1, "object_id", ids[rows] if ids is not None else rows.astype(str))
+                df["z_qn_line"] = df["z_qn_line"].astype(str)
+                if split is not None:
+                    df["split"] = split[rows]
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                n_failed += int(df["qn_failed"].sum())
+                n_done += len(df)
+                bar.update(len(df))
+            if writer is None:  # empty store: write the empty table with the right columns
+                df = predict_quasarnet(model, np.zeros((0, st.flux.shape[1]), np.float32),
+                                       np.zeros((0, st.flux.shape[1]), np.float32))  # fmt: skip
+                df.insert(0, "row", np.zeros(0, np.int64))
+                df.insert(1, "object_id", np.zeros(0, dtype=object))
+                df["z_qn_line"] = df["z_qn_line"].astype(str)
+                pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
     return {"path": out, "n": n_done, "n_failed": n_failed, "seconds": time.perf_counter() - t0,
             "split": split is not None}  # fmt: skip

@@ -57,13 +57,8 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
 
     from inspector.estimates import estimates_frame
     from inspector.store import open_store
-    from inspector.triage import read_sidecar
-    from inspector.triage_run import (
-        default_triage_output,
-        read_triage,
-        resolve_predictions,
-        scores_path,
-    )
+    from inspector.store.files import read_sidecar, resolve_predictions, scores_path, triage_path
+    from inspector.triage_run import read_triage
 
     st = open_store(store)
     pred_path = resolve_predictions(st.path, predictions)
@@ -113,7 +108,7 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
         "triage": None,
         "policy": None,
     }
-    tri = default_triage_output(st.path, pred_path)
+    tri = triage_path(st.path, pred_path)
     if tri.exists():
         flags, tmeta = read_triage(tri)
         if tmeta.get("policy") and scores_path(tri).exists():

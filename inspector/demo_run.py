@@ -17,16 +17,10 @@ from inspector.evaluate_store import evaluate_store
 from inspector.ingest import format_summary, ingest
 from inspector.mock import make_survey
 from inspector.mock.survey import CATALOG_NAME
-from inspector.predict_run import default_output, write_predictions
+from inspector.predict_run import write_predictions
+from inspector.store.files import predictions_path, scores_path, triage_path
 from inspector.triage import format_summary as format_triage
-from inspector.triage_run import (
-    choose_policy,
-    default_triage_output,
-    format_policy,
-    load_into_db,
-    run_triage,
-    scores_path,
-)
+from inspector.triage_run import choose_policy, format_policy, load_into_db, run_triage
 from model.assets import DEMO_MODEL
 
 DB_NAME = "fnet_inspector.sqlite"
@@ -81,7 +75,7 @@ def run_demo(
         echo(f"making a {n}-spectrum mock survey in {survey} ...")
         make_survey(survey, n, seed=seed)
     echo(format_summary(ingest([str(survey)], store)))
-    predictions = default_output(store, model)
+    predictions = predictions_path(store, model)
     if not predictions.exists():
         echo(f"predicting with {model} ...")
         write_predictions(store, model, progress=True)
@@ -95,5 +89,5 @@ def run_demo(
         echo(format_policy(meta["policy"]))
     db_file = (workdir / DB_NAME).resolve()
     counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta,
-                          scores=scores_path(default_triage_output(store, predictions)))
+                          scores=scores_path(triage_path(store, predictions)))
     return DemoRun(workdir=workdir, store=store, predictions=predictions, db_file=db_file, counts=counts)

@@ -19,7 +19,6 @@ import pandas as pd
 from model.classes import PROB_COLUMNS
 
 NO_Z = -0.99  # catalog z at or below this is DR16Q's -1 "no redshift"
-BASELINE_PREDICTIONS = Path("predictions") / "quasarnet.parquet"  # `inspector baseline predict`'s default output
 
 # Prediction-run columns copied into the frame (NaN where the run lacks them).
 PREDICTION_SOURCES = ("z_fnet", "z_fnet_err", "p_fnet", "z_alt1", "p_alt1", "z_tpl", "tpl_dchi2", "p_qso",
@@ -46,7 +45,9 @@ def catalog_z(values: Any) -> np.ndarray:
 
 def read_baseline(store: Path) -> pd.DataFrame | None:
     """The store's baseline run (row, object_id, z_qn), or None where `inspector baseline predict` never ran."""
-    p = Path(store) / BASELINE_PREDICTIONS
+    from inspector.store.files import baseline_path
+
+    p = baseline_path(store)
     if not p.exists():
         return None
     return pd.read_parquet(p, columns=["row", "object_id", "z_qn"])

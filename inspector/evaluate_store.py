@@ -167,8 +167,8 @@ def _store_template_z(
     `inspector.template_run.template_fits`, which fits the whole store once and
     caches it, so a stale column is never scored as the current estimator.
     """
-    from inspector.template_run import cache_path, template_fits
-    from inspector.triage import read_sidecar
+    from inspector.store.files import read_sidecar, template_cache_path
+    from inspector.template_run import template_fits
     from model.template_fit import settings_key
 
     stale = ""
@@ -181,7 +181,7 @@ def _store_template_z(
             stale = "; the predictions' z_tpl column was made with other settings (or unrecorded ones), not used"
     df = template_fits(store, processes=processes).set_index("row")
     z = pd.to_numeric(df["z_tpl"], errors="coerce").reindex(rows).to_numpy(np.float64, na_value=np.nan)
-    return z, f"inspector.template_run on the store (cached in {cache_path(store)}){stale}"
+    return z, f"inspector.template_run on the store (cached in {template_cache_path(store)}){stale}"
 
 
 def _fnet_classes(pred: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -13,8 +13,6 @@ which kind of model made it.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,14 +88,6 @@ def column_notes(method: str, mc_samples: int) -> dict[str, str]:
     }
 
 
-def default_output(store: Path, model: Path) -> Path:
-    return Path(store) / "predictions" / f"{Path(model).stem}.parquet"
-
-
-def sidecar_path(out: Path) -> Path:
-    return out.with_suffix(".json")
-
-
 def write_predictions(
     store_path: Path,
     model_path: Path,
@@ -122,7 +112,7 @@ def write_predictions(
     from tqdm.auto import tqdm
 
     from inspector.store import open_store
-    from inspector.template_run import cache_path
+    from inspector.store.files import atomic_path, predictions_path, sidecar_path, template_cache_path, write_json
     from model.checkpoint import file_sha1, git_revision
     from model.predict import predict_store, resolve_device, uncertainty_method
     from model.template_fit import TPL_COLUMNS, settings_key
@@ -135,9 +125,8 @@ def write_predictions(
     if mc_samples is None:
         mc_samples = 20 if model.cfg.dropout > 0 else 0
     method = uncertainty_method(model, mc_samples)
-    out = Path(out) if out is not None else default_output(st.path, model_path)
+    out = Path(out) if out is not None else predictions_path(st.path, model_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     schema = prediction_schema()
     oid = st.index["object_id"].astype(str).to_numpy()
     n = len(st)
@@ -152,35 +141,33 @@ def write_predictions(
     tpl_cols = None if tpl is None else {c: tpl[c].to_numpy() for c in TPL_COLUMNS}
     t0 = time.perf_counter()
     bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
-    try:
-        with pq.ParquetWriter(tmp, schema) as w:
-            for b in predict_store(model, st.flux, batch_size=batch_size, mc_samples=mc_samples, n_alt=N_ALT):
-                cols: dict[str, Any] = {
-                    "row": b.rows,
-                    "object_id": oid[b.rows],
-                    "z_fnet": b.z,
-                    "z_fnet_err": b.z_err,
-                    "p_fnet": b.alternatives.p_z,
-                }
-                for k in range(N_ALT):
-                    cols[f"z_alt{k + 1}"] = b.alternatives.z[:, k]
-                    cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
-                cols.update(class_columns(b.class_prob, b.rows.size))
-                cols["model_sha1"] = np.full(b.rows.size, sha)
-                for c in TPL_COLUMNS:
-                    cols[c] = tpl_cols[c][b.rows] if tpl_cols is not None else np.full(b.rows.size, None)
-                arrays = [
-                    pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
-                ]  # NaN -> null for the float columns
-                w.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                bar.update(b.rows.size)
-            if n == 0:
-                w.write_table(schema.empty_table())
-        os.replace(tmp, out)
-    finally:
-        bar.close()
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(out) as tmp:  # a killed run leaves the previous run whole
+        try:
+            with pq.ParquetWriter(tmp, schema) as w:
+                for b in predict_store(model, st.flux, batch_size=batch_size, mc_samples=mc_samples, n_alt=N_ALT):
+                    cols: dict[str, Any] = {
+                        "row": b.rows,
+                        "object_id": oid[b.rows],
+                        "z_fnet": b.z,
+                        "z_fnet_err": b.z_err,
+                        "p_fnet": b.alternatives.p_z,
+                    }
+                    for k in range(N_ALT):
+                        cols[f"z_alt{k + 1}"] = b.alternatives.z[:, k]
+                        cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
+                    cols.update(class_columns(b.class_prob, b.rows.size))
+                    cols["model_sha1"] = np.full(b.rows.size, sha)
+                    for c in TPL_COLUMNS:
+                        cols[c] = tpl_cols[c][b.rows] if tpl_cols is not None else np.full(b.rows.size, None)
+                    arrays = [
+                        pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
+                    ]  # NaN -> null for the float columns
+                    w.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                    bar.update(b.rows.size)
+                if n == 0:
+                    w.write_table(schema.empty_table())
+        finally:
+            bar.close()
     seconds = time.perf_counter() - t0
     base = ensure_baseline(st) if baseline else None
     side = {
@@ -199,7 +186,7 @@ def write_predictions(
         "uncertainty": {"method": method, "mc_samples": mc_samples if method == "mc_dropout" else 0},
         "classes": list(CLASSES) if model.cfg.n_classes else None,  # None: no class head (class columns null)
         "columns": column_notes(method, mc_samples),
-        "template_fit": None if tpl is None else {"cache": str(cache_path(st.path)), "seconds": t_tpl,
+        "template_fit": None if tpl is None else {"cache": str(template_cache_path(st.path)), "seconds": t_tpl,
                                                   "settings": settings_key()},
         "baseline": base,
         "predicted_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -207,10 +194,7 @@ def write_predictions(
         "device": str(dev),
         "code_git": git_revision(),
     }
-    sc = sidecar_path(out)
-    tmp_sc = sc.with_name(sc.name + ".tmp")
-    tmp_sc.write_text(json.dumps(side, indent=1, default=str))
-    os.replace(tmp_sc, sc)
+    write_json(sidecar_path(out), side)
     return side
 
 
@@ -218,7 +202,8 @@ def ensure_baseline(st) -> dict[str, Any] | None:
     """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row);
     None where the catalog has Z_QN."""
     from inspector.baseline_run import write_baseline_predictions
-    from inspector.estimates import BASELINE_PREDICTIONS, read_baseline
+    from inspector.estimates import read_baseline
+    from inspector.store.files import baseline_path
     from model.assets import BASELINE_MODEL
 
     if "Z_QN" in st.index.columns:
@@ -226,10 +211,9 @@ def ensure_baseline(st) -> dict[str, Any] | None:
     have = read_baseline(st.path)
     if have is not None and len(have) == len(st) and (have["object_id"].astype(str).to_numpy()
                                                        == st.index["object_id"].astype(str).to_numpy()).all():
-        return {"path": str(st.path / BASELINE_PREDICTIONS), "model": None, "reused": True}
+        return {"path": str(baseline_path(st.path)), "model": None, "reused": True}
     r = write_baseline_predictions(st.path, BASELINE_MODEL)
     return {"path": str(r["path"]), "model": str(BASELINE_MODEL), "n_failed": r["n_failed"], "seconds": r["seconds"]}
 
 
-__all__ = ["CLASS_COLUMNS", "N_ALT", "class_columns", "default_output", "prediction_schema", "sidecar_path",
-           "write_predictions"]
+__all__ = ["CLASS_COLUMNS", "N_ALT", "class_columns", "prediction_schema", "write_predictions"]

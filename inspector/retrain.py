@@ -286,7 +286,8 @@ def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool
     from db.engine import make_engine, session_scope
     from db.schema import ModelVersion
     from inspector.predict_run import write_predictions
-    from inspector.triage_run import choose_policy, load_into_db, run_triage, scores_path
+    from inspector.store.files import scores_path
+    from inspector.triage_run import choose_policy, load_into_db, run_triage
 
     engine = make_engine(db_url)
     try:

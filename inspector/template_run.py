@@ -20,12 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CACHE_NAME = "template_fit.parquet"
+from inspector.store.files import atomic_path, sidecar_path, template_cache_path, write_json
+
 CHUNK = 1024
-
-
-def cache_path(store_path: str | os.PathLike[str]) -> Path:
-    return Path(store_path) / "predictions" / CACHE_NAME
 
 
 def default_processes() -> int:
@@ -34,7 +31,7 @@ def default_processes() -> int:
 
 def _read_cache(path: Path, key: dict[str, Any], oid: np.ndarray) -> pd.DataFrame | None:
     """The stored fits if they were made with `key` on the same first rows of this store, else None."""
-    side = path.with_suffix(".json")
+    side = sidecar_path(path)
     if not (path.exists() and side.exists()):
         return None
     try:
@@ -53,15 +50,12 @@ def _read_cache(path: Path, key: dict[str, Any], oid: np.ndarray) -> pd.DataFram
 
 def _write(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
     import pyarrow as pa
-
-    from inspector.store.parts import atomic_write_table
+    import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_table(pa.Table.from_pandas(df, preserve_index=False), path)
-    side = path.with_suffix(".json")
-    tmp_side = side.with_name(side.name + ".tmp")
-    tmp_side.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_side, side)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    write_json(sidecar_path(path), meta)
 
 
 def template_fits(store_path: str | os.PathLike[str], processes: int | None = None, z_max: float | None = None,
@@ -84,7 +78,7 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
     st = open_store(store_path)
     oid = st.index["object_id"].astype(str).to_numpy()
     key = settings_key(z_max=z_max)
-    path = cache_path(st.path)
+    path = template_cache_path(st.path)
     done = _read_cache(path, key, oid)
     start = 0 if done is None else len(done)
     if start == oid.size and done is not None:
@@ -113,4 +107,4 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
     return df
 
 
-__all__ = ["CACHE_NAME", "cache_path", "template_fits"]
+__all__ = ["template_fits"]

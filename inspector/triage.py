@@ -37,11 +37,9 @@ Pure numpy / pandas: about a second for 1.44 M spectra on one core.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -295,16 +293,6 @@ def training_z_range(sidecar: Mapping[str, Any] | None) -> tuple[float, float] |
     if cfg.get("output") == "bins" and cfg.get("z_max_bins"):
         return 0.0, float(cfg["z_max_bins"])
     return None
-
-
-def read_sidecar(predictions: str | Path) -> dict[str, Any] | None:
-    p = Path(predictions).with_suffix(".json")
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 # --------------------------------------------------------------------------- rules

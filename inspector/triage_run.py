@@ -14,28 +14,22 @@ them) and the flags, one row per spectrum and rule, each carrying the spectrum's
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from inspector.store.files import (
+    atomic_path,
+    read_sidecar,
+    resolve_predictions,
+    scores_path,
+    sidecar_path,
+    triage_path,
+    write_json,
+)
+
 META_KEY = b"fnet_inspector.triage"
-
-
-def resolve_predictions(store: Path, predictions: Path) -> Path:
-    """A predictions path as given, else STORE/predictions/<name>(.parquet)."""
-    p = Path(predictions)
-    if p.exists():
-        return p
-    for cand in (Path(store) / "predictions" / p.name, Path(store) / "predictions" / f"{p.name}.parquet"):
-        if cand.exists():
-            return cand
-    raise FileNotFoundError(f"predictions {predictions} not found (nor under {Path(store) / 'predictions'})")
-
-
-def default_triage_output(store: Path, predictions: Path) -> Path:
-    return Path(store) / "triage" / f"{Path(predictions).stem}.parquet"
 
 
 def run_triage(
@@ -56,7 +50,7 @@ def run_triage(
 
     from inspector.estimates import estimates_frame, read_baseline
     from inspector.store import open_store
-    from inspector.triage import apply_rules, read_sidecar, summary, training_z_range
+    from inspector.triage import apply_rules, summary, training_z_range
 
     t0 = time.perf_counter()
     st = open_store(store)
@@ -72,7 +66,7 @@ def run_triage(
     flags = apply_rules(st.index, pred, thresholds, weights=weights, z_range=z_range, frame=frame,
                         policy_priority=priority)
     t2 = time.perf_counter()
-    out = Path(out) if out is not None else default_triage_output(st.path, pred_path)
+    out = Path(out) if out is not None else triage_path(st.path, pred_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     shas = pred["model_sha1"].dropna().unique().tolist() if "model_sha1" in pred.columns else []
     meta: dict[str, Any] = {
@@ -93,13 +87,9 @@ def run_triage(
         scores_path(out).unlink(missing_ok=True)  # a rules-only triage leaves no stale scores behind
     table = pa.Table.from_pandas(flags, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
-    sc = out.with_suffix(".json")
-    tmp_sc = sc.with_name(sc.name + ".tmp")
-    tmp_sc.write_text(json.dumps(meta, indent=1, default=str))
-    os.replace(tmp_sc, sc)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+    write_json(sidecar_path(out), meta)
     return flags, out, meta
 
 
@@ -185,15 +175,9 @@ def explain_head(model, frame, priority) -> list[str]:
     return out
 
 
-def scores_path(triage_out: Path) -> Path:
-    """Every spectrum's risk and best z, beside the triage flags: STORE/triage/<stem>.scores.parquet."""
-    return Path(triage_out).with_name(Path(triage_out).stem + ".scores.parquet")
-
-
 def write_scores(frame, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    frame[list(SCORE_COLUMNS)].to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame[list(SCORE_COLUMNS)].to_parquet(tmp, index=False)
     return path
 
 
@@ -240,7 +224,6 @@ def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str
         load_triage_flags,
     )
     from inspector.store import open_store
-    from inspector.triage import read_sidecar
 
     st = open_store(store)
     pred = pd.read_parquet(predictions)

@@ -92,7 +92,8 @@ def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, 
     from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import default_output, write_predictions
+    from inspector.predict_run import write_predictions
+    from inspector.store.files import predictions_path
     from inspector.triage_run import load_into_db, run_triage
 
     d = Path(d)
@@ -100,7 +101,7 @@ def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, 
     store = d / "store"
     ingest([str(d / "survey")], store, workers=1, progress=False)
     write_predictions(store, DEMO_MODEL, device="cpu")
-    predictions = default_output(store, DEMO_MODEL)
+    predictions = predictions_path(store, DEMO_MODEL)
     flags, _, meta = run_triage(store, predictions)
     url = f"sqlite:///{(d / 'db.sqlite').resolve()}"
     load_into_db(url, store, predictions, flags, meta)

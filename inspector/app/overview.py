@@ -79,18 +79,19 @@ DECISION_SPECIAL = ("undecided", "decided", "conflict")
 
 # --------------------------------------------------------------------------- data
 def find_predictions(engine: Engine, store: Path) -> Path:
-    """The predictions of the database's current model in STORE/predictions, else the newest there."""
+    """The predictions of the database's current model in STORE/predictions, else the newest run there (the
+    baseline run and the template-fit cache are not prediction runs)."""
     from db.load import current_model
-    from inspector.predict_run import default_output
+    from inspector.store.files import prediction_runs, predictions_path
 
     with session_scope(engine) as s:
         mv = current_model(s)
         names = [Path(mv.path).stem if mv.path else None, mv.name] if mv is not None else []
     for name in filter(None, names):
-        p = default_output(store, Path(f"{name}.pt"))
+        p = predictions_path(store, f"{name}.pt")
         if p.exists():
             return p
-    found = sorted((Path(store) / "predictions").glob("*.parquet"), key=lambda p: p.stat().st_mtime)
+    found = prediction_runs(store)
     if not found:
         raise FileNotFoundError(f"no predictions under {Path(store) / 'predictions'}")
     return found[-1]

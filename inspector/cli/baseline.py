@@ -8,7 +8,7 @@ import typer
 
 from inspector.baseline_run import fingerprint
 from inspector.cli import app
-from inspector.estimates import BASELINE_PREDICTIONS
+from inspector.store.files import baseline_path
 
 baseline_app = typer.Typer(
     help="QuasarNET-style baseline (443-bin line finder): train on a spectrum store, predict Z_QN for it.",
@@ -137,7 +137,7 @@ def train_command(
 def predict_command(
     store: Path = typer.Option(..., "--store", help="Spectrum store directory."),
     model_path: Path = typer.Option(..., "--model", help="Checkpoint from `inspector baseline train`."),
-    out: Path | None = typer.Option(None, "--out", help=f"Output parquet (default STORE/{BASELINE_PREDICTIONS})."),
+    out: Path | None = typer.Option(None, "--out", help=f"Output parquet (default {baseline_path('STORE')})."),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),

@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-from inspector.predict_run import sidecar_path, write_predictions
+from inspector.predict_run import write_predictions
+from inspector.store.files import sidecar_path
 
 
 @app.command("predict")

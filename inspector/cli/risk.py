@@ -29,8 +29,7 @@ def fit_command(
     """Fit the risk model on mock surveys whose truth is known; never on the spectra it will judge."""
     from inspector.risk.learner import risk_path_for
     from inspector.risk.stores import fit_on_stores
-    from inspector.triage import read_sidecar
-    from inspector.triage_run import resolve_predictions
+    from inspector.store.files import read_sidecar, resolve_predictions
 
     if len(store) != len(predictions):
         typer.echo(f"error: {len(store)} --store but {len(predictions)} --predictions: give one run per store", err=True)

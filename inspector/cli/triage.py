@@ -25,8 +25,8 @@ from inspector.triage_run import (
     format_policy,
     load_into_db,
     run_triage,
-    scores_path,
 )
+from inspector.store.files import scores_path
 
 
 @app.command("triage")

@@ -16,7 +16,6 @@ Stored with joblib (pickles: load only files you trust; scikit-learn is pinned f
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,10 +139,12 @@ class RiskModel:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        joblib.dump({"z_models": self.z_models, "answer_model": self.answer_model, "meta": self.meta}, tmp, compress=3)
-        tmp.replace(path)
-        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=1, default=str))
+        from inspector.store.files import atomic_path, write_json
+
+        with atomic_path(path) as tmp:
+            joblib.dump({"z_models": self.z_models, "answer_model": self.answer_model, "meta": self.meta}, tmp,
+                        compress=3)  # fmt: skip
+        write_json(path.with_suffix(".json"), self.meta)
         return path
 
 

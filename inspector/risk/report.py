@@ -12,7 +12,7 @@ from inspector.risk.stores import model_sha1, reliability, scored_wrong, store_i
 def risk_model_for(predictions: Path, pred: pd.DataFrame, risk: Path | None = None) -> RiskModel:
     """The risk model of the FNet that made `predictions` (`risk`, else <model>.risk.joblib beside the model the
     sidecar names), checked against the run's model sha1."""
-    from inspector.triage import read_sidecar
+    from inspector.store.files import read_sidecar
 
     if risk is None:
         model_path = ((read_sidecar(predictions) or {}).get("model") or {}).get("path")
@@ -26,7 +26,7 @@ def risk_model_for(predictions: Path, pred: pd.DataFrame, risk: Path | None = No
 
 def reliability_report(store: Path, predictions: Path, risk: Path | None = None) -> str:
     """The reliability table of a store with truth, and the predicted vs observed error count overall."""
-    from inspector.triage_run import resolve_predictions
+    from inspector.store.files import resolve_predictions
 
     path = resolve_predictions(store, predictions)
     frame, truth, _ = store_inputs(store, path)

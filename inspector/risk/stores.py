@@ -30,7 +30,7 @@ def model_sha1(pred: pd.DataFrame, where: str) -> str | None:
 def store_inputs(store: Path, predictions: Path) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray], str | None]:
     """(estimates frame, (true class, true z), FNet sha1) of a store and one of its prediction runs."""
     from inspector.store import open_store
-    from inspector.triage_run import resolve_predictions
+    from inspector.store.files import resolve_predictions
 
     st = open_store(store)
     path = resolve_predictions(st.path, predictions)

@@ -521,7 +521,8 @@ def test_store_mode_template_fitted_when_not_stored(small_store, tmp_path, colum
 
     from inspector.cli import app
     from inspector.evaluate_store import evaluate_store
-    from inspector.template_run import cache_path, template_fits
+    from inspector.store.files import template_cache_path as cache_path
+    from inspector.template_run import template_fits
     from model.metrics import dv_kms
 
     idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)

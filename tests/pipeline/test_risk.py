@@ -90,7 +90,8 @@ def surveys(tmp_path_factory, one_torch_thread):
     the template fit: one to learn the risk on, one it never saw."""
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import default_output, write_predictions
+    from inspector.predict_run import write_predictions
+    from inspector.store.files import predictions_path
     from model.assets import DEMO_MODEL
 
     out = {}
@@ -99,7 +100,7 @@ def surveys(tmp_path_factory, one_torch_thread):
         make_survey(tmp / "s", n, seed=seed, workers=1, progress=False, population="superset")
         ingest([str(tmp / "s")], tmp / "store", workers=1, progress=False)
         write_predictions(tmp / "store", DEMO_MODEL, template_processes=1)
-        out[name] = (tmp / "store", default_output(tmp / "store", DEMO_MODEL))
+        out[name] = (tmp / "store", predictions_path(tmp / "store", DEMO_MODEL))
     return out
 
 
@@ -151,7 +152,8 @@ def test_risk_model_refuses_another_fnet(fitted):
 @pytest.mark.slow
 def test_triage_cli_states_its_policy(surveys, fitted):
     from inspector.cli import app
-    from inspector.triage_run import read_triage, scores_path
+    from inspector.store.files import scores_path
+    from inspector.triage_run import read_triage
 
     store, pred = surveys["test"]
     _, risk = fitted

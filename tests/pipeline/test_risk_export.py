@@ -21,13 +21,14 @@ def _mock(d: Path, n: int, seed: int) -> tuple[Path, Path]:
     """A mock survey ingested and predicted with the demo FNet (template fit included): (store, predictions)."""
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import default_output, write_predictions
+    from inspector.predict_run import write_predictions
+    from inspector.store.files import predictions_path
     from model.assets import DEMO_MODEL
 
     make_survey(d / "survey", n, seed=seed, workers=1, progress=False)
     ingest([str(d / "survey")], d / "store", workers=1, progress=False)
     write_predictions(d / "store", DEMO_MODEL, device="cpu")
-    return d / "store", default_output(d / "store", DEMO_MODEL)
+    return d / "store", predictions_path(d / "store", DEMO_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def policy_triage(tmp_path_factory):
     `Policy(max_leak=0.005)` and a risk model fitted on a 200-spectrum mock of another seed."""
     from inspector.risk.policy import Policy
     from inspector.risk.stores import fit_on_stores
-    from inspector.triage_run import run_triage, scores_path
+    from inspector.store.files import scores_path
+    from inspector.triage_run import run_triage
 
     tmp = tmp_path_factory.mktemp("risk_export")
     train = _mock(tmp / "train", 200, seed=11)
@@ -172,7 +174,8 @@ def test_a_rules_only_triage_exports_fnets_z_and_no_policy(policy_triage, tmp_pa
     put back by hand, are not read."""
     from db.export import export_catalog
     from inspector.catalog_rows import model_rows
-    from inspector.triage_run import run_triage, scores_path
+    from inspector.store.files import scores_path
+    from inspector.triage_run import run_triage
 
     store, predictions, *_ = policy_triage
     copy = tmp_path / "store"

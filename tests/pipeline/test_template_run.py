@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import model.template_fit as tf
-from inspector.template_run import cache_path, template_fits
+from inspector.store.files import template_cache_path as cache_path
+from inspector.template_run import template_fits
 from model.metrics import C_KMS
 
 
