@@ -47,7 +47,7 @@ def view(demo):
 
 
 def test_progress_counts(demo):
-    from inspector.app.overview import progress, progress_markdown
+    from inspector.app.overview_data import progress, progress_markdown
 
     engine, _, _, decided, n_flagged = demo
     p = progress(engine)
@@ -91,7 +91,7 @@ def test_table_rows_and_decisions(view, demo):
 
 
 def test_filters(view, demo):
-    from inspector.app.overview import RULE_NONE
+    from inspector.app.overview_data import RULE_NONE
 
     ov = view.overview
     _, _, _, decided, n_flagged = demo
