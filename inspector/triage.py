@@ -106,10 +106,9 @@ def _unchecked(frame: pd.DataFrame) -> np.ndarray:
     """Spectra without an independent check of FNet: no template fit, or one that disagrees with FNet
     (the dv_tpl rule then fires anyway).
 
-    Where FNet and the template fit agree within 3000 km/s, FNet's own doubt adds little: on the mock
-    test survey fnet_uncertain flagged 27% of the quasars at 19% precision and fnet_low_p 19% at 27%,
-    while dv_tpl alone flagged 9.6% and caught 257 of FNet's 260 misses (the rest dv_pipe caught); on
-    the 144 real quasars dv_tpl caught all 11 of FNet's misses flagging 8.3%."""
+    Where FNet and the template fit agree within 3000 km/s, FNet's own doubt adds little but queue size:
+    two independent estimators agreeing are rarely both wrong (the README's "What each rule catches"
+    has the measurements, `bench/triage_recall.py`)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         dv = np.abs(dv_kms(_f(frame, "z_fnet"), _f(frame, "z_tpl")))
     return ~(dv <= TEMPLATE_AGREES_KMS)
