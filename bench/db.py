@@ -11,7 +11,7 @@ Everything goes through the project's own code, as `inspector triage --db` and
 Z_QN, Z_PCA, Z_VI...), `add_model_version`, `load_predictions` (z, error, p and
 three alternatives, as `inspector predict` writes them) and `load_triage_flags`
 (~40 % of the spectra flagged by 1-3 rules, priority = sum of the rule
-weights, as `inspector.triage_run.flags_long` builds it). Then:
+weights, as `inspector.pipeline.triage.flags_long` builds it). Then:
 
 - next-queue-item latency: `db.queue.next_item` for three inspectors in turn;
 - decision write latency: `db.decisions.record_decision` on the item just handed out;

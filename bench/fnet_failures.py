@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from inspector import realset
-from inspector.evaluate_common import BASELINE, FNET, TEMPLATE, survey_names
 from inspector.failure_causes import (
     CAUSE_NAMES,
     CAUSES,
@@ -39,13 +38,14 @@ from inspector.failure_causes import (
     cause_table,
     diagnose,
 )
+from inspector.pipeline.evaluate_common import BASELINE, FNET, TEMPLATE, survey_names
 from model.assets import DEMO_MODEL, MODEL_DIR
 from model.evaluate import SURVEY_ORDER
 
 
 def estimates(model: Path, baseline: Path | None, template: bool, flux, ivar, table) -> dict[str, np.ndarray]:
     """z per estimator on the real quasars (NaN: no redshift)."""
-    from inspector.evaluate_real import predict_baseline, run_fnet, template_fit_real
+    from inspector.pipeline.evaluate_real import predict_baseline, run_fnet, template_fit_real
     from model.train import load_checkpoint
 
     out: dict[str, np.ndarray] = {}

@@ -31,13 +31,13 @@ def main() -> None:
     from db.engine import make_engine, session_scope
     from db.load import current_model
     from db.schema import Spectrum, TriageFlag
-    from inspector.predict_run import write_predictions
-    from inspector.triage_run import load_into_db, run_triage
-    from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.retrain import queue_size, retrain
+    from inspector.pipeline.predict import write_predictions
+    from inspector.pipeline.retrain import queue_size, retrain
+    from inspector.pipeline.triage import load_into_db, run_triage
     from inspector.store import open_store
+    from model.assets import DEMO_MODEL
 
     w = a.dir
     shutil.rmtree(w, ignore_errors=True)

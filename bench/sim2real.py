@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inspector.evaluate_real import evaluate_real
+from inspector.pipeline.evaluate_real import evaluate_real
 from model.data import split_rows
 from model.evaluate import evaluation_tables, fig4, format_tables, tables_to_records
 from model.fnet import FNet, FNetConfig, count_parameters

@@ -48,7 +48,7 @@ def store_frames(store: Path, predictions: Path):
 
 
 def real_frames(model_path: Path):
-    from inspector.predict_run import class_columns
+    from inspector.pipeline.predict import class_columns
     from inspector.realset import load_on_grid
     from model.grid import FNET_LOGLAM
     from model.predict import predict_store

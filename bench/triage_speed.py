@@ -19,10 +19,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inspector.estimates import estimates_frame
+from inspector.pipeline.triage import EXPLAIN_MAX, explain_head
 from inspector.risk.learner import load_risk_model, risk_path_for
 from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy
 from inspector.triage import apply_rules
-from inspector.triage_run import EXPLAIN_MAX, explain_head
 from model.assets import DEMO_MODEL
 
 

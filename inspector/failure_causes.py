@@ -13,7 +13,7 @@ always puts one strong line a where the spectrum has another line b,
 (1 + z_pred) lambda_a = (1 + z_true) lambda_b. `line_pairs` finds the pairs
 that explain the error within PAIR_TOL_KMS, among the lines a network or a
 person would key on (`KEY_LINES`, from the one line table
-`inspector.app.lines`), requiring line b to be where the spectrum has data.
+`model.lines`), requiring line b to be where the spectrum has data.
 One error can fit two pairs at once (Mg II/C IV and [O III]/Mg II differ by
 under 1 %), so all are kept, closest first.
 
@@ -43,7 +43,7 @@ CLAMP_MARGIN_KMS = 3000.0  # a broad line this close to the instrument's edge is
 LOW_Z = 1.0  # below this, quasars show the strong narrow lines of the narrow-line region in the optical
 HIGH_Z = 4.0
 LOW_SN = 3.0  # SN_MEDIAN_ALL; DR16Q's median is about 3.5
-# the lines a redshift rests on (longnames of inspector.app.lines' table), and the narrow ones among them
+# the lines a redshift rests on (longnames of model.lines' table), and the narrow ones among them
 KEY_LINES = ("Lyman α", "C IV 1549", "C III] 1908", "Mg II 2796", "Balmer β", "[O III] 5007", "Balmer α")
 NARROW_LINES = ("Balmer β", "[O III] 5007", "Balmer α")
 
@@ -51,7 +51,7 @@ NARROW_LINES = ("Balmer β", "[O III] 5007", "Balmer α")
 @lru_cache(maxsize=1)
 def key_line_waves() -> dict[str, float]:
     """Vacuum rest wavelength (A) of each of KEY_LINES, from the app's line table."""
-    from inspector.app.lines import line_table
+    from model.lines import line_table
 
     t = line_table()
     t = t[t["kind"] == "emission"].drop_duplicates("longname").set_index("longname")

@@ -271,7 +271,7 @@ def parse_assignments(items: list[str] | None, what: str = "--threshold") -> dic
 
 # --------------------------------------------------------------------------- inputs
 def training_z_range(sidecar: Mapping[str, Any] | None) -> tuple[float, float] | None:
-    """The z range a model was trained on, from a predictions sidecar (see `inspector.predict_run`).
+    """The z range a model was trained on, from a predictions sidecar (see `inspector.pipeline.predict`).
 
     In order: provenance "z_range" / "label_range" if a trainer recorded one,
     the label scaling (min / max of the training redshifts), else the range the

@@ -14,7 +14,7 @@ head scored 2-3 points below the quasar network it started from (95.8 -> 92.4 % 
 galaxies' z at weight 0.3), and on DR16Q-like mock S/N 96.1 -> 93.7 %. So the class head can also
 sit in a twin (`twin=True`): a copy of the quasar network that learns the classes and the stars' and
 galaxies' own z, while the quasar network is frozen (`FNet.freeze_redshift`) and keeps its figures
-exactly (`inspector.shipped_model`).
+exactly (`inspector.pipeline.shipped_model`).
 """
 from __future__ import annotations
 

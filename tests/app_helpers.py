@@ -89,12 +89,12 @@ def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, 
 
     Returns (store, predictions, triage flags, database URL): the same steps as `inspector demo --no-serve`.
     """
-    from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import write_predictions
+    from inspector.pipeline.predict import write_predictions
+    from inspector.pipeline.triage import load_into_db, run_triage
     from inspector.store.files import predictions_path
-    from inspector.triage_run import load_into_db, run_triage
+    from model.assets import DEMO_MODEL
 
     d = Path(d)
     make_survey(d / "survey", n, seed=seed, workers=1, progress=False)

@@ -30,7 +30,7 @@ def hook(event, args):
         if p.is_relative_to(ASSETS):
             opened.add(p.relative_to(ASSETS).as_posix())
 sys.addaudithook(hook)
-from inspector.app.lines import line_table
+from model.lines import line_table
 from inspector.mock import make_survey
 from model.quasarnet_train import load_quasarnet
 from model.template_fit import load_templates

@@ -28,10 +28,10 @@ from panel.custom import JSComponent
 
 from inspector.app import chi2_plot as C
 from inspector.app import keymap
-from inspector.app import lines as L
 from inspector.app.risk_view import risk_html
-from inspector.app.spectrum_plot import SpectrumPlot
 from inspector.app.session import InspectSession
+from inspector.app.spectrum_plot import SpectrumPlot
+from model import lines as L
 
 pn.extension("tabulator")
 _FITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chi2-fit")  # one at a time, for every session

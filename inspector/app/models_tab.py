@@ -3,9 +3,9 @@
     view = models_view(engine, store_path, db_url)     # a Panel object for a tab
     mv = view.models_state                              # the ModelsView behind it (buttons, poll())
 
-The table lists every model version (`inspector.retrain.versions_frame`): id, name, parent, created,
+The table lists every model version (`inspector.pipeline.retrain.versions_frame`): id, name, parent, created,
 label count, acc@6000 before/after on the held-out decided spectra and on the mock test split, and a
-marker on the current one. "Retrain" starts `inspector.retrain_job.start_job` (fine-tune or from
+marker on the current one. "Retrain" starts `inspector.pipeline.retrain_job.start_job` (fine-tune or from
 scratch, N epochs, promotion never/auto/always) in a child process, so the app stays responsive; a
 periodic callback (served sessions; `poll()` otherwise) shows its epoch, loss, validation accuracy and
 state; "Cancel" asks it to stop at the end of its epoch (nothing is registered). When it is done the
@@ -24,8 +24,8 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from inspector import retrain_job
-from inspector.retrain import models_dir, promote_version, rollback, versions_frame
+from inspector.pipeline import retrain_job
+from inspector.pipeline.retrain import models_dir, promote_version, rollback, versions_frame
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 filters, the inspectors' rates, queue progress and the catalog export, apart from the view that shows them.
 
 Data: the rows are the vetted catalog's, built by the same functions as `inspector export --db`
-(`inspector.catalog_rows.model_rows` for every stored spectrum with the model's z and the triage rules,
+(`inspector.pipeline.catalog_rows.model_rows` for every stored spectrum with the model's z and the triage rules,
 `db.export.final_decisions` + `overlay_decisions` for what people decided), plus `z_ref`: the decided
 z where people decided (person / consensus), else the store's reference `z` (the truth for a mock);
 NaN where a person gave no z (not a quasar, bad spectrum) or there is none.
@@ -80,7 +80,7 @@ def find_predictions(engine: Engine, store: Path) -> Path:
 def base_rows(store: Path, predictions: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
     """(catalog rows with the model's z for every stored spectrum, the export meta, the store's reference z
     aligned with the rows) -- `model_rows` as `inspector export` reads them."""
-    from inspector.catalog_rows import model_rows
+    from inspector.pipeline.catalog_rows import model_rows
     from inspector.store import open_store
 
     rows, meta = model_rows(store, predictions)

@@ -20,7 +20,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource, CustomJS, LabelSet, Range1d, RangeTool
 from bokeh.plotting import figure
 
-from inspector.app import lines as L
+from model import lines as L
 
 EMPTY = {"x": np.zeros(0)}
 

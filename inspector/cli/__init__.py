@@ -1,6 +1,6 @@
 """The `inspector` command line: one subcommand per step of the data flow, one module each in this package.
 
-Every module here parses its options, calls one function of the pipeline (`inspector.*_run`,
+Every module here parses its options, calls one function of the pipeline (`inspector.pipeline`,
 `inspector.risk`, `inspector.ingest`, ...) and prints; nothing outside this package imports it
 (`tests/test_layers.py` holds that).
 """
@@ -23,7 +23,19 @@ def _main() -> None:
 def _register() -> None:
     # One module per subcommand in this package; each parses, calls a pipeline function and prints.
     from inspector.cli import (  # noqa: F401
-        baseline, demo, evaluate, export, ingest, mock, predict, retrain, risk, serve, shipped_model, train, triage,
+        baseline,
+        demo,
+        evaluate,
+        export,
+        ingest,
+        mock,
+        predict,
+        retrain,
+        risk,
+        serve,
+        shipped_model,
+        train,
+        triage,
     )
 
 

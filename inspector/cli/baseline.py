@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from inspector.baseline_run import fingerprint
 from inspector.cli import app
+from inspector.pipeline.baseline import fingerprint
 from inspector.store.files import baseline_path
 
 baseline_app = typer.Typer(
@@ -150,7 +150,7 @@ def predict_command(
     """
     import torch
 
-    from inspector.baseline_run import write_baseline_predictions
+    from inspector.pipeline.baseline import write_baseline_predictions
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -25,7 +25,7 @@ def demo(
 
     Each step is reused when already done, so a second run goes straight on to the app.
     """
-    from inspector.demo_run import run_demo
+    from inspector.pipeline.demo import run_demo
 
     try:
         run = run_demo(workdir, n=n, seed=seed, model=model, echo=typer.echo, max_leak=max_leak, budget=budget,

@@ -1,8 +1,8 @@
 """The `inspector evaluate` subcommand: the paper's accuracy tables, Fig. 4 and the class scores.
 
 Two modes, each in its own module: store mode (`--store DIR --predictions
-P.parquet`, `inspector.evaluate_store`) and real mode (`--real --model
-fnet.pt`, `inspector.evaluate_real`: the labelled real SDSS spectra). Both
+P.parquet`, `inspector.pipeline.evaluate_store`) and real mode (`--real --model
+fnet.pt`, `inspector.pipeline.evaluate_real`: the labelled real SDSS spectra). Both
 report every redshift table by true z, by survey and by S/N, and FNet's class
 (confusion matrix, quasar completeness and purity) where the model has a class
 head; both print the tables and write fig4*.png and evaluation*.json to
@@ -16,7 +16,7 @@ import pandas as pd
 import typer
 
 from inspector.cli import app
-from inspector.evaluate_store import evaluate_store
+from inspector.pipeline.evaluate_store import evaluate_store
 
 
 # --------------------------------------------------------------------------- the command
@@ -62,7 +62,7 @@ def evaluate_command(
                 import torch
 
                 torch.set_num_threads(threads)
-            from inspector.evaluate_real import evaluate_real
+            from inspector.pipeline.evaluate_real import evaluate_real
 
             ev = evaluate_real(model, baseline, out_dir, real_root, template=template, template_processes=template_processes)
         else:

@@ -6,7 +6,7 @@ override it (`db.export.final_decisions`: one inspector -> "person"; agreeing
 inspectors or a resolution -> "consensus"; an unresolved conflict ->
 "conflict", keeping the model's z). The catalog columns, units, header and
 options are `db.export`'s; the rows come from the store, the predictions and
-the triage run (`inspector.catalog_rows.model_rows`).
+the triage run (`inspector.pipeline.catalog_rows.model_rows`).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import typer
 
-from inspector.catalog_rows import model_rows
 from inspector.cli import app
+from inspector.pipeline.catalog_rows import model_rows
 
 
 def decisions_from_db(url: str):

@@ -1,6 +1,6 @@
 """The `inspector predict` subcommand: FNet redshifts and classes for every spectrum of a store.
 
-The work is `inspector.predict_run.write_predictions`; this module parses, calls it and prints.
+The work is `inspector.pipeline.predict.write_predictions`; this module parses, calls it and prints.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-from inspector.predict_run import write_predictions
+from inspector.pipeline.predict import write_predictions
 from inspector.store.files import sidecar_path
 
 

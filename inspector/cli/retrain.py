@@ -49,7 +49,7 @@ def retrain_command(
     cancel_file: Path | None = typer.Option(None, "--cancel-file", help="Stop (register nothing) if this exists."),
 ) -> None:
     """Train a new model version on the inspectors' decisions, compare it with the current one, maybe promote it."""
-    from inspector.retrain import PROMOTE_MODES, retrain
+    from inspector.pipeline.retrain import PROMOTE_MODES, retrain
 
     if promote not in PROMOTE_MODES:
         raise typer.BadParameter(f"--promote must be one of {PROMOTE_MODES}")
@@ -114,7 +114,7 @@ def models_list(db: str = typer.Option(..., "--db", help="SQLAlchemy URL of the 
     """Every model version: parent, current, label count, acc@6000 before -> after."""
     import pandas as pd
 
-    from inspector.retrain import versions_frame
+    from inspector.pipeline.retrain import versions_frame
 
     df = versions_frame(db)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
@@ -122,7 +122,7 @@ def models_list(db: str = typer.Option(..., "--db", help="SQLAlchemy URL of the 
 
 
 def _promote(version_id: int, store: Path, db: str, what: str) -> None:
-    from inspector.retrain import promote_version, queue_size
+    from inspector.pipeline.retrain import promote_version, queue_size
 
     try:
         counts = promote_version(store, db, version_id)

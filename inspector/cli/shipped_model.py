@@ -27,7 +27,7 @@ def shipped_model(
     rerun the same command to resume. With no options it rebuilds the shipped model."""
     from dataclasses import replace
 
-    from inspector.shipped_model import Recipe, build
+    from inspector.pipeline.shipped_model import Recipe, build
 
     given = {
         "n": n, "epochs": epochs, "class_epochs": class_epochs, "threads": threads,

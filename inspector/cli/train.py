@@ -7,7 +7,7 @@ import pandas as pd
 import typer
 
 from inspector.cli import app
-from inspector.train_run import checkpoint_path_for
+from inspector.pipeline.train import checkpoint_path_for
 
 
 @app.command("train")
@@ -43,7 +43,7 @@ def train_command(
     (model.pt -> model.ckpt.pt); after an interruption, the same command with
     --resume continues where it stopped and ends with the same weights.
     """
-    from inspector.train_run import TrainingSetError, train_on_store
+    from inspector.pipeline.train import TrainingSetError, train_on_store
 
     if output is not None and output not in ("bins", "regression"):
         raise typer.BadParameter("--output must be bins or regression")

@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 
 from inspector.cli import app
-from inspector.triage_run import (
+from inspector.pipeline.triage import (
     choose_policy,
     format_policy,
     load_into_db,

@@ -10,8 +10,9 @@ import pytest
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """(engine, store, db url): the overview tests' mock, predicted and triaged."""
-    from db.engine import make_engine
     from app_helpers import triaged_mock
+
+    from db.engine import make_engine
 
     store, _, _, url = triaged_mock(tmp_path_factory.mktemp("models"))
     engine = make_engine(url)

@@ -10,10 +10,11 @@ import pytest
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """(engine, store, predictions, decided {object_id: z or None}) with 6 decisions by two inspectors."""
+    from app_helpers import triaged_mock
+
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
     from db.queue import next_item
-    from app_helpers import triaged_mock
 
     store, predictions, flags, url = triaged_mock(tmp_path_factory.mktemp("overview"))
     engine = make_engine(url)

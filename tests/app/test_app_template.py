@@ -25,6 +25,7 @@ REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
     from app_helpers import triaged_mock
+
     from inspector.store import open_store
 
     store, _, _, url = triaged_mock(tmp_path_factory.mktemp("tpl"))

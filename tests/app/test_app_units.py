@@ -7,13 +7,14 @@ import pytest
 
 pn = pytest.importorskip("panel")
 
+from db_helpers import fresh_database
+
 from db.decisions import history
 from db.engine import make_engine, session_scope
 from db.load import add_model_version, load_predictions, load_spectra, load_triage_flags
-from db_helpers import fresh_database
 from inspector.app import keymap
-from inspector.app import lines as L
 from inspector.app.session import InspectSession, parse_z
+from model import lines as L
 
 
 def make_queue(url: str, n: int = 6) -> None:
@@ -183,7 +184,7 @@ def test_fnet_class_in_the_candidates_and_why_it_is_here(tmp_path):
     """FNet's class and p_qso note its candidate; "why it is here" gives the class, p_qso and every class
     probability (in the class table's order), and a class rule names its value and FNet's class."""
     from inspector.app.inspect_view import why_html
-    from inspector.predict_run import class_columns
+    from inspector.pipeline.predict import class_columns
     from inspector.triage import RULES
 
     url = fresh_database(tmp_path)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from app_helpers import (
     CHROMIUM,
     build_demo,

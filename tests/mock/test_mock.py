@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from inspector.mock import estimates, make_arrays
-from inspector.mock.absorption import bal_transmission, dla_transmission, Dla, Bal, forest_transmission, tau_eff_lya
+from inspector.mock.absorption import Bal, Dla, bal_transmission, dla_transmission, forest_transmission, tau_eff_lya
 from inspector.mock.compare import rest_ew, spectrum_stats
 
 N = 1500

@@ -7,7 +7,7 @@ import torch
 from synthetic import line_spectra
 
 from model.classes import CLASSES, N_CLASSES, UNKNOWN, class_index, from_class_person, p_qso
-from model.fnet import FNet, FNetConfig, PAPER_N_PARAMS, count_parameters
+from model.fnet import PAPER_N_PARAMS, FNet, FNetConfig, count_parameters
 from model.predict import predict_store
 from model.train import load_checkpoint, save_checkpoint, train
 
@@ -122,10 +122,9 @@ def test_quasar_only_redshift_labels_keep_the_classes():
 
 @pytest.mark.slow
 def test_shipped_model_recipe_trains_quasars_then_the_class_head_and_resumes(tmp_path):
-    from inspector.shipped_model import Recipe, build
-    from model.checkpoint import file_sha1
-
+    from inspector.pipeline.shipped_model import Recipe, build
     from inspector.risk.learner import load_risk_model, risk_path_for
+    from model.checkpoint import file_sha1
 
     recipe = Recipe(n=160, epochs=1, class_epochs=1, threads=1, workers=1,
                     risk_mocks=(("dr16q", 201, "qso", 150), ("super", 202, "superset", 150)))

@@ -9,7 +9,6 @@ from model.fftconv import FFTConv1d, fft_conv1d, next_fast_len
 from model.fnet import PAPER_N_PARAMS, FNet, FNetConfig, ZBins, count_parameters, decode_posterior
 from model.grid import FNET_NPIX
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -3,13 +3,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from synthetic import line_spectra
 import torch
+from synthetic import line_spectra
 
 from model.checkpoint import data_hash, read_checkpoint
 from model.fnet import FNetConfig
 from model.train import balanced_weights, epoch_order, load_checkpoint, predict, save_checkpoint, train
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

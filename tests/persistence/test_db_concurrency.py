@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from db_helpers import backend, fresh_database
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -35,7 +36,6 @@ from db.engine import (
 )
 from db.queue import next_item
 from db.schema import Base, Decision, TriageFlag
-from db_helpers import backend, fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 N_SPECTRA = 40

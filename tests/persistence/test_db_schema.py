@@ -243,7 +243,7 @@ def test_predictions_carry_fnet_class(engine):
     frame from a model without a class head (null class columns) stores nulls; one without the columns at all
     keeps what is stored."""
     from db.validate import CLASS_PROB_PREFIX
-    from inspector.predict_run import class_columns
+    from inspector.pipeline.predict import class_columns
     from model.classes import PROB_COLUMNS
 
     assert all(c.startswith(CLASS_PROB_PREFIX) for c in PROB_COLUMNS)  # the loader reads them by this prefix

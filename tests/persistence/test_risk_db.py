@@ -11,12 +11,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from db_helpers import fresh_database
 from sqlalchemy import inspect, text
 
 from db import load
 from db.decisions import count_decisions, record_decision
 from db.engine import current_revision, downgrade, make_engine, session_scope, upgrade
-from db_helpers import fresh_database
 from db.validate import DecisionError
 
 OIDS = ["7166-56602-0101", "7166-56602-0102", "7166-56602-0103", "7166-56602-0104"]
@@ -207,8 +207,8 @@ def triaged(tmp_path_factory):
 
 
 def test_load_into_db_merges_the_scores_by_row_and_a_rules_only_triage_clears_them(triaged, tmp_path):
+    from inspector.pipeline.triage import SCORE_COLUMNS, load_into_db, run_triage
     from inspector.store.files import scores_path
-    from inspector.triage_run import SCORE_COLUMNS, load_into_db, run_triage
 
     store, predictions, _, _ = triaged
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -256,8 +256,8 @@ def test_a_policy_triage_puts_the_risk_model_answer_on_the_inspect_screen(triage
     pytest.importorskip("panel")
     from inspector.app.inspect_view import why_html
     from inspector.app.session import InspectSession
+    from inspector.pipeline.triage import choose_policy, load_into_db, run_triage
     from inspector.store.files import scores_path
-    from inspector.triage_run import choose_policy, load_into_db, run_triage
 
     store, predictions, _, _ = triaged
     policy, note = choose_policy(None, None, False, store, predictions)

@@ -1,4 +1,4 @@
-"""inspector.demo_run (what `inspector demo` and `./run.sh demo` build): a first run makes everything, a
+"""inspector.pipeline.demo (what `inspector demo` and `./run.sh demo` build): a first run makes everything, a
 second run reuses the survey and the predictions and keeps the decisions people already made."""
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_second_run_reuses_the_demo_and_keeps_decisions(tmp_path):
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
     from db.queue import next_item
-    from inspector.demo_run import run_demo
+    from inspector.pipeline.demo import run_demo
 
     first: list[str] = []
     run = run_demo(tmp_path / "demo", n=12, seed=0, echo=first.append)

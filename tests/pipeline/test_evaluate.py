@@ -236,7 +236,7 @@ def test_cli_store_mode(small_store, tmp_path):
     n_qn_failed = int(qso[[0, 4, 6]].sum())
     assert overall["QuasarNET-style (ours)"]["acc@6000"] == pytest.approx(100 * (n - n_qn_failed) / n)
     assert {"catalog Z_PIPE", "catalog Z_PCA", "catalog Z_QN", "Template fit (Z_TPL)"} <= set(overall)
-    assert rec["meta"]["template_from"].startswith("inspector.template_run")
+    assert rec["meta"]["template_from"].startswith("inspector.pipeline.template")
     assert all("Template fit (Z_TPL)" in {r["estimator"] for r in t} for t in rec["tables"].values())
     bf = {(r["group"], r["estimator"]): r for r in rec["tables"]["baseline_failed"]}
     assert bf[("baseline failed", "FNet")]["n"] == n_qn_failed
@@ -287,7 +287,7 @@ def test_cli_store_mode_errors_and_no_split(small_store, tmp_path):
 
 def test_store_mode_scores_the_class_on_every_spectrum(small_store, tmp_path):
     """FNet's class against the store's truth: one quasar called a galaxy and one non-quasar called a quasar."""
-    from inspector.evaluate_store import evaluate_store
+    from inspector.pipeline.evaluate_store import evaluate_store
     from inspector.training_set import store_classes
     from model.classes import CLASSES, QSO_CLASSES
 
@@ -365,7 +365,7 @@ def _tiny_fnet(path, n_classes: int = 0):
 def test_real_mode_classifies_the_stars_and_galaxies_too(tmp_path, real_dir):
     """A class-head model on the committed fixtures (5 quasars, a galaxy, two stars): every file is classified,
     every non-quasar called a quasar is named, and only the quasars' z is scored."""
-    from inspector.evaluate_real import evaluate_real
+    from inspector.pipeline.evaluate_real import evaluate_real
 
     ev = evaluate_real(_tiny_fnet(tmp_path / "cls.pt", n_classes=5), out_dir=tmp_path / "real", real_root=real_dir,
                        plot=False, template=False)  # fmt: skip
@@ -384,7 +384,7 @@ def test_real_mode_classifies_the_stars_and_galaxies_too(tmp_path, real_dir):
 def test_real_mode_on_fixtures(tmp_path, real_dir):
     """--real on the committed real fixtures with an untrained small FNet: it runs and reports per object,
     by survey and by S/N, and says the model has no class head."""
-    from inspector.evaluate_real import evaluate_real
+    from inspector.pipeline.evaluate_real import evaluate_real
 
     ev = evaluate_real(_tiny_fnet(tmp_path / "tiny.pt"), out_dir=tmp_path / "real", real_root=real_dir, n_worst=3)
     assert ev.meta["n_spectra"] == 5 and ev.meta["n_files"] == 8
@@ -413,7 +413,7 @@ def test_cli_train_predict_evaluate_rebuilds_the_held_out_split(small_store, tmp
 
     from inspector import training_set
     from inspector.cli import app
-    from inspector.evaluate_store import evaluate_store
+    from inspector.pipeline.evaluate_store import evaluate_store
     from inspector.store import open_store
 
     torch.set_num_threads(1)
@@ -456,10 +456,10 @@ def _quasar_rows(idx):
 
 def test_store_mode_template_from_the_predictions(small_store, tmp_path, monkeypatch):
     """z_tpl in the predictions is scored as it is (NaN = wrong) and nothing is fitted."""
-    import inspector.template_run
-    from inspector.evaluate_store import evaluate_store
+    import inspector.pipeline.template
+    from inspector.pipeline.evaluate_store import evaluate_store
 
-    monkeypatch.setattr(inspector.template_run, "template_fits", lambda *a, **k: pytest.fail("refitted"))
+    monkeypatch.setattr(inspector.pipeline.template, "template_fits", lambda *a, **k: pytest.fail("refitted"))
     idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
     qso = _quasar_rows(idx)
     q = np.flatnonzero(qso)
@@ -508,7 +508,7 @@ def test_store_mode_template_from_the_predictions(small_store, tmp_path, monkeyp
     # a column made with other template settings is not scored as today's estimator: the store is fitted
     side.write_text(json.dumps({"template_fit": {"settings": {**settings_key(), "z_max": 5.0}}}))
     fitted = pd.DataFrame({"row": np.arange(len(idx)), "z_tpl": z})
-    monkeypatch.setattr(inspector.template_run, "template_fits", lambda *a, **k: fitted)
+    monkeypatch.setattr(inspector.pipeline.template, "template_fits", lambda *a, **k: fitted)
     ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev2", plot=False)
     assert ev.tables["overall"].loc[("all", TPL), "acc@6000"] == pytest.approx(100.0)
     assert "made with other settings" in ev.meta["template_from"]
@@ -520,9 +520,9 @@ def test_store_mode_template_fitted_when_not_stored(small_store, tmp_path, colum
     from typer.testing import CliRunner
 
     from inspector.cli import app
-    from inspector.evaluate_store import evaluate_store
+    from inspector.pipeline.evaluate_store import evaluate_store
+    from inspector.pipeline.template import template_fits
     from inspector.store.files import template_cache_path as cache_path
-    from inspector.template_run import template_fits
     from model.metrics import dv_kms
 
     idx, _ = _write_predictions(small_store, tmp_path / "p.parquet", split=False)
@@ -531,7 +531,7 @@ def test_store_mode_template_fitted_when_not_stored(small_store, tmp_path, colum
         df["z_tpl"] = pd.Series([None] * len(df), dtype="float64")
         df.to_parquet(tmp_path / "p.parquet")
     ev = evaluate_store(small_store, tmp_path / "p.parquet", split="all", out_dir=tmp_path / "ev", plot=False)
-    assert ev.meta["template_from"] == f"inspector.template_run on the store (cached in {cache_path(small_store)})"
+    assert ev.meta["template_from"] == f"inspector.pipeline.template on the store (cached in {cache_path(small_store)})"
     assert cache_path(small_store).exists()
 
     qso = _quasar_rows(idx)
@@ -558,7 +558,7 @@ def test_real_mode_template_fit_on_the_shared_set(tmp_path, shared_real_dir):
     """The 144 labelled real quasars: the template fit on native pixels is >= 98 % right at 6000 km/s."""
     import torch
 
-    from inspector.evaluate_real import evaluate_real
+    from inspector.pipeline.evaluate_real import evaluate_real
     from model.fnet import FNet, FNetConfig
     from model.train import save_checkpoint
 
@@ -581,7 +581,7 @@ def test_real_mode_template_fit_on_the_shared_set(tmp_path, shared_real_dir):
 
 
 def test_survey_names_as_the_tables_name_them():
-    from inspector.evaluate_common import survey_names
+    from inspector.pipeline.evaluate_common import survey_names
 
     got = survey_names(["SDSS", "SDSS-I/II", "BOSS", "eBOSS", "DESI", "DESI (SV1, everest reduction)", None, "MOCK"])
     assert got.tolist() == ["SDSS-I/II", "SDSS-I/II", "BOSS", "eBOSS", "DESI", "DESI", "unknown", "MOCK"]

@@ -19,7 +19,7 @@ from db.export import (
     export_catalog,
     overlay_decisions,
 )
-from inspector.predict_run import class_columns
+from inspector.pipeline.predict import class_columns
 
 THRESHOLDS = {"dv_pipe": 3000.0, "dv_qn": 3000.0, "low_sn": 2.0, "dv_pca": None}
 

@@ -169,7 +169,7 @@ def test_cli_train_then_predict(mock_store, tmp_path):
 def test_predictions_file_has_the_class_columns_with_or_without_a_class_head(mock_store, tmp_path):
     """Every predictions file has the same columns; a model without a class head (the published network, the
     old shipped model) leaves the class columns null and says so in the sidecar."""
-    from inspector.predict_run import CLASS_COLUMNS, write_predictions
+    from inspector.pipeline.predict import CLASS_COLUMNS, write_predictions
 
     tiny = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,),
                       output="bins", n_bins=64, z_max_bins=4.0, input_pool=4)

@@ -27,11 +27,11 @@ def _threads():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The `inspector demo --no-serve` pipeline on a tiny mock: survey, store, predict, triage, db."""
-    from model.assets import DEMO_MODEL
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import write_predictions
-    from inspector.triage_run import load_into_db, run_triage
+    from inspector.pipeline.predict import write_predictions
+    from inspector.pipeline.triage import load_into_db, run_triage
+    from model.assets import DEMO_MODEL
 
     w = tmp_path_factory.mktemp("retrain")
     make_survey(w / "survey", N, seed=0, workers=1)
@@ -57,7 +57,7 @@ def _state(url):
 
 
 def _queue(url):
-    from inspector.retrain import queue_size
+    from inspector.pipeline.retrain import queue_size
 
     return queue_size(url)
 
@@ -133,7 +133,7 @@ def test_labels_and_fixed_split(decided):
 
 
 def test_failing_training_leaves_everything(decided):
-    from inspector.retrain import retrain
+    from inspector.pipeline.retrain import retrain
 
     store, url = decided
     before = _state(url)
@@ -149,7 +149,7 @@ def test_failing_training_leaves_everything(decided):
 
 
 def test_retrain_promote_rollback(decided):
-    from inspector.retrain import promote_version, retrain, versions_frame
+    from inspector.pipeline.retrain import promote_version, retrain, versions_frame
 
     store, url = decided
     old_id, old_versions, old_pred, _ = _state(url)
@@ -191,7 +191,7 @@ def test_retrain_promote_rollback(decided):
 
 
 def test_promotion_rule():
-    from inspector.retrain import decide_promotion
+    from inspector.pipeline.retrain import decide_promotion
 
     def m(old, new, n=5):
         return {"before": {"held_out_decided": {"n": n, "acc@6000": old}, "mock_test": {"n": 9, "acc@6000": 50.0}},
@@ -229,7 +229,7 @@ def test_cli_cancel_progress_and_list(decided, tmp_path):
 def test_job_in_a_separate_process(decided, tmp_path):
     import signal
 
-    from inspector.retrain_job import start_job
+    from inspector.pipeline.retrain_job import start_job
 
     store, url = decided
     before = _state(url)
@@ -255,7 +255,7 @@ def test_job_in_a_separate_process(decided, tmp_path):
 def test_from_scratch_tiny(decided):
     from dataclasses import replace
 
-    from inspector.retrain import retrain
+    from inspector.pipeline.retrain import retrain
     from model.fnet import FNetConfig
 
     store, url = decided
@@ -270,7 +270,7 @@ def test_from_scratch_tiny(decided):
 def test_training_labels_put_people_over_the_store():
     """Replay labels from the store, then the people's verdicts over them: a decided quasar's z and class, and
     for a not-a-quasar verdict its type and no quasar z; a model without a class head gets quasar z's only."""
-    from inspector.retrain import training_labels
+    from inspector.pipeline.retrain import training_labels
     from model.classes import CLASSES, UNKNOWN
 
     index = pd.DataFrame({"object_id": list("abcdef"), "z": [2.0, 1.0, 0.5, 3.0, 0.0, 1.5],
@@ -298,7 +298,7 @@ def test_not_a_quasar_decisions_teach_the_class_head(decided):
     from dataclasses import replace
 
     from db.labels import decided_classes
-    from inspector.retrain import retrain
+    from inspector.pipeline.retrain import retrain
     from inspector.store import open_store
     from model.fnet import FNetConfig
 
@@ -332,7 +332,7 @@ def test_not_a_quasar_decisions_teach_the_class_head(decided):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_retrain_on_gpu(decided):
-    from inspector.retrain import retrain
+    from inspector.pipeline.retrain import retrain
     from model.checkpoint import load_checkpoint
 
     store, url = decided

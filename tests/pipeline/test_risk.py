@@ -90,7 +90,7 @@ def surveys(tmp_path_factory, one_torch_thread):
     the template fit: one to learn the risk on, one it never saw."""
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import write_predictions
+    from inspector.pipeline.predict import write_predictions
     from inspector.store.files import predictions_path
     from model.assets import DEMO_MODEL
 
@@ -152,8 +152,8 @@ def test_risk_model_refuses_another_fnet(fitted):
 @pytest.mark.slow
 def test_triage_cli_states_its_policy(surveys, fitted):
     from inspector.cli import app
+    from inspector.pipeline.triage import read_triage
     from inspector.store.files import scores_path
-    from inspector.triage_run import read_triage
 
     store, pred = surveys["test"]
     _, risk = fitted

@@ -21,7 +21,7 @@ def _mock(d: Path, n: int, seed: int) -> tuple[Path, Path]:
     """A mock survey ingested and predicted with the demo FNet (template fit included): (store, predictions)."""
     from inspector.ingest import ingest
     from inspector.mock import make_survey
-    from inspector.predict_run import write_predictions
+    from inspector.pipeline.predict import write_predictions
     from inspector.store.files import predictions_path
     from model.assets import DEMO_MODEL
 
@@ -35,10 +35,10 @@ def _mock(d: Path, n: int, seed: int) -> tuple[Path, Path]:
 def policy_triage(tmp_path_factory):
     """(store, predictions, flags, triage meta, scores, risk model path, tmp dir): 60 spectra triaged with
     `Policy(max_leak=0.005)` and a risk model fitted on a 200-spectrum mock of another seed."""
+    from inspector.pipeline.triage import run_triage
     from inspector.risk.policy import Policy
     from inspector.risk.stores import fit_on_stores
     from inspector.store.files import scores_path
-    from inspector.triage_run import run_triage
 
     tmp = tmp_path_factory.mktemp("risk_export")
     train = _mock(tmp / "train", 200, seed=11)
@@ -52,7 +52,7 @@ def policy_triage(tmp_path_factory):
 
 def test_undecided_z_is_the_best_estimate_with_its_source(policy_triage):
     from db.export import catalog_table
-    from inspector.catalog_rows import model_rows
+    from inspector.pipeline.catalog_rows import model_rows
 
     store, predictions, _, tmeta, scores, *_ = policy_triage
     rows, meta = model_rows(store, predictions)
@@ -83,11 +83,12 @@ def test_undecided_z_is_the_best_estimate_with_its_source(policy_triage):
 def decided_export(policy_triage):
     """The policy triage loaded into SQLite, four spectra decided, `inspector export --db` written:
     (object ids decided {role: object_id}, catalog parquet, FITS header, sidecar, CLI output, database URL)."""
+    from db_helpers import fresh_database
+
     from db.decisions import record_decision
     from db.engine import make_engine, session_scope
-    from db_helpers import fresh_database
     from inspector.cli import app
-    from inspector.triage_run import load_into_db
+    from inspector.pipeline.triage import load_into_db
 
     store, predictions, flags, tmeta, scores, _, tmp = policy_triage
     d = tmp / "decided"
@@ -173,9 +174,9 @@ def test_a_rules_only_triage_exports_fnets_z_and_no_policy(policy_triage, tmp_pa
     """Triaged again by the rules alone: FNet's z ("model"), no risk, no policy keys; the old scores, even
     put back by hand, are not read."""
     from db.export import export_catalog
-    from inspector.catalog_rows import model_rows
+    from inspector.pipeline.catalog_rows import model_rows
+    from inspector.pipeline.triage import run_triage
     from inspector.store.files import scores_path
-    from inspector.triage_run import run_triage
 
     store, predictions, *_ = policy_triage
     copy = tmp_path / "store"

@@ -1,4 +1,4 @@
-"""Z_TPL for a whole store (inspector.template_run) and in the prediction run and the database (issue 7)."""
+"""Z_TPL for a whole store (inspector.pipeline.template) and in the prediction run and the database (issue 7)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import model.template_fit as tf
+from inspector.pipeline.template import template_fits
 from inspector.store.files import template_cache_path as cache_path
-from inspector.template_run import template_fits
 from model.metrics import C_KMS
 
 
@@ -79,9 +79,9 @@ def test_store_fits_are_right_cached_and_incremental(store, tmp_path, monkeypatc
 def test_prediction_run_and_database_carry_z_tpl(store, tmp_path):
     from db.engine import make_engine, session_scope
     from db.load import current_model, predictions_frame
+    from inspector.pipeline.predict import write_predictions
+    from inspector.pipeline.triage import load_into_db, run_triage
     from model.assets import DEMO_MODEL
-    from inspector.predict_run import write_predictions
-    from inspector.triage_run import load_into_db, run_triage
 
     fits = template_fits(store, processes=1)
     out = tmp_path / "p.parquet"

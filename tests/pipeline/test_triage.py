@@ -120,7 +120,7 @@ CLASS_CASES = [
 
 def _class_frames():
     """Rows where every estimate agrees on z, so only FNet's class can send one to people."""
-    from inspector.predict_run import class_columns
+    from inspector.pipeline.predict import class_columns
 
     n = len(CLASS_CASES)
     index = pd.DataFrame({"row": range(n), "object_id": [f"0300-51600-{i:04d}" for i in range(n)], "Z_PIPE": 1.5,
@@ -281,7 +281,7 @@ def _write_predictions(store: Path, name: str = "fnet_test", classes: bool = Fal
     """A predictions parquet + sidecar as `inspector predict` writes them: FNet = the catalog's Z_PIPE except
     rows 0-2 (+10000 km/s) and row 3 (no prediction). `classes`: with a class head that gives each spectrum
     its true class (CLASS_PERSON) with p 0.95, except row 5, a quasar it is unsure of (p_qso 0.7)."""
-    from inspector.predict_run import class_columns
+    from inspector.pipeline.predict import class_columns
     from inspector.store import open_store
     from model.classes import N_CLASSES, from_class_person
 
@@ -313,8 +313,8 @@ def _write_predictions(store: Path, name: str = "fnet_test", classes: bool = Fal
 
 def test_cli_triage_on_mock_store(mock_store):
     from inspector.cli import app
+    from inspector.pipeline.triage import read_triage
     from inspector.store import open_store
-    from inspector.triage_run import read_triage
 
     pred_path, pred = _write_predictions(mock_store)
     ix = open_store(mock_store).index
@@ -367,7 +367,7 @@ def test_cli_triage_loads_the_database(mock_store, tmp_path):
     from db.load import current_model, table_counts
     from db.queue import next_item
     from inspector.cli import app
-    from inspector.triage_run import read_triage
+    from inspector.pipeline.triage import read_triage
 
     pred_path, _ = _write_predictions(mock_store, "fnet_db")
     url = fresh_database(tmp_path)
@@ -408,8 +408,8 @@ def test_every_star_and_galaxy_is_queued_and_the_database_has_fnets_class(mock_s
     from db.engine import make_engine, session_scope
     from db.load import current_model, predictions_frame
     from inspector.cli import app
+    from inspector.pipeline.triage import read_triage
     from inspector.store import open_store
-    from inspector.triage_run import read_triage
 
     pred_path, pred = _write_predictions(mock_store, "fnet_cls", classes=True)
     url = fresh_database(tmp_path)

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from inspector.readers import (SpectrumFileError, SpectrumFileWarning, read_any, read_catalog, read_desi_coadd, read_spec_file,
-                               read_spplate)
+from inspector.readers import (
+    SpectrumFileError,
+    SpectrumFileWarning,
+    read_any,
+    read_catalog,
+    read_desi_coadd,
+    read_spec_file,
+    read_spplate,
+)
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
 

@@ -12,10 +12,20 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-
 from conftest import FIXTURES_REAL, SHARED_REAL
-from inspector.readers import (CATALOG_COLUMNS, SpectrumFileError, SpectrumFileWarning, rawfits, read_any,
-                               read_catalog, read_desi_coadd, read_spec_file, read_spplate, write_spec_file)
+
+from inspector.readers import (
+    CATALOG_COLUMNS,
+    SpectrumFileError,
+    SpectrumFileWarning,
+    rawfits,
+    read_any,
+    read_catalog,
+    read_desi_coadd,
+    read_spec_file,
+    read_spplate,
+    write_spec_file,
+)
 from inspector.spectrum import Spectrum
 
 SURVEY = {"SDSS-I/II": "SDSS", "BOSS": "BOSS", "eBOSS": "eBOSS"}

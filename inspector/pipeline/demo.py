@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.evaluate_store import evaluate_store
 from inspector.ingest import format_summary, ingest
 from inspector.mock import make_survey
 from inspector.mock.survey import CATALOG_NAME
-from inspector.predict_run import write_predictions
+from inspector.pipeline.evaluate_store import evaluate_store
+from inspector.pipeline.predict import write_predictions
+from inspector.pipeline.triage import choose_policy, format_policy, load_into_db, run_triage
 from inspector.store.files import predictions_path, scores_path, triage_path
 from inspector.triage import format_summary as format_triage
-from inspector.triage_run import choose_policy, format_policy, load_into_db, run_triage
 from model.assets import DEMO_MODEL
 
 DB_NAME = "fnet_inspector.sqlite"

@@ -56,9 +56,9 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
     import pandas as pd
 
     from inspector.estimates import estimates_frame
+    from inspector.pipeline.triage import read_triage
     from inspector.store import open_store
     from inspector.store.files import read_sidecar, resolve_predictions, scores_path, triage_path
-    from inspector.triage_run import read_triage
 
     st = open_store(store)
     pred_path = resolve_predictions(st.path, predictions)
@@ -131,7 +131,7 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def apply_scores(rows, scores):
-    """`rows` (one per store row, in order) with the queue policy's scores (`inspector.triage_run.write_scores`):
+    """`rows` (one per store row, in order) with the queue policy's scores (`inspector.pipeline.triage.write_scores`):
     z_final the best z and z_source its source ("fnet" / "tpl" / "pipe"; "model" stays where no estimate
     exists at all), risk, and auto_accepted (1 / 0; -1 where the scores lack the spectrum)."""
     n = len(rows)

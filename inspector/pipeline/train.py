@@ -83,8 +83,8 @@ def train_on_store(
     too little to train on, and lets KeyboardInterrupt through (the last epoch stays in the checkpoint).
     """
     from inspector.store import open_store
-    from model.fnet import FNet, FNetConfig, count_parameters
     from model.evaluate import Z_EDGES
+    from model.fnet import FNet, FNetConfig, count_parameters
     from model.metrics import accuracy_table, format_table, z_bin_groups
     from model.predict import predict_store
     from model.train import save_checkpoint, train

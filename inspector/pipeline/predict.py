@@ -3,7 +3,7 @@ template fit beside them, written as one Parquet file with a JSON sidecar of pro
 
     side = write_predictions(store, model_path)      # -> STORE/predictions/<model-stem>.parquet (+ .json)
 
-`inspector predict` is a thin command over this; retraining (`inspector.retrain.promote_version`), the demo
+`inspector predict` is a thin command over this; retraining (`inspector.pipeline.retrain.promote_version`), the demo
 and the app's test helpers call it directly.
 
 The class columns (`CLASS_COLUMNS`: fnet_class, p_qso and one probability per class of `model.classes`) are
@@ -106,7 +106,7 @@ def write_predictions(
     (STORE/predictions/quasarnet.parquet, kept while it covers the store) so that its Z_QN plays DR16Q's
     Z_QN in triage and in the risk model.
     `template`: also store the template-fit redshift (Z_TPL, its error, delta chi2, two more candidates)
-    of every spectrum, from `inspector.template_run` (fitted once per store and reused)."""
+    of every spectrum, from `inspector.pipeline.template` (fitted once per store and reused)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
@@ -133,7 +133,7 @@ def write_predictions(
     tpl = None
     t_tpl = 0.0
     if template:
-        from inspector.template_run import template_fits
+        from inspector.pipeline.template import template_fits
 
         t0 = time.perf_counter()
         tpl = template_fits(st.path, processes=template_processes, progress=progress)
@@ -201,8 +201,8 @@ def write_predictions(
 def ensure_baseline(st) -> dict[str, Any] | None:
     """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row);
     None where the catalog has Z_QN."""
-    from inspector.baseline_run import write_baseline_predictions
     from inspector.estimates import read_baseline
+    from inspector.pipeline.baseline import write_baseline_predictions
     from inspector.store.files import baseline_path
     from model.assets import BASELINE_MODEL
 

@@ -8,7 +8,7 @@ with a baseline predictions parquet, our QuasarNET-style baseline (a failure,
 qn_failed, counts as wrong) and the chi2 template fit (Z_TPL,
 `model.template_fit`: the predictions' z_tpl column when `inspector predict`
 stored one with today's settings, else fitted by
-`inspector.template_run.template_fits`, cached; no fit counts as wrong) -- all
+`inspector.pipeline.template.template_fits`, cached; no fit counts as wrong) -- all
 on the same spectra. Tables: overall, by true z, by survey, by S/N
 (SN_MEDIAN_ALL), BAL or not (CLASS_PERSON 30 or BAL_PROB >= 0.5), and split by
 where the baseline failed.
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from inspector.estimates import catalog_z
-from inspector.evaluate_common import (
+from inspector.pipeline.evaluate_common import (
     BASELINE,
     FNET,
     TEMPLATE,
@@ -164,11 +164,11 @@ def _store_template_z(
 
     The predictions' z_tpl column when it holds any value and was made with
     today's template-fit settings (its sidecar records them); else
-    `inspector.template_run.template_fits`, which fits the whole store once and
+    `inspector.pipeline.template.template_fits`, which fits the whole store once and
     caches it, so a stale column is never scored as the current estimator.
     """
+    from inspector.pipeline.template import template_fits
     from inspector.store.files import read_sidecar, template_cache_path
-    from inspector.template_run import template_fits
     from model.template_fit import settings_key
 
     stale = ""
@@ -181,7 +181,7 @@ def _store_template_z(
             stale = "; the predictions' z_tpl column was made with other settings (or unrecorded ones), not used"
     df = template_fits(store, processes=processes).set_index("row")
     z = pd.to_numeric(df["z_tpl"], errors="coerce").reindex(rows).to_numpy(np.float64, na_value=np.nan)
-    return z, f"inspector.template_run on the store (cached in {template_cache_path(store)}){stale}"
+    return z, f"inspector.pipeline.template on the store (cached in {template_cache_path(store)}){stale}"
 
 
 def _fnet_classes(pred: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

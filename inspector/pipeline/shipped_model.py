@@ -45,7 +45,7 @@ def build(workdir: Path, out: Path, recipe: Recipe = Recipe(), progress: bool = 
     """Run (or resume) the recipe in `workdir`; write the finished model to `out` and return its path."""
     from inspector.ingest.run import ingest
     from inspector.mock.survey import CATALOG_NAME, make_survey
-    from inspector.train_run import train_on_store
+    from inspector.pipeline.train import train_on_store
 
     workdir.mkdir(parents=True, exist_ok=True)
     mock_dir, store = workdir / "mock", workdir / "store"
@@ -106,7 +106,7 @@ def build_risk(workdir: Path, model: Path, recipe: Recipe = Recipe(), progress: 
     FNet with the template fit, then fitted; written beside the model. Each mock and store is reused."""
     from inspector.ingest.run import ingest
     from inspector.mock.survey import CATALOG_NAME, make_survey
-    from inspector.predict_run import write_predictions
+    from inspector.pipeline.predict import write_predictions
     from inspector.risk.learner import load_risk_model, risk_path_for
     from inspector.risk.stores import fit_on_stores
     from model.checkpoint import file_sha1

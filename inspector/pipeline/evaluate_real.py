@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from inspector.estimates import catalog_z
-from inspector.evaluate_common import (
+from inspector.pipeline.evaluate_common import (
     BASELINE,
     FNET,
     TEMPLATE,
@@ -80,8 +80,8 @@ def template_fit_real(root: Path, files, processes: int | None = None) -> pd.Dat
     Read with the reader `inspector.realset` uses; loglam = log10(wave), flux
     and ivar as read (NaN z_tpl where the fit found no minimum).
     """
+    from inspector.pipeline.template import default_processes
     from inspector.readers import read_spec_file
-    from inspector.template_run import default_processes
     from model.template_fit import fit_batch, fits_to_columns
 
     specs = [read_spec_file(Path(root) / f) for f in files]
@@ -98,7 +98,7 @@ def fnet_class_columns(class_prob: np.ndarray | None, n: int) -> tuple[np.ndarra
     """(fnet_class, p_qso) as a predictions file has them, or (None, None) without a class head."""
     if class_prob is None:
         return None, None
-    from inspector.predict_run import class_columns
+    from inspector.pipeline.predict import class_columns
 
     cols = class_columns(class_prob, n)
     return cols["fnet_class"], cols["p_qso"]

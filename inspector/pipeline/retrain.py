@@ -285,9 +285,9 @@ def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool
     does; a freshly retrained one has none until `inspector risk fit` describes it), else by the rules."""
     from db.engine import make_engine, session_scope
     from db.schema import ModelVersion
-    from inspector.predict_run import write_predictions
+    from inspector.pipeline.predict import write_predictions
+    from inspector.pipeline.triage import choose_policy, load_into_db, run_triage
     from inspector.store.files import scores_path
-    from inspector.triage_run import choose_policy, load_into_db, run_triage
 
     engine = make_engine(db_url)
     try:
