@@ -33,8 +33,9 @@ import torch
 
 from inspector.pipeline.evaluate_real import evaluate_real
 from model.data import split_rows
-from model.evaluate import evaluation_tables, fig4, format_tables, tables_to_records
+from model.evaluate import evaluation_tables, format_tables, tables_to_records
 from model.fnet import FNet, FNetConfig, count_parameters
+from model.plots import fig4
 from model.train import load_checkpoint, predict, save_checkpoint, train
 
 

@@ -15,7 +15,7 @@ at a threshold is the fraction of its spectra within it (the per-object mean
 of the per-spectrum hits). So an object observed twice, right once, counts
 half. Its median |dv| is the median over objects of each object's median.
 
-`fig4` (in `model.plots`, imported lazily: matplotlib only when plotting) draws
+`model.plots.fig4` (apart, so that matplotlib loads only when plotting) draws
 the paper's Fig. 4: predicted vs true z, and accuracy vs |dv| threshold.
 """
 from __future__ import annotations
@@ -297,15 +297,8 @@ def tables_to_records(tables: Mapping[str, pd.DataFrame]) -> dict[str, list[dict
     }
 
 
-def fig4(z_pred: Estimates, z_true, path, **kwargs):
-    """Save the paper's Fig. 4 for one or several estimators; see `model.plots.fig4`."""
-    from .plots import fig4 as _fig4
-
-    return _fig4(z_pred, z_true, path, **kwargs)
-
-
 __all__ = [
     "PAPER_REFERENCE", "SN_EDGES", "SURVEY_ORDER", "Z_EDGES", "accuracy_curve", "as_estimates", "compact", "compare_table",
-    "evaluation_tables", "fig4", "format_tables", "object_accuracy_table", "paper_reference",
+    "evaluation_tables", "format_tables", "object_accuracy_table", "paper_reference",
     "sn_bin_groups", "survey_groups", "tables_to_records", "worst",
 ]

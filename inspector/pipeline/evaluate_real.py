@@ -141,7 +141,6 @@ def evaluate_real(
         Z_EDGES,
         compact,
         evaluation_tables,
-        fig4,
         format_tables,
         object_accuracy_table,
         sn_bin_groups,
@@ -149,6 +148,7 @@ def evaluate_real(
         worst,
     )
     from model.metrics import format_table, z_bin_groups
+    from model.plots import fig4
 
     root = Path(real_root) if real_root is not None else realset.REAL_ROOT
     if not realset.available(root):

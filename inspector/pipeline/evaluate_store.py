@@ -208,11 +208,11 @@ def evaluate_store(
     from inspector.training_set import quasar_rows, store_classes
     from model.evaluate import (
         evaluation_tables,
-        fig4,
         format_tables,
         sn_bin_groups,
         survey_groups,
     )
+    from model.plots import fig4
 
     index = open_store(store).index
     pred = _read_predictions(Path(predictions), index, "z_fnet", "predictions")

@@ -11,7 +11,6 @@ import pytest
 from model.evaluate import (
     accuracy_curve,
     evaluation_tables,
-    fig4,
     format_tables,
     object_accuracy_table,
     paper_reference,
@@ -19,6 +18,7 @@ from model.evaluate import (
     worst,
 )
 from model.metrics import C_KMS
+from model.plots import fig4
 
 # dz / (1 + z) = dv / c; these offsets land clearly inside / between / outside the thresholds
 IN_6K = 3000 / C_KMS  # |dv| = 3000 km/s: right at every threshold
