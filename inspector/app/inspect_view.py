@@ -82,6 +82,9 @@ def _fmt(v: Any, spec: str = ".5f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else html.escape(str(v))
 
 
+POLICY_RULES = ("risk", "no_signal")  # rules the queue policy fires (`inspector.triage.RULES`)
+
+
 def _rule_html(rule: str, value: Any, priority: Any, fnet_class: str | None = None) -> str:
     """One fired rule: its name, the value it judged with its unit (from `inspector.triage.RULES`), the
     priority; the rule's description as the tooltip. A rule on FNet's class names the value (p_qso) and
@@ -94,8 +97,14 @@ def _rule_html(rule: str, value: Any, priority: Any, fnet_class: str | None = No
     shown = _fmt(value, spec) + (f" {unit}" if unit else "")
     if r is not None and "p_qso" in r.needs:
         shown = f"p_qso {shown}" + (f", FNet: {fnet_class}" if fnet_class else "")
+    order = f"priority {_fmt(priority, '.2g')}" if priority is not None else ""
+    if rule in POLICY_RULES:  # the queue policy's own rules: the risk, and the bucket's place after the queue
+        shown = f"P(wrong) {_fmt(100 * value, '.0f')} %" if isinstance(value, (int, float)) else shown
+        removes = f"expected errors a look removes {_fmt(priority, '.2f')}"
+        order = "own bucket, after the queue" if rule == "no_signal" else removes
     tip = f" title='{html.escape(r.description, quote=True)}'" if r is not None else ""
-    return f"<li{tip}><b>{html.escape(rule)}</b> {html.escape(shown)} (priority {_fmt(priority, '.2g')})</li>"
+    tail = f" ({html.escape(order)})" if order else ""
+    return f"<li{tip}><b>{html.escape(rule)}</b> {html.escape(shown)}{tail}</li>"
 
 
 def class_html(it: Any) -> str:
@@ -114,7 +123,10 @@ def why_html(t: InspectSession) -> str:
     if it is None:
         return ""
     i = it.info
-    rules = "".join(_rule_html(r, v, p, it.fnet_class) for r, v, p in it.rules) or "<li>none (jumped to)</li>"
+    # under a queue policy the order is the policy's (its rule says so); the other rules only explain
+    policy = any(r in POLICY_RULES for r, _, _ in it.rules)
+    rules = "".join(_rule_html(r, v, None if policy and r not in POLICY_RULES else p, it.fnet_class)
+                    for r, v, p in it.rules) or "<li>none (jumped to)</li>"  # fmt: skip
     ra, dec = i.get("ra"), i.get("dec")
     link = ""
     if ra is not None and dec is not None:

@@ -219,6 +219,9 @@ def test_why_panel_reads_the_template_rules(mock):
 
     assert _rule_html("dv_tpl", -12345.6, 2.5).endswith("<b>dv_tpl</b> -12,346 km/s (priority 2.5)</li>")
     assert "template fit disagrees" in _rule_html("dv_tpl", 5000.0, 1.0)
+    # the queue policy's rules speak of the risk, and of the bucket's place after the queue
+    assert "<b>risk</b> P(wrong) 62 % (expected errors a look removes 0.31)" in _rule_html("risk", 0.62, 0.31)
+    assert "own bucket, after the queue" in _rule_html("no_signal", 0.9, -0.8)
     assert "<b>tpl_low_dchi2</b> 12.3 (priority" in _rule_html("tpl_low_dchi2", 12.3, 1.0)
     assert "<b>fnet_uncertain</b> 7,000 km/s" in _rule_html("fnet_uncertain", 7000.0, 1.0)
     assert "<b>unknown</b> 1.5 (" in _rule_html("unknown", 1.5, 1.0)  # a rule the table no longer has
