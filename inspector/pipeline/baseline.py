@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
+from inspector.store import open_store
 from inspector.store.files import atomic_path, baseline_path
 
 
@@ -46,11 +50,6 @@ def write_baseline_predictions(
 ) -> dict[str, Any]:
     """Predict Z_QN for every stored spectrum, streamed in batches to a parquet file (written whole or not
     at all). Returns {"path", "n", "n_failed", "seconds", "split"} (split: whether a split column was written)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from inspector.store import open_store
     from model.quasarnet_train import iter_predict, load_quasarnet, predict_quasarnet
 
     model, ckpt = load_quasarnet(model_path)

@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from db.export import MODEL_P_QSO_MIN
+from inspector.estimates import estimates_frame
+from inspector.pipeline.triage import read_triage
+from inspector.store import open_store
+from inspector.store.files import read_sidecar, resolve_predictions, scores_path, triage_path
+from inspector.triage import RULES
 from model.classes import PROB_COLUMNS
 
 
 def _num(index, *names: str) -> np.ndarray:
-    import pandas as pd
-
     for c in names:
         if c in index.columns:
             return pd.to_numeric(index[c], errors="coerce").to_numpy(np.float64, na_value=np.nan)
@@ -53,13 +58,6 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
     best z instead of FNet's (`apply_scores`), and the policy's summary in
     meta["policy"] (None otherwise).
     """
-    import pandas as pd
-
-    from inspector.estimates import estimates_frame
-    from inspector.pipeline.triage import read_triage
-    from inspector.store import open_store
-    from inspector.store.files import read_sidecar, resolve_predictions, scores_path, triage_path
-
     st = open_store(store)
     pred_path = resolve_predictions(st.path, predictions)
     pred = pd.read_parquet(pred_path)
@@ -164,9 +162,6 @@ def p_qso_min(thresholds: dict[str, Any] | None, policy: bool = False) -> float:
     so a spectrum waiting in the queue is 'not known' until someone decides it. With that rule off, or
     after a queue policy's triage (`policy`: the risk already counts FNet's doubt about the class), FNet's
     own call (`db.export.MODEL_P_QSO_MIN`)."""
-    from db.export import MODEL_P_QSO_MIN
-    from inspector.triage import RULES
-
     if policy:
         return MODEL_P_QSO_MIN
     if thresholds is None:

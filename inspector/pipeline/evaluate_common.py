@@ -15,6 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from model.class_metrics import (
+    class_indices,
+    confusion_table,
+    format_quasar_table,
+    purity_at_completeness,
+    quasar_table,
+)
+from model.classes import UNKNOWN, is_qso_class
+from model.evaluate import tables_to_records
+
 FNET = "FNet"
 BASELINE = "QuasarNET-style (ours)"
 TEMPLATE = "Template fit (Z_TPL)"
@@ -25,7 +35,6 @@ MAX_LISTED = 50  # spectra listed by name per class mistake in the text (all of 
 @dataclass
 class Evaluation:
     """What one evaluation produced: tables by name, the text printed, the files written."""
-
     tables: dict[str, pd.DataFrame]
     text: str
     files: list[Path] = field(default_factory=list)
@@ -51,8 +60,6 @@ def survey_names(values) -> np.ndarray:
 
 
 def write_json(path: Path, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, Any]) -> Path:
-    from model.evaluate import tables_to_records
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": dict(meta), "tables": tables_to_records(tables)}, indent=1, default=str))
     return path
@@ -80,15 +87,6 @@ def class_report(
     The text names every non-quasar called a quasar and every quasar called
     something else (up to MAX_LISTED each), since a person wants to look at them.
     """
-    from model.class_metrics import (
-        class_indices,
-        confusion_table,
-        format_quasar_table,
-        purity_at_completeness,
-        quasar_table,
-    )
-    from model.classes import UNKNOWN, is_qso_class
-
     if pred_class is None:
         why = "no class head: this model predicts a redshift only, so nothing here is classified"
         return {}, f"== class ==\n{why}\n", {"class_head": False, "note": why}

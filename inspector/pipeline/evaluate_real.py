@@ -21,11 +21,13 @@ completeness and purity, and every star or galaxy FNet calls a quasar by name.
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from inspector import realset
 from inspector.estimates import catalog_z
 from inspector.pipeline.evaluate_common import (
     BASELINE,
@@ -36,6 +38,22 @@ from inspector.pipeline.evaluate_common import (
     survey_names,
     write_json,
 )
+from inspector.pipeline.predict import class_columns
+from inspector.pipeline.template import default_processes
+from inspector.readers import read_spec_file
+from model.class_metrics import class_indices
+from model.evaluate import (
+    Z_EDGES,
+    compact,
+    evaluation_tables,
+    format_tables,
+    object_accuracy_table,
+    sn_bin_groups,
+    survey_groups,
+    worst,
+)
+from model.metrics import format_table, z_bin_groups
+from model.template_fit import fit_batch, fits_to_columns
 
 PIPELINE = "pipeline Z (file)"
 CLASS_TRUTH = "the manifest's class, overruled by the curated notes and ref_z (inspector.realset.CLASS_RULES)"
@@ -66,10 +84,6 @@ def predict_baseline(path: Path, flux: np.ndarray, ivar: np.ndarray) -> tuple[np
 
 def template_z_range() -> str:
     """The z range `fit_batch` scans by default, as text ("z 0-5")."""
-    import inspect
-
-    from model.template_fit import fit_batch
-
     par = inspect.signature(fit_batch).parameters
     return f"z {par['z_min'].default:g}-{par['z_max'].default:g}"
 
@@ -80,10 +94,6 @@ def template_fit_real(root: Path, files, processes: int | None = None) -> pd.Dat
     Read with the reader `inspector.realset` uses; loglam = log10(wave), flux
     and ivar as read (NaN z_tpl where the fit found no minimum).
     """
-    from inspector.pipeline.template import default_processes
-    from inspector.readers import read_spec_file
-    from model.template_fit import fit_batch, fits_to_columns
-
     specs = [read_spec_file(Path(root) / f) for f in files]
     fits = fit_batch(
         [np.log10(np.asarray(s.wave, np.float64)) for s in specs],
@@ -98,7 +108,6 @@ def fnet_class_columns(class_prob: np.ndarray | None, n: int) -> tuple[np.ndarra
     """(fnet_class, p_qso) as a predictions file has them, or (None, None) without a class head."""
     if class_prob is None:
         return None, None
-    from inspector.pipeline.predict import class_columns
 
     cols = class_columns(class_prob, n)
     return cols["fnet_class"], cols["p_qso"]
@@ -106,8 +115,6 @@ def fnet_class_columns(class_prob: np.ndarray | None, n: int) -> tuple[np.ndarra
 
 def _real_classes(spectra: pd.DataFrame) -> np.ndarray:
     """Class index per file from `true_class`; UNKNOWN where there is none (disputed or unlabelled)."""
-    from model.class_metrics import class_indices
-
     return class_indices(spectra["true_class"].tolist())
 
 
@@ -136,18 +143,6 @@ def evaluate_real(
     template_processes: int | None = None,
 ) -> Evaluation:
     """Run an FNet checkpoint (a baseline, the template fit) on the labelled real SDSS spectra; see the module docstring."""
-    from inspector import realset
-    from model.evaluate import (
-        Z_EDGES,
-        compact,
-        evaluation_tables,
-        format_tables,
-        object_accuracy_table,
-        sn_bin_groups,
-        survey_groups,
-        worst,
-    )
-    from model.metrics import format_table, z_bin_groups
     from model.plots import fig4
 
     root = Path(real_root) if real_root is not None else realset.REAL_ROOT

@@ -37,6 +37,17 @@ from inspector.pipeline.evaluate_common import (
     survey_names,
     write_json,
 )
+from inspector.pipeline.template import template_fits
+from inspector.store import open_store
+from inspector.store.files import read_sidecar, template_cache_path
+from inspector.training_set import held_out_rows, quasar_rows, store_classes
+from model.evaluate import (
+    evaluation_tables,
+    format_tables,
+    sn_bin_groups,
+    survey_groups,
+)
+from model.template_fit import settings_key
 
 CATALOG_ESTIMATORS = ("Z_PIPE", "Z_PCA", "Z_QN")
 
@@ -91,7 +102,6 @@ def _held_out_rows(store: Path, index: pd.DataFrame, predictions: Path) -> tuple
     seed = (prov.get("train_args") or {}).get("seed", prov.get("seed"))
     if seed is None or not prov.get("data_hash"):
         return None, "the model was trained on this store and its provenance does not say which rows were held out"
-    from inspector.training_set import held_out_rows
 
     vf = prov.get("val_fraction", (prov.get("train_args") or {}).get("val_fraction"))
     val = held_out_rows(index, prov, vf)
@@ -167,10 +177,6 @@ def _store_template_z(
     `inspector.pipeline.template.template_fits`, which fits the whole store once and
     caches it, so a stale column is never scored as the current estimator.
     """
-    from inspector.pipeline.template import template_fits
-    from inspector.store.files import read_sidecar, template_cache_path
-    from model.template_fit import settings_key
-
     stale = ""
     if "z_tpl" in pred.columns:
         col = pd.to_numeric(pred["z_tpl"], errors="coerce")
@@ -204,14 +210,6 @@ def evaluate_store(
     template_processes: int | None = None,
 ) -> Evaluation:
     """Score a predictions parquet on a store: redshift on its quasars, class on every spectrum (module docstring)."""
-    from inspector.store import open_store
-    from inspector.training_set import quasar_rows, store_classes
-    from model.evaluate import (
-        evaluation_tables,
-        format_tables,
-        sn_bin_groups,
-        survey_groups,
-    )
     from model.plots import fig4
 
     index = open_store(store).index

@@ -19,8 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
+from inspector.estimates import read_baseline
+from inspector.pipeline.baseline import write_baseline_predictions
+from inspector.store import open_store
+from inspector.store.files import (
+    atomic_path,
+    baseline_path,
+    predictions_path,
+    sidecar_path,
+    template_cache_path,
+    write_json,
+)
+from model.assets import BASELINE_MODEL
 from model.classes import CLASSES, PROB_COLUMNS, QSO_CLASSES, p_qso
+from model.template_fit import TPL_COLUMNS, settings_key
 
 N_ALT = 3
 CLASS_COLUMNS: tuple[str, ...] = ("fnet_class", "p_qso", *PROB_COLUMNS)
@@ -28,10 +44,6 @@ CLASS_COLUMNS: tuple[str, ...] = ("fnet_class", "p_qso", *PROB_COLUMNS)
 
 def prediction_schema():
     """The Arrow schema of a predictions file (one row per stored spectrum)."""
-    import pyarrow as pa
-
-    from model.template_fit import TPL_COLUMNS
-
     fields = [
         ("row", pa.int64()),
         ("object_id", pa.string()),
@@ -107,15 +119,8 @@ def write_predictions(
     Z_QN in triage and in the risk model.
     `template`: also store the template-fit redshift (Z_TPL, its error, delta chi2, two more candidates)
     of every spectrum, from `inspector.pipeline.template` (fitted once per store and reused)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from inspector.store import open_store
-    from inspector.store.files import atomic_path, predictions_path, sidecar_path, template_cache_path, write_json
     from model.checkpoint import file_sha1, git_revision
     from model.predict import predict_store, resolve_device, uncertainty_method
-    from model.template_fit import TPL_COLUMNS, settings_key
     from model.train import load_checkpoint
 
     st = open_store(store_path)
@@ -201,11 +206,6 @@ def write_predictions(
 def ensure_baseline(st) -> dict[str, Any] | None:
     """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row);
     None where the catalog has Z_QN."""
-    from inspector.estimates import read_baseline
-    from inspector.pipeline.baseline import write_baseline_predictions
-    from inspector.store.files import baseline_path
-    from model.assets import BASELINE_MODEL
-
     if "Z_QN" in st.index.columns:
         return None
     have = read_baseline(st.path)

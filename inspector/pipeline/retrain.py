@@ -33,8 +33,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import distinct, func, select
+from sqlalchemy.engine import make_url
 
+from db.engine import make_engine, session_scope
+from db.labels import decided_classes, decided_labels, held_out_rule, is_held_out
+from db.load import add_model_version, current_model
+from db.schema import ModelVersion, TriageFlag
+from inspector.pipeline.predict import write_predictions
+from inspector.pipeline.triage import choose_policy, load_into_db, run_triage
+from inspector.store import open_store
+from inspector.store.files import scores_path
+from inspector.training_set import store_classes, store_redshifts, training_rows
 from model.classes import CLASSES, UNKNOWN, from_class_person, is_qso_class
+from model.evaluate import evaluation_tables, tables_to_records
 
 AUTO_MAX_DROP = 0.5  # points of acc@6000
 RULE_METRIC = "acc@6000"
@@ -56,8 +68,6 @@ class RetrainResult:
 
 def models_dir(db_url: str, fallback: Path) -> Path:
     """Where model weights go: `models/` beside a SQLite database file, else `fallback`."""
-    from sqlalchemy.engine import make_url
-
     u = make_url(db_url)
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         return Path(u.database).resolve().parent / "models"
@@ -74,8 +84,6 @@ def _predict(model, flux, rows: np.ndarray) -> np.ndarray:
 
 def _evaluate(model, flux, rows: np.ndarray, z_true: np.ndarray) -> dict[str, Any]:
     """The `inspector evaluate` tables (overall and by z) on these rows, as JSON-ready records."""
-    from model.evaluate import evaluation_tables, tables_to_records
-
     if rows.size == 0:
         return {"n": 0}
     tables = evaluation_tables(_predict(model, flux, rows), z_true)
@@ -99,8 +107,6 @@ def training_labels(index: pd.DataFrame, labels: pd.DataFrame, classes: pd.DataF
     contradicts them. A model without a class head learns quasar z's only. NaN z / `UNKNOWN` class where
     a row has no label.
     """
-    from inspector.training_set import store_classes, store_redshifts, training_rows
-
     n = len(index)
     z_all = np.full(n, np.nan)
     cls_all = np.full(n, UNKNOWN, dtype=np.int64)
@@ -177,10 +183,6 @@ def retrain(
     callback(epoch, record, model): as `model.train.train` (return True to stop; an exception aborts and
     leaves everything as it was).
     """
-    from db.engine import make_engine, session_scope
-    from db.labels import decided_classes, decided_labels, held_out_rule, is_held_out
-    from db.load import add_model_version, current_model
-    from inspector.store import open_store
     from model.checkpoint import file_sha1, load_checkpoint, save_checkpoint
     from model.fnet import FNetConfig
     from model.train import train
@@ -283,12 +285,6 @@ def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool
 
     The re-triage queues by the default leak target where the version has a risk model (the shipped one
     does; a freshly retrained one has none until `inspector risk fit` describes it), else by the rules."""
-    from db.engine import make_engine, session_scope
-    from db.schema import ModelVersion
-    from inspector.pipeline.predict import write_predictions
-    from inspector.pipeline.triage import choose_policy, load_into_db, run_triage
-    from inspector.store.files import scores_path
-
     engine = make_engine(db_url)
     try:
         with session_scope(engine) as s:
@@ -317,11 +313,6 @@ rollback = promote_version  # any earlier version can be made current again the 
 
 def versions_frame(db_url: str) -> pd.DataFrame:
     """Every model version: id, name, parent_id, current, created, label_count, acc@6000 before/after, path."""
-    from sqlalchemy import select
-
-    from db.engine import make_engine, session_scope
-    from db.schema import ModelVersion
-
     def acc(m: dict | None, when: str, where: str) -> float | None:
         try:
             return (m or {})[when][where].get(RULE_METRIC)
@@ -349,11 +340,6 @@ def versions_frame(db_url: str) -> pd.DataFrame:
 
 def queue_size(db_url: str) -> int:
     """Undecided flagged spectra (the queue)."""
-    from sqlalchemy import distinct, func, select
-
-    from db.engine import make_engine, session_scope
-    from db.schema import TriageFlag
-
     engine = make_engine(db_url)
     try:
         with session_scope(engine) as s:

@@ -19,6 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from inspector.ingest.run import ingest
+from inspector.mock.survey import CATALOG_NAME, make_survey
+from inspector.pipeline.predict import write_predictions
+from inspector.pipeline.train import train_on_store
+from inspector.risk.learner import load_risk_model, risk_path_for
+from inspector.risk.stores import fit_on_stores
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -43,10 +50,6 @@ class Recipe:
 def build(workdir: Path, out: Path, recipe: Recipe = Recipe(), progress: bool = True,
           echo: Callable[[str], Any] = print) -> Path:
     """Run (or resume) the recipe in `workdir`; write the finished model to `out` and return its path."""
-    from inspector.ingest.run import ingest
-    from inspector.mock.survey import CATALOG_NAME, make_survey
-    from inspector.pipeline.train import train_on_store
-
     workdir.mkdir(parents=True, exist_ok=True)
     mock_dir, store = workdir / "mock", workdir / "store"
     stamp = workdir / "recipe.json"
@@ -104,11 +107,6 @@ def build_risk(workdir: Path, model: Path, recipe: Recipe = Recipe(), progress: 
                echo: Callable[[str], Any] = print) -> Path:
     """The risk model of a freshly trained FNet (`inspector.risk`): its own mock surveys, predicted by that
     FNet with the template fit, then fitted; written beside the model. Each mock and store is reused."""
-    from inspector.ingest.run import ingest
-    from inspector.mock.survey import CATALOG_NAME, make_survey
-    from inspector.pipeline.predict import write_predictions
-    from inspector.risk.learner import load_risk_model, risk_path_for
-    from inspector.risk.stores import fit_on_stores
     from model.checkpoint import file_sha1
 
     out = risk_path_for(model)

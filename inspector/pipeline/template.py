@@ -19,8 +19,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
+from inspector.store import open_store
 from inspector.store.files import atomic_path, sidecar_path, template_cache_path, write_json
+from model.grid import FNET_LOGLAM
+from model.template_fit import (
+    TPL_COLUMNS,
+    Z_MAX,
+    fit_batch,
+    fits_to_columns,
+    settings_key,
+)
 
 CHUNK = 1024
 
@@ -49,9 +61,6 @@ def _read_cache(path: Path, key: dict[str, Any], oid: np.ndarray) -> pd.DataFram
 
 
 def _write(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
@@ -62,18 +71,6 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
                   progress: bool = False) -> pd.DataFrame:
     """One row per stored spectrum (row, object_id, z_tpl, z_tpl_err, tpl_dchi2, ...), from the cache where
     it is valid; missing rows are fitted (on the FNet grid rows of the store) and the cache rewritten."""
-    from tqdm.auto import tqdm
-
-    from inspector.store import open_store
-    from model.grid import FNET_LOGLAM
-    from model.template_fit import (
-        TPL_COLUMNS,
-        Z_MAX,
-        fit_batch,
-        fits_to_columns,
-        settings_key,
-    )
-
     z_max = Z_MAX if z_max is None else z_max
     st = open_store(store_path)
     oid = st.index["object_id"].astype(str).to_numpy()

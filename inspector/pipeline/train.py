@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 
 from inspector import training_set
+from inspector.store import open_store
+from model.evaluate import Z_EDGES
+from model.metrics import accuracy_table, format_table, z_bin_groups
 
 CONFIG_DEFAULTS = {
     # config name -> (lr, batch size); the paper's for the paper config, what the small one trains well with
@@ -82,10 +85,7 @@ def train_on_store(
     Raises FileNotFoundError / ValueError for a store that is not one, TrainingSetError when it has
     too little to train on, and lets KeyboardInterrupt through (the last epoch stays in the checkpoint).
     """
-    from inspector.store import open_store
-    from model.evaluate import Z_EDGES
     from model.fnet import FNet, FNetConfig, count_parameters
-    from model.metrics import accuracy_table, format_table, z_bin_groups
     from model.predict import predict_store
     from model.train import save_checkpoint, train
 

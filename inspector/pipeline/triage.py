@@ -19,6 +19,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from db.engine import make_engine, session_scope, upgrade
+from db.load import (
+    add_model_version,
+    load_predictions,
+    load_spectra,
+    load_triage_flags,
+)
+from inspector.estimates import estimates_frame, read_baseline
+from inspector.risk.learner import RiskModelMismatch
+from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy, policy_summary
+from inspector.risk.report import risk_model_for
+from inspector.store import open_store
 from inspector.store.files import (
     atomic_path,
     read_sidecar,
@@ -28,6 +45,7 @@ from inspector.store.files import (
     triage_path,
     write_json,
 )
+from inspector.triage import apply_rules, summary, training_z_range
 
 META_KEY = b"fnet_inspector.triage"
 
@@ -44,14 +62,6 @@ def run_triage(
     """Apply the rules, and the queue policy if one is given (`inspector.risk.policy.Policy`, with the risk
     model beside the FNet model or `risk`); write the flags parquet and its sidecar.
     Returns (flags DataFrame, out path, meta)."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from inspector.estimates import estimates_frame, read_baseline
-    from inspector.store import open_store
-    from inspector.triage import apply_rules, summary, training_z_range
-
     t0 = time.perf_counter()
     st = open_store(store)
     pred_path = resolve_predictions(st.path, predictions)
@@ -97,12 +107,6 @@ def choose_policy(max_leak: float | None, budget: int | None, rules_only: bool, 
                   risk: Path | None = None):
     """(Policy or None, a note to print): what the user asked for; with nothing asked, the default leak
     target where the model has a risk model that matches the run, else the rules alone (and why)."""
-    import pandas as pd
-
-    from inspector.risk.learner import RiskModelMismatch
-    from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy
-    from inspector.risk.report import risk_model_for
-
     if rules_only:
         if max_leak is not None or budget is not None:
             raise ValueError("--rules-only takes no --max-leak / --budget")
@@ -133,11 +137,6 @@ def format_policy(p: dict[str, Any]) -> str:
 def score_and_queue(frame, pred_path: Path, pred, policy, risk: Path | None):
     """The risk model's scores added to the frame (risk, z_best, z_best_source, policy_queue,
     no_signal_bucket) and the policy's priorities (NaN where accepted), with the policy's summary."""
-    import numpy as np
-
-    from inspector.risk.policy import apply_policy, policy_summary
-    from inspector.risk.report import risk_model_for
-
     model = risk_model_for(pred_path, pred, risk)
     scored = model.score(frame)
     frame = frame.copy()
@@ -163,8 +162,6 @@ EXPLAIN_MAX = 5000  # queued spectra, from the head, whose risk drivers the tria
 
 def explain_head(model, frame, priority) -> list[str]:
     """Per spectrum, a JSON list of [feature, value, risk it adds] for the head of the queue; "" elsewhere."""
-    import numpy as np
-
     out = [""] * len(frame)
     queued = np.flatnonzero(np.isfinite(priority))
     head = queued[np.argsort(-priority[queued], kind="stable")[:EXPLAIN_MAX]]
@@ -184,9 +181,6 @@ def write_scores(frame, path: Path) -> Path:
 def flags_long(flags, meta: dict[str, Any], model_version_id: int | None = None):
     """One row per (spectrum, rule that fired): object_id, rule, value (the rule's value column), priority
     (the spectrum's total, so the database queue orders as `apply_rules` does), model_version_id."""
-    import numpy as np
-    import pandas as pd
-
     rules = meta.get("rules") or {}
     counts = flags["rules"].map(len).to_numpy()
     pos = np.repeat(np.arange(len(flags)), counts)
@@ -214,17 +208,6 @@ def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str
     how likely the automatic answer is wrong; where it is given but absent (a rules-only triage) the
     stored risk is cleared, so no risk from an earlier policy triage is shown beside these flags. None
     (the default) leaves the stored risk as it is."""
-    import pandas as pd
-
-    from db.engine import make_engine, session_scope, upgrade
-    from db.load import (
-        add_model_version,
-        load_predictions,
-        load_spectra,
-        load_triage_flags,
-    )
-    from inspector.store import open_store
-
     st = open_store(store)
     pred = pd.read_parquet(predictions)
     if scores is not None:
@@ -270,8 +253,6 @@ def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str
 
 def read_triage(path: Path):
     """A triage parquet and its metadata dict (thresholds, counts, ...)."""
-    import pyarrow.parquet as pq
-
     t = pq.read_table(path)
     raw = (t.schema.metadata or {}).get(META_KEY)
     return t.to_pandas(), (json.loads(raw) if raw else {})

@@ -27,6 +27,7 @@ import pandas as pd
 from inspector.estimates import catalog_z
 from inspector.risk.features import DESCRIPTIONS, FEATURE_NAMES, feature_matrix
 from inspector.risk.truth import answer_wrong, called_quasar, z_wrong
+from inspector.store.files import atomic_path, write_json
 from model.classes import UNKNOWN, class_index
 
 Z_SOURCES: tuple[tuple[str, str], ...] = (("fnet", "z_fnet"), ("tpl", "z_tpl"), ("pipe", "z_pipe"))  # ties: first
@@ -139,7 +140,6 @@ class RiskModel:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        from inspector.store.files import atomic_path, write_json
 
         with atomic_path(path) as tmp:
             joblib.dump({"z_models": self.z_models, "answer_model": self.answer_model, "meta": self.meta}, tmp,

@@ -7,13 +7,12 @@ import pandas as pd
 
 from inspector.risk.learner import RiskModel, load_risk_model, risk_path_for
 from inspector.risk.stores import model_sha1, reliability, scored_wrong, store_inputs
+from inspector.store.files import read_sidecar, resolve_predictions
 
 
 def risk_model_for(predictions: Path, pred: pd.DataFrame, risk: Path | None = None) -> RiskModel:
     """The risk model of the FNet that made `predictions` (`risk`, else <model>.risk.joblib beside the model the
     sidecar names), checked against the run's model sha1."""
-    from inspector.store.files import read_sidecar
-
     if risk is None:
         model_path = ((read_sidecar(predictions) or {}).get("model") or {}).get("path")
         if not model_path:
@@ -26,8 +25,6 @@ def risk_model_for(predictions: Path, pred: pd.DataFrame, risk: Path | None = No
 
 def reliability_report(store: Path, predictions: Path, risk: Path | None = None) -> str:
     """The reliability table of a store with truth, and the predicted vs observed error count overall."""
-    from inspector.store.files import resolve_predictions
-
     path = resolve_predictions(store, predictions)
     frame, truth, _ = store_inputs(store, path)
     model = risk_model_for(path, pd.read_parquet(path, columns=["model_sha1"]), risk)

@@ -15,6 +15,8 @@ import pandas as pd
 from inspector.estimates import estimates_frame, read_baseline
 from inspector.risk.learner import RiskModel, fit_risk_model
 from inspector.risk.truth import answer_wrong, called_quasar, store_truth
+from inspector.store import open_store
+from inspector.store.files import resolve_predictions
 
 
 def model_sha1(pred: pd.DataFrame, where: str) -> str | None:
@@ -29,9 +31,6 @@ def model_sha1(pred: pd.DataFrame, where: str) -> str | None:
 
 def store_inputs(store: Path, predictions: Path) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray], str | None]:
     """(estimates frame, (true class, true z), FNet sha1) of a store and one of its prediction runs."""
-    from inspector.store import open_store
-    from inspector.store.files import resolve_predictions
-
     st = open_store(store)
     path = resolve_predictions(st.path, predictions)
     pred = pd.read_parquet(path)
