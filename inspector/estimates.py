@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inspector.store.files import baseline_path
 from model.classes import PROB_COLUMNS
 
 NO_Z = -0.99  # catalog z at or below this is DR16Q's -1 "no redshift"
@@ -45,8 +46,6 @@ def catalog_z(values: Any) -> np.ndarray:
 
 def read_baseline(store: Path) -> pd.DataFrame | None:
     """The store's baseline run (row, object_id, z_qn), or None where `inspector baseline predict` never ran."""
-    from inspector.store.files import baseline_path
-
     p = baseline_path(store)
     if not p.exists():
         return None

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from model.grid import FNET_WAVE
+from model.lines import line_table
 from model.metrics import C_KMS, dv_kms
 
 MISS_KMS = 6000.0  # the paper's first threshold: beyond it a redshift is wrong
@@ -51,8 +52,6 @@ NARROW_LINES = ("Balmer β", "[O III] 5007", "Balmer α")
 @lru_cache(maxsize=1)
 def key_line_waves() -> dict[str, float]:
     """Vacuum rest wavelength (A) of each of KEY_LINES, from the app's line table."""
-    from model.lines import line_table
-
     t = line_table()
     t = t[t["kind"] == "emission"].drop_duplicates("longname").set_index("longname")
     missing = [n for n in KEY_LINES if n not in t.index]
@@ -64,7 +63,6 @@ def key_line_waves() -> dict[str, float]:
 @dataclass(frozen=True)
 class LinePair:
     """The truth's line `true_line`, observed at `observed_A`, read as `read_as` by the wrong redshift."""
-
     read_as: str
     true_line: str
     observed_A: float
@@ -129,7 +127,6 @@ def masked_lines(z_true: float, lam_min: float, lam_max: float, grid_ivar: np.nd
 @dataclass(frozen=True)
 class MissFacts:
     """What the rules of `CAUSES` look at for one miss."""
-
     z_true: float
     z_pred: float
     dv_kms: float

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from inspector.readers import read_spec_file
-from model.classes import QSO_CLASSES
+from model.classes import QSO_CLASSES, UNKNOWN, class_index
 from model.grid import resample_one
 
 REAL_ROOT = Path(os.environ.get("FNET_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
@@ -102,8 +102,6 @@ def load_on_grid(root: Path = REAL_ROOT, table: pd.DataFrame | None = None) -> t
 def store_truth(index: pd.DataFrame, root: Path = REAL_ROOT) -> tuple[np.ndarray, np.ndarray]:
     """(true class index, reference z) per row of a store ingested from the real sdss/ files (matched by file
     name); UNKNOWN / NaN for a file the manifest does not label or whose epochs disagree on the class."""
-    from model.classes import UNKNOWN, class_index
-
     man = labelled_spectra(root)
     by_name = {Path(f).name: i for i, f in enumerate(man["file"])}
     cls = np.full(len(index), UNKNOWN, np.int64)

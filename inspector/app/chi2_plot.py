@@ -26,7 +26,7 @@ from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
 from model.metrics import dv_kms
-from model.template_fit import Z_MAX
+from model.template_fit import Z_MAX, fit_redshift
 
 COLORS = {"current": "#d62728", "FNet": "#1f77b4", "Z_TPL": "#2ca02c", "tpl alt": "#2ca02c", "Z_PIPE": "#7f7f7f"}
 
@@ -53,8 +53,6 @@ def spectrum_arrays(item: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]
 
 def fit_item(item: Any, z_max: float = Z_MAX) -> tuple[Any, str] | None:
     """(model.template_fit.TemplateFit with its chi2 curve, which pixels) for the item, or None."""
-    from model.template_fit import fit_redshift
-
     arrays = spectrum_arrays(item)
     if arrays is None:
         return None
@@ -127,7 +125,6 @@ def title(fit: Any | None, pixels: str, item: Any = None) -> str:
 
 class Chi2Plot:
     """One chi2(z) figure; `show(fit, rows, z, text)` for a new spectrum, `set_z(z)` as z moves."""
-
     def __init__(self, height: int = 230) -> None:
         self.curve = ColumnDataSource({"z": [], "y": []})
         self.marks = ColumnDataSource({"x": [], "label": [], "color": []})

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 from bokeh.events import Tap
@@ -31,6 +32,7 @@ from inspector.app import keymap
 from inspector.app.risk_view import risk_html
 from inspector.app.session import InspectSession
 from inspector.app.spectrum_plot import SpectrumPlot
+from inspector.triage import RULES
 from model import lines as L
 
 pn.extension("tabulator")
@@ -59,7 +61,6 @@ export function render({ model }) {
 
 class KeyCatcher(JSComponent):
     """Forwards the keymap's keys (pressed anywhere but in a text field) to `on_key`."""
-
     keys = param.List(default=[])
     _esm = _ESM
 
@@ -89,8 +90,6 @@ def _rule_html(rule: str, value: Any, priority: Any, fnet_class: str | None = No
     """One fired rule: its name, the value it judged with its unit (from `inspector.triage.RULES`), the
     priority; the rule's description as the tooltip. A rule on FNet's class names the value (p_qso) and
     the class FNet gave."""
-    from inspector.triage import RULES
-
     r = next((x for x in RULES if x.name == rule), None)
     unit = r.unit if r is not None else ""
     spec = ("+,.0f" if rule.startswith("dv_") else ",.0f") if unit == "km/s" else ".4g"  # dv signed, sigma not
@@ -149,7 +148,6 @@ def why_html(t: InspectSession) -> str:
 
 class InspectView:
     """The page for one session: `InspectView(triage).panel()`."""
-
     def __init__(self, triage: InspectSession) -> None:
         self.t = t = triage
         self.plot = SpectrumPlot()
@@ -314,8 +312,6 @@ class InspectView:
         self.t.z_from_feature(float(self.feature.value), rest)
 
     def _cand_frame(self) -> Any:
-        import pandas as pd
-
         rows = self.t.candidates()
         # "on": the candidate the current z is (a/A step through them, a click adopts one)
         return pd.DataFrame([{"on": "●" if c["dv"] is not None and abs(c["dv"]) < 0.5 else "", "source": c["source"],

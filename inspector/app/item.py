@@ -20,6 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.schema import Decision, Inspector, Prediction, Spectrum, TriageFlag
+from inspector.readers import read_any
+from model.classes import CLASSES
+from model.grid import FNET_WAVE
 from model.metrics import C_KMS
 
 
@@ -63,8 +66,6 @@ class Item:
 
 
 def _native(spec: Spectrum, store: Any) -> tuple[Any, str]:
-    from inspector.readers import read_any
-
     if not spec.file:
         return None, "store"
     try:
@@ -78,8 +79,6 @@ def _native(spec: Spectrum, store: Any) -> tuple[Any, str]:
 
 def _grid(spec: Spectrum, store: Any) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """The spectrum's FNet-grid row from the store (wave, flux, ivar), or Nones."""
-    from model.grid import FNET_WAVE
-
     if store is None:
         return None, None, None
     try:
@@ -140,8 +139,6 @@ def load_item(session: Session, store: Any, spectrum: Spectrum | int, inspector:
 def ordered_probs(probs: Any) -> dict[str, float]:
     """{class: p} in the order of `model.classes.CLASSES` (PostgreSQL's JSONB keeps no key order), any class
     the model names beyond those after them."""
-    from model.classes import CLASSES
-
     if not isinstance(probs, dict):
         return {}
     rank = {c: i for i, c in enumerate(CLASSES)}

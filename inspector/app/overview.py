@@ -57,18 +57,17 @@ from inspector.app.overview_data import (
     rules_of,
     survey_table,
 )
+from inspector.app.overview_plots import policy_caption, queue_vs_leak, survey_plots
 
 
 # --------------------------------------------------------------------------- view
 class OverviewState(param.Parameterized):
     """What the Overview shares with the Inspect page."""
-
     jump_to = param.String(default=None, allow_None=True, doc="object id the user asked to inspect")
 
 
 class Overview(param.Parameterized):
     """The Overview tab's state and widgets; `panel()` lays them out."""
-
     table = param.DataFrame(doc="the survey table (`survey_table`), re-read on refresh")
     rule = param.Selector(default=ANY, objects=[ANY])
     quality = param.Selector(default=ANY, objects=list(QUALITY_OPTIONS))
@@ -146,7 +145,6 @@ class Overview(param.Parameterized):
     def plots(self) -> pn.pane.HoloViews:
         # the policy's plot joins the survey plots in one layout: as a second plot pane on the tab it left
         # these undrawn in Chromium
-        from inspector.app.overview_plots import queue_vs_leak, survey_plots
 
         layout = survey_plots(self.filtered())
         policy = queue_vs_leak(self.meta.get("policy"))
@@ -156,8 +154,6 @@ class Overview(param.Parameterized):
 
     def policy_panel(self) -> pn.pane.Markdown:
         """The queue policy in a line (its plot is with the survey plots), or the note that the triage had none."""
-        from inspector.app.overview_plots import policy_caption
-
         return pn.pane.Markdown("### Queue policy\n" + policy_caption(self.meta.get("policy")),
                                 sizing_mode="stretch_width")
 

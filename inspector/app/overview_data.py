@@ -27,9 +27,13 @@ from db.export import (
     is_qso_final,
     overlay_decisions,
 )
+from db.load import current_model
 from db.queue import queue_stats
 from db.schema import Decision, Inspector, utcnow
 from db.validate import DECIDING_ACTIONS
+from inspector.pipeline.catalog_rows import model_rows
+from inspector.store import open_store
+from inspector.store.files import prediction_runs, predictions_path
 from model.metrics import dv_kms
 
 PAGE_SIZE = 25
@@ -61,9 +65,6 @@ DECISION_SPECIAL = ("undecided", "decided", "conflict")
 def find_predictions(engine: Engine, store: Path) -> Path:
     """The predictions of the database's current model in STORE/predictions, else the newest run there (the
     baseline run and the template-fit cache are not prediction runs)."""
-    from db.load import current_model
-    from inspector.store.files import prediction_runs, predictions_path
-
     with session_scope(engine) as s:
         mv = current_model(s)
         names = [Path(mv.path).stem if mv.path else None, mv.name] if mv is not None else []
@@ -80,9 +81,6 @@ def find_predictions(engine: Engine, store: Path) -> Path:
 def base_rows(store: Path, predictions: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
     """(catalog rows with the model's z for every stored spectrum, the export meta, the store's reference z
     aligned with the rows) -- `model_rows` as `inspector export` reads them."""
-    from inspector.pipeline.catalog_rows import model_rows
-    from inspector.store import open_store
-
     rows, meta = model_rows(store, predictions)
     ix = open_store(store).index
     ref = pd.Series(np.nan, index=rows.index)

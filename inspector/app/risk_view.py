@@ -13,6 +13,8 @@ import html
 import math
 from typing import Any
 
+from inspector.risk.features import DESCRIPTIONS
+
 SOURCE_WORDS = {"fnet": "FNet", "tpl": "the template fit", "pipe": "the pipeline"}
 MAX_DRIVERS = 4  # the learner explains its top 4; more would not fit the side panel
 
@@ -32,8 +34,6 @@ def _value(v: Any) -> str:
 
 def driver_text(name: str, value: Any, added: Any) -> str:
     """'log10 |dv| FNet vs the template fit (km/s): 4.3 (+31 %)' (plain text, not yet escaped)."""
-    from inspector.risk.features import DESCRIPTIONS
-
     known = isinstance(added, (int, float)) and math.isfinite(added)
     gain = f" ({percent(float(added), signed=True)} %)" if known else ""
     return f"{DESCRIPTIONS.get(name, name)}: {_value(value)}{gain}"

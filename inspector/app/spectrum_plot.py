@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from bokeh.models import ColumnDataSource, CustomJS, LabelSet, Range1d, RangeTool
 from bokeh.plotting import figure
+from scipy.ndimage import gaussian_filter1d
 
 from model import lines as L
 
@@ -29,7 +30,6 @@ def smooth(flux: np.ndarray, ivar: np.ndarray, sigma_pix: float) -> np.ndarray:
     """Gaussian smoothing over pixels with data (ivar > 0); sigma 0 returns the flux unchanged."""
     if sigma_pix <= 0 or flux.size == 0:
         return flux
-    from scipy.ndimage import gaussian_filter1d
 
     w = (ivar > 0).astype(float)
     num = gaussian_filter1d(np.where(w > 0, flux, 0.0), sigma_pix, mode="nearest")
@@ -60,7 +60,6 @@ def y_limits(flux: np.ndarray) -> tuple[float, float]:
 
 class SpectrumPlot:
     """Two Bokeh figures sharing their sources; call `show_item`, `set_lines`, `set_smoothing`."""
-
     def __init__(self, height: int = 360, zoom_height: int = 260) -> None:
         self.spec = ColumnDataSource({"x": [], "flux": [], "noise": []})
         self.sky = ColumnDataSource({"x": [], "sky": []})

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inspector.readers import read_catalog
+
 # File names that are spectra for sure (no header peek needed while walking a tree).
 _SPECTRUM_PREFIXES = ("spec-", "spplate-", "coadd-", "spectra-", "spcframe-", "spframe-")
 _FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
@@ -17,7 +19,6 @@ SPEC_LITE, OTHER = 0, 1
 @dataclass
 class IngestPlan:
     """What an ingest will read, decided before any worker starts."""
-
     files: list[str]  # absolute paths of spectrum files, in store order (spec-lite first, then other formats)
     catalog: Path | None = None  # joined on PLATE/MJD/FIBERID or TARGETID
     catalog_auto: bool = False  # found inside a source directory (mock survey) rather than given
@@ -104,8 +105,6 @@ def sas_spec_path(root: Path, plate: int, mjd: int, fiberid: int) -> Path:
 
 def _catalog_files(catalog: Path, spectra_root: Path | None) -> tuple[list[str], list[str]]:
     """(found spec files, expected-but-missing paths) for every row of a catalog, in catalog order."""
-    from inspector.readers import read_catalog
-
     root = spectra_root
     if root is None:
         root = catalog.parent / "spectra" if (catalog.parent / "spectra").is_dir() else catalog.parent

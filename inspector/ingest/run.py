@@ -31,10 +31,13 @@ from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from typing import Any
 
+import astropy
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from tqdm import tqdm
 
+import inspector
 from inspector.ingest.catalog_join import CatalogJoin, build_index
 from inspector.ingest.plan import plan_sources
 from inspector.ingest.summary import IngestReport
@@ -116,8 +119,6 @@ def ingest(
     Returns a report; a KeyboardInterrupt leaves a consistent store (the same
     call resumes it) and a report with `interrupted=True`.
     """
-    import inspector
-
     t_start = time.perf_counter()
     workers = default_workers() if workers is None else max(1, int(workers))
     chunk_size = max(1, int(chunk_size))
@@ -226,8 +227,6 @@ def _stop(pool: Any) -> None:
 
 
 def _versions(version: str) -> dict[str, str]:
-    import astropy
-
     return {"fnet-inspector": version, "numpy": np.__version__, "pyarrow": pa.__version__,
             "astropy": astropy.__version__, "python": sys.version.split()[0]}
 
@@ -235,6 +234,5 @@ def _versions(version: str) -> dict[str, str]:
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled or total == 0:
         return None
-    from tqdm import tqdm
 
     return tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True, file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from inspector.ingest.summary import classify
+from inspector.readers import read_any
 from inspector.spectrum import Spectrum
 from model.grid import FNET_NPIX, resample_one
 
@@ -53,7 +54,6 @@ def validate(s: Spectrum) -> str | None:
 @dataclass
 class ChunkResult:
     """What a worker sends back for one chunk: small arrays and row metadata, nothing else."""
-
     flux: np.ndarray  # k x 4618 float32
     ivar: np.ndarray
     rows: list[dict[str, Any]]  # base index columns (no `row`), one per stored spectrum
@@ -96,8 +96,6 @@ def _warning_reason(message: str, path: str) -> str:
 
 
 def _read(path: str) -> list[Spectrum]:
-    from inspector.readers import read_any
-
     return read_any(path)
 
 

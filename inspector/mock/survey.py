@@ -16,8 +16,11 @@ from astropy.table import Table
 from tqdm import tqdm
 
 from inspector.mock import calibration, contaminants, estimates, observe, quasar
+from inspector.readers import write_spec_file
 from inspector.spectrum import Spectrum
 from model.classes import CLASS_TABLE
+from model.grid import resample_one
+from model.template_fit import fit_redshift
 
 CATALOG_NAME = "DR16Q_mock.fits"
 SPECTRA_DIR = "spectra"
@@ -106,8 +109,6 @@ Z_PCA_SOURCES = ("simulated", "template")
 def template_z_pca(loglam: np.ndarray, flux: np.ndarray, ivar: np.ndarray) -> float:
     """Z_PCA measured on the noisy mock spectrum by the template fit (`model.template_fit`), as DR16Q
     measured its Z_PCA with a PCA fit; -1 (DR16Q's "none") where there is no fit."""
-    from model.template_fit import fit_redshift
-
     z = fit_redshift(loglam, flux, ivar, keep_curve=False).z
     return float(z) if np.isfinite(z) else -1.0
 
@@ -253,7 +254,6 @@ def spec_path(out_dir: Path, plate: int, mjd: int, fiber: int) -> Path:
 def _work(args: tuple[int, int, str, str, str, str]) -> dict:
     index, seed, out_dir, z_distribution, z_pca_source, population, sn_distribution = args
     spec, row = make_object(index, seed, _CALIB, z_distribution, z_pca_source, population, sn_distribution)
-    from inspector.readers import write_spec_file
 
     path = spec_path(Path(out_dir), row["PLATE"], row["MJD"], row["FIBERID"])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,8 +310,6 @@ def make_survey(
 
 
 def _grid_work(args: tuple[int, int, str, str]) -> tuple[np.ndarray, dict]:
-    from model.grid import resample_one
-
     index, seed, z_distribution, population, sn_distribution = args
     spec, row = make_object(index, seed, _CALIB, z_distribution, population=population, sn_distribution=sn_distribution)
     flux, _ = resample_one(np.log10(spec.wave), spec.flux, spec.ivar, spec.and_mask)

@@ -1,6 +1,8 @@
 """The writing side of a store: `StoreWriter` (lock, commit, finalize) and the `StoreState` it rebuilds from disk."""
 from __future__ import annotations
 
+import bisect
+import fcntl
 import json
 import os
 import time
@@ -37,7 +39,6 @@ from model.grid import FNET_DLOGLAM, FNET_LOGLAM_MIN, FNET_NPIX
 @dataclass
 class StoreState:
     """What a writer found on disk: committed rows and what is already done."""
-
     n_rows: int = 0
     next_seq: int = 0
     # files stored before this writer opened, as one compact arrow array (not a Python set:
@@ -59,7 +60,6 @@ class StoreWriter:
     One writer per store at a time (a lock file refuses a second concurrent
     ingest); the parent process owns it, workers only compute.
     """
-
     def __init__(self, path: str | os.PathLike[str], fsync: bool = True) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -83,8 +83,6 @@ class StoreWriter:
 
     # ----- lock
     def _acquire_lock(self) -> Any:
-        import fcntl
-
         fh = open(self.path / ".lock", "w")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -149,8 +147,6 @@ class StoreWriter:
 
     def file_of_row(self, row: int) -> str:
         """The file a stored row came from (for messages such as "duplicate of ..."); reads from disk."""
-        import bisect
-
         n_folded = self._part_rows[0][0] if self._part_rows else self.state.n_rows
         if row < n_folded:
             key, path = "index", self.path / INDEX_FILE
