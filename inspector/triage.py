@@ -33,7 +33,7 @@ Conventions
   sidecar (`training_z_range`): the model's label scaling (min / max of the
   training redshifts), else the z range its output can express.
 
-Pure numpy / pandas: about a second for 1.44 M spectra on one core.
+Pure numpy / pandas over whole columns (`bench/triage_speed.py` times it at survey size; figures in the README).
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ import param
 from bokeh.events import Tap
 from panel.custom import JSComponent
 
+from db.validate import ACTIONS
 from inspector.app import chi2_plot as C
 from inspector.app import keymap
 from inspector.app.risk_view import risk_html
@@ -81,6 +82,25 @@ def _fmt(v: Any, spec: str = ".5f") -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
     return format(v, spec) if isinstance(v, (int, float)) else html.escape(str(v))
+
+
+# How each action of the decision vocabulary (`db.validate.ACTIONS`) looks as a button at the desk, and the
+# navigation after them. The vocabulary decides which decisions there are; this only dresses them.
+BUTTON_LOOK = {"accept": ("Accept FNet z", "success"), "correct": ("Correct (current z)", "primary"),
+               "not_qso": ("Not a quasar", "warning"), "bad_spectrum": ("Bad spectrum", "danger"),
+               "skip": ("Skip", "light")}  # fmt: skip
+NAVIGATION = (("previous", "Back", "light"), ("next", "Next", "light"))
+NOT_AT_THE_DESK = ("resolve",)  # settles a conflict between inspectors: `db.consensus`, not a button here
+
+
+def desk_buttons() -> list[tuple[str, str, str]]:
+    """(action, label, style) of the Inspect buttons: every action of the vocabulary an inspector takes at the
+    desk, in its order, then the navigation. An action without a look is an error, not a missing button."""
+    acts = [a.name for a in ACTIONS if a.name not in NOT_AT_THE_DESK]
+    missing = [a for a in acts if a not in BUTTON_LOOK]
+    if missing:
+        raise KeyError(f"decision actions without a button look: {missing} (add them to BUTTON_LOOK)")
+    return [(a, *BUTTON_LOOK[a]) for a in acts] + list(NAVIGATION)
 
 
 POLICY_RULES = ("risk", "no_signal")  # rules the queue policy fires (`inspector.triage.RULES`)
@@ -191,9 +211,7 @@ class InspectView:
         self.comment = pn.widgets.TextAreaInput.from_param(t.param.comment, max_length=100_000, height=70,
                                                            sizing_mode="stretch_width")  # fmt: skip
         buttons = []
-        for action, text, kind in (("accept", "Accept FNet z", "success"), ("correct", "Correct (current z)", "primary"),
-                                   ("not_qso", "Not a quasar", "warning"), ("bad_spectrum", "Bad spectrum", "danger"),
-                                   ("skip", "Skip", "light"), ("previous", "Back", "light"), ("next", "Next", "light")):
+        for action, text, kind in desk_buttons():
             b = pn.widgets.Button(name=_label(action, text), button_type=kind, css_classes=[f"fnet-{action}"])
             b.on_click(lambda e, a=action: getattr(t, a)())
             buttons.append(b)

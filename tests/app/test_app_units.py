@@ -262,3 +262,20 @@ def test_z_from_clicked_feature_and_line(url):
     v._tapped(SimpleNamespace(x=1300.0))
     assert v.feature.value == pytest.approx(round(1300.0 * (1 + z0), 2))
     assert t.z == pytest.approx(v.feature.value / lya - 1, abs=1e-12)
+
+
+def test_the_decision_buttons_are_the_vocabulary():
+    """Every decision an inspector takes at the desk has its button, in the vocabulary's order; a new action in
+    db.validate.ACTIONS without a look is an error, not a silently missing button."""
+    from db.validate import ACTIONS
+    from inspector.app import inspect_view as V
+
+    shown = [a for a, _, _ in V.desk_buttons()]
+    assert shown == [a.name for a in ACTIONS if a.name != "resolve"] + ["previous", "next"]
+    looks = dict(V.BUTTON_LOOK)
+    del V.BUTTON_LOOK["skip"]
+    try:
+        with pytest.raises(KeyError, match="skip"):
+            V.desk_buttons()
+    finally:
+        V.BUTTON_LOOK.update(looks)
