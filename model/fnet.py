@@ -26,11 +26,11 @@ cross-entropy with label smoothing; z is the posterior-weighted mean of
 log(1+z) within +-3 bins of the most probable bin, its uncertainty half the
 68% interval of the posterior grown around that peak, and the next best local
 maxima of the posterior (at least 6000 km/s apart) are the alternative
-redshifts the app offers. Why offer it: on this project's mock a small z
-classifier reaches ~92% within 6000 km/s on the real SDSS quasars after 2
-CPU epochs while MSE regression of a small FNet was at ~25% after 5; a
-classifier also says when two redshifts are plausible (line confusions such
-as MgII at z vs CIV at a higher z), which a single regressed number averages.
+redshifts the app offers. Why offer it: a small z classifier learns in a few
+CPU epochs what MSE regression of the same network had not learned after
+many more (the commit log has the early measurements), and a classifier says
+when two redshifts are plausible (line confusions such as MgII at z vs CIV at
+a higher z), which a single regressed number averages.
 """
 from __future__ import annotations
 
@@ -140,14 +140,8 @@ class FNetConfig:
 
     @classmethod
     def small(cls, **overrides: Any) -> FNetConfig:
-        """A CPU-trainable FNet: 2,479,728 parameters, bins head, ~4 ms per spectrum per training step.
-
-        Measured on the 2-core development machine, one thread, batch 64: 3.9 ms
-        per spectrum per training step, 1.1 ms per spectrum for inference. On
-        12,000 flat-z mock quasars (1,300 held out) it reached 93.8% within
-        6000 km/s on the mock validation split and 91.0% on the 144 labelled
-        real SDSS quasars after 3 epochs (~3 min); the demo model trains
-        longer on more spectra.
+        """A CPU-trainable FNet (bins head): small enough to train on a laptop's cores in an afternoon
+        (`python bench/fnet_speed.py` times a training step and inference).
 
         Kept from the paper: stages of residual blocks of three convolutions
         (long, medium, short kernel) with BN and ReLU, a 1x1 conv shortcut in
