@@ -52,8 +52,9 @@ def read_baseline(store: Path) -> pd.DataFrame | None:
     return pd.read_parquet(p, columns=["row", "object_id", "z_qn"])
 
 
-def _check_rows(what: str, df: pd.DataFrame, oid: np.ndarray) -> np.ndarray:
-    """The store rows `df` covers, after checking it was made on this store (same object ids, no repeats)."""
+def check_rows(what: str, df: pd.DataFrame, oid: np.ndarray) -> np.ndarray:
+    """The store rows a per-row file (`row`, `object_id`) covers, after checking it was made on this store:
+    rows in range, none twice, the same object ids. Every file keyed by store row is read through this."""
     n = oid.size
     prow = df["row"].to_numpy(np.int64)
     if prow.size and (prow.min() < 0 or prow.max() >= n):
@@ -66,7 +67,8 @@ def _check_rows(what: str, df: pd.DataFrame, oid: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero(oid[prow] != pid)
         if bad.size:
             raise ValueError(
-                f"{what} were made on another store: row {int(prow[bad[0]])} is {oid[prow[bad[0]]]!r} here, "
+                f"{what} were made on another store (their object ids differ): row {int(prow[bad[0]])} is "
+                f"{oid[prow[bad[0]]]!r} here, "
                 f"{pid[bad[0]]!r} there ({bad.size} rows differ)"
             )
     return prow
@@ -95,7 +97,7 @@ def estimates_frame(
     if missing:
         raise ValueError(f"predictions have no column(s) {sorted(missing)} (has {list(predictions_df.columns)[:12]})")
     oid = index_df["object_id"].astype(str).to_numpy() if "object_id" in index_df.columns else np.arange(n).astype(str)
-    prow = _check_rows("predictions", predictions_df, oid)
+    prow = check_rows("predictions", predictions_df, oid)
     cols: dict[str, Any] = {"row": np.arange(n, dtype=np.int64), "object_id": oid}
     for c in PREDICTION_SOURCES:
         cols[c] = _scatter(n, prow, predictions_df[c]) if c in predictions_df.columns else np.full(n, np.nan)
@@ -106,7 +108,7 @@ def estimates_frame(
 
     where: dict[str, Any] = {"index": (index_df, np.arange(n))}
     if baseline_df is not None:
-        where["baseline"] = (baseline_df, _check_rows("baseline predictions", baseline_df, oid))
+        where["baseline"] = (baseline_df, check_rows("baseline predictions", baseline_df, oid))
     sources: dict[str, dict[str, int]] = {}
     for c, options in ESTIMATE_SOURCES.items():
         v = np.full(n, np.nan)

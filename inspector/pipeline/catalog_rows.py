@@ -21,7 +21,7 @@ import pandas as pd
 
 from db.export import MODEL_P_QSO_MIN
 from inspector.estimates import estimates_frame
-from inspector.pipeline.triage import read_triage
+from inspector.pipeline.triage import read_scores, read_triage
 from inspector.store import open_store
 from inspector.store.files import read_sidecar, resolve_predictions, scores_path, triage_path
 from inspector.triage import RULES
@@ -110,7 +110,7 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
     if tri.exists():
         flags, tmeta = read_triage(tri)
         if tmeta.get("policy") and scores_path(tri).exists():
-            rows = apply_scores(rows, pd.read_parquet(scores_path(tri)))
+            rows = apply_scores(rows, read_scores(scores_path(tri), rows["object_id"].to_numpy()))
             meta["policy"] = tmeta["policy"]
             meta["scores"] = str(scores_path(tri).resolve())
         rules = np.full(n, "", dtype=object)
@@ -131,16 +131,10 @@ def model_rows(store: Path, predictions: Path) -> tuple[Any, dict[str, Any]]:
 def apply_scores(rows, scores):
     """`rows` (one per store row, in order) with the queue policy's scores (`inspector.pipeline.triage.write_scores`):
     z_final the best z and z_source its source ("fnet" / "tpl" / "pipe"; "model" stays where no estimate
-    exists at all), risk, and auto_accepted (1 / 0; -1 where the scores lack the spectrum)."""
+    exists at all), risk, and auto_accepted (1 / 0; -1 where the scores lack the spectrum). `scores` as
+    `inspector.pipeline.triage.read_scores` gives them, checked against this store."""
     n = len(rows)
     r = scores["row"].to_numpy(np.int64)
-    if r.size and (r.min() < 0 or r.max() >= n or np.unique(r).size != r.size):
-        raise ValueError(f"the triage scores do not fit this store ({n} spectra, rows up to {r.max()})")
-    oid = rows["object_id"].astype(str).to_numpy()
-    bad = np.flatnonzero(oid[r] != scores["object_id"].astype(str).to_numpy())
-    if bad.size:
-        raise ValueError(f"the triage scores were made on another store: row {int(r[bad[0]])} is {oid[r[bad[0]]]!r} "
-                         f"here, {scores['object_id'].iloc[bad[0]]!r} there; triage again")  # fmt: skip
     rows = rows.copy()
     z_best = scores["z_best"].to_numpy(np.float64, na_value=np.nan)
     src = scores["z_best_source"].fillna("").astype(str).to_numpy()

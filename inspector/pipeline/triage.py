@@ -31,10 +31,11 @@ from db.load import (
     load_spectra,
     load_triage_flags,
 )
-from inspector.estimates import estimates_frame, read_baseline
+from inspector.estimates import check_rows, estimates_frame, read_baseline
 from inspector.risk.learner import RiskModelMismatch
 from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy, policy_summary
 from inspector.risk.report import risk_model_for
+from inspector.risk.stores import model_sha1
 from inspector.store import open_store
 from inspector.store.files import (
     atomic_path,
@@ -115,7 +116,7 @@ def choose_policy(max_leak: float | None, budget: int | None, rules_only: bool, 
         return Policy(max_leak=max_leak, budget=budget), None
     pred_path = resolve_predictions(Path(store), Path(predictions))
     try:
-        risk_model_for(pred_path, pd.read_parquet(pred_path, columns=["model_sha1"]), risk)
+        risk_model_for(pred_path, model_sha1(pd.read_parquet(pred_path, columns=["model_sha1"]), str(pred_path)), risk)
     except (FileNotFoundError, RiskModelMismatch, ValueError, KeyError) as exc:
         return None, f"note: no risk model for this run ({exc}); queueing by the rules alone"
     return Policy(max_leak=DEFAULT_MAX_LEAK), None
@@ -137,7 +138,7 @@ def format_policy(p: dict[str, Any]) -> str:
 def score_and_queue(frame, pred_path: Path, pred, policy, risk: Path | None):
     """The risk model's scores added to the frame (risk, z_best, z_best_source, policy_queue,
     no_signal_bucket) and the policy's priorities (NaN where accepted), with the policy's summary."""
-    model = risk_model_for(pred_path, pred, risk)
+    model = risk_model_for(pred_path, model_sha1(pred, str(pred_path)), risk)
     scored = model.score(frame)
     frame = frame.copy()
     for c in ("risk", "z_best", "z_best_source"):
@@ -178,6 +179,14 @@ def write_scores(frame, path: Path) -> Path:
     return path
 
 
+def read_scores(path: Path, object_ids: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+    """A triage's scores, checked to belong to the store whose object ids (in row order) are given."""
+    cols = None if columns is None else ["row", "object_id", *columns]
+    scores = pd.read_parquet(path, columns=cols)
+    check_rows(f"{path}: the triage scores", scores, np.asarray(object_ids).astype(str))
+    return scores
+
+
 def flags_long(flags, meta: dict[str, Any], model_version_id: int | None = None):
     """One row per (spectrum, rule that fired): object_id, rule, value (the rule's value column), priority
     (the spectrum's total, so the database queue orders as `apply_rules` does), model_version_id."""
@@ -215,15 +224,9 @@ def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str
         if Path(scores).exists():
             if "row" not in pred.columns:
                 raise ValueError(f"{predictions}: no row column, so {scores} cannot be matched to it")
-            sc = pd.read_parquet(scores, columns=["row", "object_id", *risk_cols])
-            if sc["row"].duplicated().any():
-                raise ValueError(f"{scores}: a store row appears twice")
+            sc = read_scores(Path(scores), st.index["object_id"].to_numpy(), risk_cols).drop(columns="object_id")
             pred = pred.drop(columns=[c for c in risk_cols if c in pred.columns])
-            pred = pred.merge(sc.rename(columns={"object_id": "_scored_oid"}), on="row", how="left", validate="1:1")
-            scored = pred["_scored_oid"].notna()
-            if (pred.loc[scored, "_scored_oid"].astype(str) != pred.loc[scored, "object_id"].astype(str)).any():
-                raise ValueError(f"{scores}: its object ids differ from {predictions}'s: not scored on this run")
-            pred = pred.drop(columns="_scored_oid")
+            pred = pred.merge(sc, on="row", how="left", validate="1:1")
         else:
             pred = pred.assign(risk=float("nan"), z_best=float("nan"), z_best_source=None, risk_drivers=None)
     side = read_sidecar(predictions) or {}
