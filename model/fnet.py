@@ -159,18 +159,17 @@ class FNetConfig:
           block spans ~100 pooled pixels (~13,000 km/s), a broad line with its
           wings; the stack sees ~300 (~40,000 km/s). 61 MFLOP per spectrum
           (direct-convolution count) against the paper's 58.5 GFLOP.
-        * the last stage ends with 4 channels, not 1: with a single channel
-          the same run reached 92.3% (mock) and 84.0% (real) after 3 epochs and
-          56.9% / 45.8% after the first (79.9% / 66.7% with 4): one channel
-          has to say both where a line is and which line it is.
+        * the last stage ends with 4 channels, not 1: one channel has to say
+          both where a line is and which line it is, and learns more slowly
+          (the comparison is in the commit log).
         * output="bins": 400 bins of log(1+z) with cross-entropy; on a CPU
           budget a classifier converges in a few epochs where MSE regression
           needs many (see the module docstring), and it gives the posterior
           width and alternative redshifts.
         * head (256,): one wider hidden layer in front of the 400 logits.
         * fft_min_kernel=24: with 8 channels at 2309 pixels the FFT route
-          already wins at k=31 (2x faster than direct for a training step on
-          this CPU) and loses at k=7 (3x slower).
+          wins for the long and medium kernels and loses for the short one
+          (`python bench/fnet_speed.py` times both routes).
         """
         base = cls(
             kernel_sizes=(63, 31, 7),

@@ -14,8 +14,9 @@ template fit's best z and next minima, and Z_PIPE; their labels hang from the
 top of the frame (kept clear of the curve: the y range leaves its top third
 to them), the current z's label stands on the bottom.
 
-Nothing here runs unless the panel is shown: the fit (10-30 ms) is the
-caller's to cache per spectrum (inspector.app.inspect_view).
+Nothing here runs unless the panel is shown: the fit costs more than a
+keystroke may, so it is the caller's to cache per spectrum
+(inspector.app.inspect_view).
 """
 from __future__ import annotations
 

@@ -6,12 +6,12 @@ this module only lays out widgets bound to its parameters and forwards keys
 (`KeyCatcher`, generated from `keymap.KEYMAP`). Text from the database or a
 person (comments, names, messages) is always shown HTML-escaped.
 
-The chi2(z) panel fits the spectrum on screen (`chi2_plot.fit_item`, 10-30 ms)
-only while it is shown, and the last 32 fits are kept per spectrum. On the
-server the fit starts CHI2_DELAY_MS after a new spectrum, in a worker thread,
-and is drawn on a later tick: fitted on the event loop (even on the next tick)
-it added ~40 ms to the median accept -> next in Chromium. Until it is drawn the
-panel still shows the previous spectrum's curve.
+The chi2(z) panel fits the spectrum on screen (`chi2_plot.fit_item`) only
+while it is shown, and the last 32 fits are kept per spectrum. On the server
+the fit starts CHI2_DELAY_MS after a new spectrum, in a worker thread, and is
+drawn on a later tick: fitted on the event loop (even on the next tick) it
+delays the next spectrum's drawing, which `bench/app_latency.py` measures. Until
+it is drawn the panel still shows the previous spectrum's curve.
 """
 from __future__ import annotations
 

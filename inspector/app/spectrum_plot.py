@@ -1,7 +1,7 @@
 """The spectrum figures: a full view and a zoom panel, Bokeh models updated in place.
 
 Why plain Bokeh rather than a HoloViews DynamicMap: the accept-to-next target
-(150 ms) leaves no room for re-rendering a figure; here a new spectrum, a new
+(README, 'Speed') leaves no room for re-rendering a figure; here a new spectrum, a new
 z or a new smoothing only replaces the `ColumnDataSource` data of figures that
 stay in the page.
 

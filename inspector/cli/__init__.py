@@ -5,8 +5,8 @@ Every module here parses its options, calls one function of the pipeline (`inspe
 (`tests/test_layers.py` holds that).
 
 The subcommands import what their work needs inside the command, not at module top: every module here
-is imported to build `inspector --help`, and hoisting those imports pulled in torch and panel and
-took `inspector --help` from 2.96 s to 4.2-4.6 s (measured here, three runs).
+is imported to build `inspector --help`, and hoisting those imports pulls torch and panel into it
+(README, 'Where things live'; `python bench/startup.py`).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ retrain / retrain_job (a new model version from people's decisions), evaluate_* 
 catalog_rows (the catalog before and after decisions), demo (the README's first command).
 
 Imports sit at module top, except torch, scikit-learn / joblib and matplotlib (and the model modules that
-pull them in), which load inside the function that needs them: importing them costs 1.05 s, 1.12 s and
-0.38 s (measured here, `python -c "import torch"`), which `inspector --help` and the app's start would
-pay for nothing.
+pull them in), which load inside the function that needs them: each costs about as much as the whole
+of `inspector --help` (`python bench/startup.py`), which the CLI and the app's start would pay for
+nothing.
 """

@@ -1,8 +1,9 @@
 """Write FITS HDUs straight from numpy, for the mock survey's thousands of files.
 
-astropy's BinTableHDU machinery costs ~10 ms per small file; building the
-cards and a big-endian record array ourselves costs well under 1 ms. Output
-is checked against astropy (`fits.open(...).verify('exception')`) in the tests.
+astropy's BinTableHDU machinery dominates the time to write a small file, which
+the mock pays thousands of times; building the cards and a big-endian record
+array ourselves does not. Output is checked against astropy
+(`fits.open(...).verify('exception')`) in the tests.
 """
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
 """A minimal FITS reader working on raw bytes, for speed (writing: fitswrite.py).
 
-Why not astropy: a BOSS spec-lite file carries a 236-column, 500-card HDU2.
-astropy builds full column definitions and a FITS_rec for it; that costs
-~30 ms per file (3.5 ms even when HDU2's data is never touched), and
-fitsio ~11 ms. Ingest needs <= 3 ms. The files we read are plain FITS:
+Why not astropy: a BOSS spec-lite file carries a 236-column, 500-card HDU2,
+and astropy builds full column definitions and a FITS_rec for it even when
+its data is never touched; that alone is an order of magnitude over what a
+survey-sized ingest can spend per file (README, 'Reading survey files';
+`python bench/ingest.py`). The files we read are plain FITS:
 80-character cards in 2880-byte blocks, fixed-width binary tables and images,
-so parsing only what we need straight from the bytes brings a whole
-read_spec_file to ~1 ms. The tests compare every HDU and column of the real
-fixtures against astropy, which stays the reference.
+so we parse only what we need straight from the bytes. The tests compare
+every HDU and column of the real fixtures against astropy, which stays the
+reference.
 
 Scope (anything else raises FitsFormatError rather than guessing):
 images with BITPIX 8/16/32/64/-32/-64 and BZERO/BSCALE; binary tables with
