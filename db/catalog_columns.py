@@ -66,7 +66,7 @@ from db.catalog_decisions import (
     MODEL_P_QSO_MIN,
     is_qso_final,
 )
-from db.validate import CLASS_PROB_PREFIX
+from db.validate import CLASS_PROB_PREFIX, FLAG_BY_NAME, TYPE_BY_NAME
 
 C_KMS = 299792.458  # as model.metrics (db/ never imports model/)
 INSPECTED_SOURCES = ("person", "consensus", "conflict")
@@ -106,7 +106,9 @@ DESCRIPTIONS = {
     "fnet_class": "FNet's most probable class; empty: the model has no class head",
     "p_qso": "FNet's probability that it is a quasar (any quasar class); NaN: no class head",
     "is_qso_final": "1 quasar, -1 not a quasar, 0 not known: a person's verdict, else FNet's p_qso vs PQSOMIN",
-    "spectral_type": "the inspectors' spectral type (QSO, BAL QSO, STAR, GALAXY, UNKNOWN)",
+    "spectral_type": f"the inspectors' spectral type ({', '.join(TYPE_BY_NAME)})",
+    "issue_flags": f"the inspectors' issue flags, all of them, comma-separated ({', '.join(FLAG_BY_NAME)})",
+    "comment": "the inspectors' comments; with several, 'name: comment; name: comment'",
     "risk": "risk model: P(the automatic z or class is wrong) (catastrophic: |dv| > 6000 km/s)",
     "auto_accepted": "1 the queue policy accepted the automatic answer unseen, 0 it did not, -1 not known",
 }  # fmt: skip

@@ -16,13 +16,15 @@ FNet's own call, 0.5, as the risk already counts FNet's class doubt).
 """
 from __future__ import annotations
 
+import functools
+import operator
 from datetime import UTC
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from db.validate import ACTION_BY_NAME, QSO_TYPES, SPECTRAL_TYPES
+from db.validate import ACTION_BY_NAME, QSO_TYPES, SPECTRAL_TYPES, flag_names
 
 # z_source where nobody decided: "model" is FNet's z (no risk model: a rules-only triage); "fnet", "tpl" and
 # "pipe" say which estimate the risk model found least risky (FNet, the template fit, the survey pipeline)
@@ -101,16 +103,33 @@ def overlay_decisions(base: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame
     return base
 
 
+def comment_of(decisions: list[Any]) -> str:
+    """The comments of the decisions that make a verdict, as the catalog carries them.
+
+    One decision: its comment as written. Several (inspectors, a resolution):
+    each comment behind its author's name, "alice: CIV clear; bob: BAL?", so a
+    reader of the catalog knows whose words they are.
+    """
+    said = [(d.inspector.name, d.comment.strip()) for d in decisions if d.comment and d.comment.strip()]
+    if len(decisions) == 1:
+        return said[0][1] if said else ""
+    return "; ".join(f"{name}: {text}" for name, text in said)
+
+
 def final_decisions(session: Any) -> pd.DataFrame:
     """One row per spectrum someone judged, from the database (`db.consensus.consensus`):
 
     object_id, z_final, z_source, quality, inspectors, n_decisions,
-    spectral_type, decision, decided_at -- ready for `overlay_decisions`.
-    Verdict -> source: 'single' -> person; 'agree' (mean z and quality) or
-    'resolved' (the resolution's values) -> consensus; 'conflict' -> conflict
-    (z_final NaN here; `overlay_decisions` keeps the model's). n_decisions
-    counts every deciding decision in the spectrum's history (corrections
-    included, skips not). Skips alone do not make a row.
+    spectral_type, decision, decided_at, comment, issue_flags -- ready for
+    `overlay_decisions`. Verdict -> source: 'single' -> person; 'agree' (mean
+    z and quality) or 'resolved' (the resolution's values) -> consensus;
+    'conflict' -> conflict (z_final NaN here; `overlay_decisions` keeps the
+    model's). n_decisions counts every deciding decision in the spectrum's
+    history (corrections included, skips not). Skips alone do not make a row.
+    comment (`comment_of`) and issue_flags (the union of the flags, names
+    comma-separated) come from each inspector's latest judgement and the
+    resolution, a conflict's included: what people noticed stays worth
+    reading while they disagree on the z.
     """
     from sqlalchemy import func, select
 
@@ -143,7 +162,9 @@ def final_decisions(session: Any) -> pd.DataFrame:
             "decision": v.resolution.action if v.status == "resolved" and v.resolution is not None
             else ",".join(dict.fromkeys(d.action for d in v.decisions)),
             "decided_at": (last if last.tzinfo else last.replace(tzinfo=UTC)).isoformat(timespec="seconds"),
+            "comment": comment_of(ds),
+            "issue_flags": ",".join(flag_names(functools.reduce(operator.or_, (d.flags for d in ds), 0))),
         })  # fmt: skip
     cols = ["object_id", "z_final", "z_source", "quality", "inspectors", "n_decisions", "spectral_type",
-            "decision", "decided_at"]  # fmt: skip
+            "decision", "decided_at", "comment", "issue_flags"]  # fmt: skip
     return pd.DataFrame(rows, columns=cols)

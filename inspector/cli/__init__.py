@@ -31,6 +31,7 @@ def _register() -> None:
         demo,
         evaluate,
         export,
+        import_vi,
         ingest,
         mock,
         predict,
