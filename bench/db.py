@@ -14,6 +14,8 @@ three alternatives, as `inspector predict` writes them) and `load_triage_flags`
 weights, as `inspector.pipeline.triage.flags_long` builds it). Then:
 
 - next-queue-item latency: `db.queue.next_item` for three inspectors in turn;
+- the same in each of the queue's orders (`db.queue.ORDERS`: priority, S/N,
+  rule, FNet z), after the export, `--order-calls` next + decide each;
 - decision write latency: `db.decisions.record_decision` on the item just handed out;
 - the next + decide loop rate (spectra per hour for one inspector, db cost only);
 - export: `decisions_frame`, `final_decisions`, `overlay_decisions` onto the
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=300, help="next + decide iterations (inspectors in turn)")
     ap.add_argument("--keep", type=Path, default=None, help="directory for the SQLite file and the catalog (kept)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--order-calls", type=int, default=150, help="next + decide iterations in each queue order")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="fnet-bench-db-")) if args.keep is None else args.keep
@@ -279,6 +282,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export: {len(dec_frame)} decisions, {len(decided)} judged spectra, {n:,} catalog rows; "
               + ", ".join(f"{f} {human(b)}" for f, b in sizes.items()))  # fmt: skip
 
+        # ---------------------------------------------------------------- next_item in each queue order
+        from db.queue import ORDERS
+
+        t_order: dict[str, list[float]] = {}
+        with session_scope(engine) as s:
+            for name in ORDERS:
+                for who in INSPECTORS:  # warm-up (this order's first query plans): not timed
+                    spec = next_item(s, who, order=name, crosscheck_fraction=0.0)
+                    if spec is not None:
+                        record_decision(s, spec, who, "skip")
+                t_order[name] = []
+                for k in range(args.order_calls):
+                    who = INSPECTORS[k % len(INSPECTORS)]
+                    t = clock()
+                    spec = next_item(s, who, order=name)
+                    t_order[name].append(clock() - t)
+                    if spec is None:
+                        break
+                    record_decision(s, spec, who, "accept", quality=3, model_version_id=mv_id,
+                                    z_model=float(z_model[spec.object_id]))  # fmt: skip
+
         size, how = db_size(engine, url)
         engine.dispose()
 
@@ -301,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                   "< 20 ms", res["next_p95"] < TARGETS["next"]))  # fmt: skip
         print(row(f"record_decision median / p95 (n={n_loop})", f"{ms(res['dec_med'])} / {ms(res['dec_p95'])}",
                   "< 10 ms", res["dec_p95"] < TARGETS["decide"]))  # fmt: skip
+        for name, xs in t_order.items():
+            med, p95, mx = stats(xs)
+            print(row(f"next_item order={name} med / p95 (n={len(xs)})", f"{ms(med)} / {ms(p95)}", "< 20 ms",
+                      p95 < TARGETS["next"]) + f" (max {ms(mx)})")  # fmt: skip
         print(row("next + decide loop", f"{res['per_hour']:,.0f} spectra/h"))
         print(row("export: decisions_frame (all)", f"{res['decisions_frame']:.2f} s"))
         print(row("export: final_decisions (consensus)", f"{res['final_decisions']:.2f} s"))

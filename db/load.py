@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -459,6 +459,19 @@ def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- triage flags
+# A flag row's copies of its spectrum's S/N and FNet z (its model version's, else the current model's), for the
+# queue's orders: looked up by the database as each row goes in (one index lookup each; reading them into Python
+# first took longer)
+QUEUE_KEYS = {
+    "sn": select(Spectrum.sn).where(Spectrum.id == bindparam("key_sid")).scalar_subquery(),
+    "z_fnet": select(Prediction.z).where(
+        Prediction.spectrum_id == bindparam("key_sid"),
+        Prediction.model_version_id == func.coalesce(
+            bindparam("key_mv"), select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()),
+    ).scalar_subquery(),
+}
+
+
 def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = True, chunk: int = CHUNK) -> int:
     """Write the triage flags (one row per spectrum and rule that fired); commits; returns the rows written.
 
@@ -467,7 +480,10 @@ def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = Tru
     predictions the rule read). `replace` (default): these flags are the whole
     current triage, earlier flags are removed; else rows are added / updated by
     (spectrum, rule). The queue's inspector counters are recomputed from the
-    decisions, so spectra already decided stay decided.
+    decisions, so spectra already decided stay decided. Each row also gets the
+    spectrum's S/N and the z of its model version (else the current model's)
+    from the spectra and predictions already loaded (`QUEUE_KEYS`), for the
+    queue's other orders (`db.queue.ORDERS`): load those first.
     """
     if "rule" not in df.columns:
         raise DecisionError("rule", list(df.columns)[:10], "column is required")
@@ -488,13 +504,14 @@ def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = Tru
         for span in _spans(len(df), chunk):
             part = [
                 {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]),
-                 "priority": float(prio[i]), "model_version_id": _plain(mvs[i], True), "n_inspectors": 0}
+                 "priority": float(prio[i]), "model_version_id": (mv := _plain(mvs[i], True)), "n_inspectors": 0,
+                 "key_sid": int(sids[i]), "key_mv": mv}
                 for i in span
             ]  # fmt: skip
-            ins = _insert(session, TriageFlag)
+            ins = _insert(session, TriageFlag).values(**QUEUE_KEYS)
             ins = ins.on_conflict_do_update(
                 index_elements=[TriageFlag.spectrum_id, TriageFlag.rule],
-                set_={c: getattr(ins.excluded, c) for c in ("value", "priority", "model_version_id")},
+                set_={c: getattr(ins.excluded, c) for c in ("value", "priority", "model_version_id", "sn", "z_fnet")},
             )
             session.execute(ins, part)
         _refresh_decided(session)

@@ -1,10 +1,11 @@
-"""The inspection queue for several inspectors: next by priority under a lease, back/forward, jump, filter.
+"""The inspection queue for several inspectors: next in the chosen order under a lease, back/forward, jump, filter.
 
     spec = next_item(s, "alice")                 # leased to alice for 5 minutes
+    spec = next_item(s, "bob", order="sn")       # bob takes the best S/N first (see ORDERS)
     record_decision(s, spec, "alice", "accept", quality=4, z_model=...)   # releases the lease
     prev = previous_item(s, "alice", spec)       # go back through what alice decided
 
-`next_item` hands out the highest-priority spectrum flagged by triage that no
+`next_item` hands out the highest-priority spectrum (the default order) flagged by triage that no
 one has decided (a skip does not count: the spectrum stays for others) and no
 one else holds a live lease on. The pick and the lease are one write
 transaction: on SQLite it runs under `BEGIN IMMEDIATE` (one writer at a time),
@@ -21,15 +22,22 @@ undecided, `next_item` returns None even if cross-checks remain; ask with
 An inspector holds one lease at a time: one who already holds a live lease
 that fits the filter gets that spectrum again (a reload does not lose the
 place); taking a new one gives back any other.
+
+The order the queue is taken in is the person's choice, one of `ORDERS`
+(``next_item(..., order="sn")``); it applies to cross-checks too. Each order
+reads an index of `triage_flags` in which the undecided spectra (n_inspectors
+0) are one range already sorted its way, so the decided ones are never walked
+past however many there are: ``python bench/db.py --n 200000`` times each.
 """
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import ColumnElement, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,6 +47,79 @@ from db.schema import Decision, QueueLease, Spectrum, TriageFlag, utcnow
 from db.validate import DecisionError, check_rule
 
 MAX_RACES = 20  # candidates lost to another inspector in a row before giving up (PostgreSQL only)
+
+
+@dataclass(frozen=True)
+class QueueOrder:
+    """One way to take the queue: the `triage_flags` column it sorts on, and which end comes first.
+
+    column: a `TriageFlag` attribute with an index (n_inspectors, column, ...,
+        spectrum_id). Where it may be NULL (no S/N, no FNet z), those spectra
+        come after all the others, by spectrum id: on both backends alike
+        (SQLite and PostgreSQL put NULLs at opposite ends of a sort).
+    descending: highest value first. Ties go by spectrum id, the same way.
+    by_rule: the queue is taken one rule at a time, rules in name order (each
+        rule read through `ix_triage_rule_queue`); a spectrum several rules
+        flagged comes in the first of its rules.
+    """
+
+    name: str
+    label: str
+    column: str
+    descending: bool
+    by_rule: bool = False
+
+
+ORDERS: dict[str, QueueOrder] = {o.name: o for o in (
+    QueueOrder("priority", "highest triage priority first", "priority", True),
+    QueueOrder("sn", "best S/N first (no S/N last)", "sn", True),
+    QueueOrder("rule", "by triage rule (A-Z), then highest priority", "priority", True, by_rule=True),
+    QueueOrder("z", "lowest FNet z first (no z last)", "z_fnet", False),
+)}  # fmt: skip
+DEFAULT_ORDER = "priority"
+
+
+def check_order(value: Any) -> QueueOrder:
+    """The `QueueOrder` named `value` (a key of `ORDERS`); DecisionError naming the choices otherwise."""
+    o = ORDERS.get(value) if isinstance(value, str) else None
+    if o is None:
+        raise DecisionError("order", value, f"must be one of {', '.join(ORDERS)}")
+    return o
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """One index range read in order: the rows matching `where`, sorted on `columns` (all one way)."""
+
+    where: ColumnElement[bool] | None
+    columns: tuple[Any, ...]
+    descending: bool
+
+    def better(self, a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+        return a > b if self.descending else a < b
+
+
+def _all_rules(session: Session) -> list[str]:
+    """The distinct rule names, in name order: one index seek each (`ix_triage_rule_queue` leads with rule)."""
+    out: list[str] = []
+    r = session.scalar(select(func.min(TriageFlag.rule)))
+    while r is not None:
+        out.append(r)
+        r = session.scalar(select(func.min(TriageFlag.rule)).where(TriageFlag.rule > r))
+    return out
+
+
+def _tiers(session: Session, order: QueueOrder, rules: list[str] | None) -> list[_Tier]:
+    """The ranges `order` reads, first to last; the queue's pick is the best row of the first that has one."""
+    tf = TriageFlag
+    col = getattr(tf, order.column)
+    if order.by_rule:
+        return [_Tier(tf.rule == r, (col, tf.spectrum_id), order.descending)
+                for r in (sorted(set(rules)) if rules is not None else _all_rules(session))]  # fmt: skip
+    if not tf.__table__.c[order.column].nullable:
+        return [_Tier(None, (col, tf.spectrum_id), order.descending)]
+    return [_Tier(col.is_not(None), (col, tf.spectrum_id), order.descending),
+            _Tier(col.is_(None), (tf.spectrum_id,), order.descending)]  # fmt: skip
 
 
 def _rules(rule: str | Iterable[str] | None) -> list[str] | None:
@@ -51,33 +132,39 @@ def _rules(rule: str | Iterable[str] | None) -> list[str] | None:
 
 
 def _candidate(session: Session, me: int, rules: list[str] | None, purpose: str, now: datetime,
-               exclude: set[int]) -> int | None:
-    """The best spectrum id for `purpose` ('primary' / 'crosscheck'), or None."""
+               exclude: set[int], tiers: list[_Tier]) -> int | None:
+    """The best spectrum id for `purpose` ('primary' / 'crosscheck') in the order `tiers` give, or None."""
     tf = TriageFlag
     live_other = exists().where(
         QueueLease.spectrum_id == tf.spectrum_id, QueueLease.leased_until > now, QueueLease.inspector_id != me
     )
     mine = exists().where(Decision.spectrum_id == tf.spectrum_id, Decision.inspector_id == me)
-    base = select(tf.spectrum_id, tf.priority).where(~live_other, ~mine)
+    base: list[ColumnElement[bool]] = [~live_other, ~mine]
     if rules is not None:
-        base = base.where(tf.rule.in_(rules))
+        base.append(tf.rule.in_(rules))
     if exclude:
-        base = base.where(tf.spectrum_id.not_in(sorted(exclude)))
+        base.append(tf.spectrum_id.not_in(sorted(exclude)))
     if purpose == "primary":
-        queries = [base.where(tf.n_inspectors == 0)]
+        ranges = [[*base, tf.n_inspectors == 0]]
     else:  # decided by exactly one inspector, not me: two index ranges either side of my id
-        one = base.where(tf.n_inspectors == 1)
-        queries = [one.where(tf.first_inspector_id < me), one.where(tf.first_inspector_id > me)]
+        one = [*base, tf.n_inspectors == 1]
+        ranges = [[*one, tf.first_inspector_id < me], [*one, tf.first_inspector_id > me]]
     postgres = session.get_bind().dialect.name == "postgresql"
-    best: tuple[float, int] | None = None
-    for q in queries:
-        q = q.order_by(tf.priority.desc(), tf.spectrum_id.desc()).limit(1)
-        if postgres:
-            q = q.with_for_update(skip_locked=True, of=tf)
-        row = session.execute(q).first()
-        if row is not None and (best is None or (row.priority, row.spectrum_id) > best):
-            best = (row.priority, row.spectrum_id)
-    return None if best is None else best[1]
+    for tier in tiers:
+        best: tuple[Any, ...] | None = None
+        for where in ranges:
+            q = select(*tier.columns).where(*where)
+            if tier.where is not None:
+                q = q.where(tier.where)
+            q = q.order_by(*(c.desc() if tier.descending else c.asc() for c in tier.columns)).limit(1)
+            if postgres:
+                q = q.with_for_update(skip_locked=True, of=tf)
+            row = session.execute(q).first()
+            if row is not None and (best is None or tier.better(tuple(row), best)):
+                best = tuple(row)
+        if best is not None:
+            return int(best[-1])  # every tier's last column is spectrum_id
+    return None
 
 
 def _take(session: Session, sid: int, me: int, now: datetime, until: datetime, purpose: str) -> bool:
@@ -119,6 +206,7 @@ def next_item(
     lease_seconds: float = 300,
     crosscheck_fraction: float = 0.1,
     *,
+    order: str = DEFAULT_ORDER,
     rng: random.Random | None = None,
     now: datetime | None = None,
 ) -> Spectrum | None:
@@ -127,6 +215,8 @@ def next_item(
     rule: only spectra flagged by this rule (or any of these rules).
     lease_seconds: how long no one else is given it (a decision releases it sooner).
     crosscheck_fraction: chance that this call first looks for a cross-check.
+    order: a key of `ORDERS` ("priority", "sn", "rule", "z"); a live lease the
+        inspector holds comes back first whatever the order.
     rng / now: for reproducible tests.
     """
     if not (0.0 <= float(crosscheck_fraction) <= 1.0):
@@ -134,6 +224,7 @@ def next_item(
     if not (float(lease_seconds) > 0):
         raise DecisionError("lease_seconds", lease_seconds, "must be positive")
     rules = _rules(rule)
+    how = check_order(order)
     r = (rng or random).random()
     purposes = ("crosscheck", "primary") if r < crosscheck_fraction else ("primary",)
 
@@ -145,10 +236,11 @@ def next_item(
         if held is not None:
             _take(session, held.spectrum_id, me, t, until, held.purpose)
             return session.get(Spectrum, held.spectrum_id)
+        tiers = _tiers(session, how, rules)
         for purpose in purposes:
             lost: set[int] = set()
             while len(lost) < MAX_RACES:
-                sid = _candidate(session, me, rules, purpose, t, lost)
+                sid = _candidate(session, me, rules, purpose, t, lost, tiers)
                 if sid is None:
                     break
                 if _take(session, sid, me, t, until, purpose):
@@ -261,4 +353,7 @@ def queue_stats(session: Session, rule: str | Iterable[str] | None = None, *, no
     }
 
 
-__all__ = ["jump", "lease_of", "next_after", "next_item", "previous_item", "queue_stats", "release"]
+__all__ = [
+    "DEFAULT_ORDER", "ORDERS", "QueueOrder", "check_order", "jump", "lease_of", "next_after", "next_item",
+    "previous_item", "queue_stats", "release",
+]  # fmt: skip

@@ -12,9 +12,12 @@ decisions        APPEND-ONLY: every accept / correction / skip ever made, never 
                  (triggers created by the migration refuse UPDATE and DELETE)
 resolutions      APPEND-ONLY: which decisions a consensus 'resolve' decision settles
 triage_flags     the rules that sent a spectrum to people, with the queue priority; carries the
-                 number of inspectors who decided it (kept by `db.decisions`) so the queue is one
-                 index range scan at any size
+                 number of inspectors who decided it (kept by `db.decisions`) and copies of the
+                 spectrum's S/N and FNet z, so the queue, in each of its orders, is one index
+                 range scan at any size
 queue_leases     who is looking at what, until when (one live lease per spectrum)
+inspector_settings  what each person set in the app, one JSON value per inspector and key (the
+                 keys, their types and defaults: `db.settings.SETTINGS`)
 
 Times are stored in UTC and come back timezone-aware (`UTCDateTime`).
 """
@@ -290,6 +293,14 @@ class TriageFlag(Base):
     with a deciding action on the spectrum) and `first_inspector_id` are kept
     by `db.decisions.record_decision` and `db.load.load_triage_flags`; they let
     the queue and the cross-check pick be index range scans.
+
+    `sn` and `z_fnet` are the spectrum's S/N and the z of the flag's model
+    version (the current model's where the flag names none), copied by
+    `db.load.load_triage_flags` (revision 0005): the queue's other orders
+    (`db.queue.ORDERS`) then read an index that starts with `n_inspectors`, as
+    the priority order does, instead of walking the spectra or predictions past
+    every spectrum already decided. Like the rules and priorities, they are a
+    snapshot of what the triage run read.
     """
 
     __tablename__ = "triage_flags"
@@ -302,6 +313,8 @@ class TriageFlag(Base):
     priority: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
     n_inspectors: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     first_inspector_id: Mapped[int | None] = mapped_column(ForeignKey("inspectors.id"))
+    sn: Mapped[float | None] = mapped_column(Float)  # spectra.sn, copied (revision 0005)
+    z_fnet: Mapped[float | None] = mapped_column(Float)  # predictions.z of the flag's model, copied (0005)
 
     __table_args__ = (
         UniqueConstraint("spectrum_id", "rule"),
@@ -309,6 +322,9 @@ class TriageFlag(Base):
         Index("ix_triage_queue", "n_inspectors", "priority", "spectrum_id"),
         Index("ix_triage_rule_queue", "rule", "n_inspectors", "priority", "spectrum_id"),
         Index("ix_triage_crosscheck", "n_inspectors", "first_inspector_id", "priority", "spectrum_id"),
+        # the "sn" order reads its index backwards (best S/N first), the "z" order forwards (lowest z first)
+        Index("ix_triage_sn_queue", "n_inspectors", "sn", "spectrum_id"),
+        Index("ix_triage_z_queue", "n_inspectors", "z_fnet", "spectrum_id"),
     )
 
 
@@ -327,6 +343,26 @@ class QueueLease(Base):
         CheckConstraint(_in("purpose", LEASE_PURPOSES), name="purpose"),
         Index("ix_queue_leases_inspector", "inspector_id", "leased_until"),
     )
+
+
+class InspectorSetting(Base):
+    """One thing a person set in the app (smoothing, queue order...), kept across sessions and machines.
+
+    One row per inspector and key, the value as JSON (revision 0006). The keys
+    are not constrained in the database: their vocabulary, types and defaults
+    are the one table `db.settings.SETTINGS`, checked on every write, so a new
+    setting needs no migration.
+    """
+
+    __tablename__ = "inspector_settings"
+
+    inspector_id: Mapped[int] = mapped_column(ForeignKey("inspectors.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"InspectorSetting(inspector_id={self.inspector_id}, key={self.key!r}, value={self.value!r})"
 
 
 APPEND_ONLY_TABLES = ("decisions", "resolutions")
@@ -354,6 +390,7 @@ def _refuse_bulk_decision_changes(state: ORMExecuteState) -> None:
             raise AppendOnlyError(f"UPDATE/DELETE on {table.name} refused: decisions are append-only")
 
 __all__ = [
-    "APPEND_ONLY_TABLES", "AppendOnlyError", "Base", "Decision", "Inspector", "ModelVersion", "Prediction", "QueueLease",
+    "APPEND_ONLY_TABLES", "AppendOnlyError", "Base", "Decision", "Inspector", "InspectorSetting", "ModelVersion",
+    "Prediction", "QueueLease",
     "Resolution", "Spectrum", "TriageFlag", "UTCDateTime", "utcnow",
 ]  # fmt: skip

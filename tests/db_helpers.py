@@ -31,6 +31,20 @@ TEST_URL_ENV = "FNET_TEST_DB_URL"
 _TEMPLATE: Path | None = None
 
 
+def head_revision() -> str:
+    """The newest revision in db/migrations (read from the scripts; fails if the history has two heads)."""
+    from alembic.script import ScriptDirectory
+
+    from db.engine import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+HEAD = head_revision()  # where `fresh_database` leaves a database; tests of one revision name it themselves
+
+
 def backend() -> str:
     """'postgresql' when $FNET_TEST_DB_URL is set, else 'sqlite'."""
     url = os.environ.get(TEST_URL_ENV)

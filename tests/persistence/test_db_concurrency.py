@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from db_helpers import backend, fresh_database
+from db_helpers import HEAD, backend, fresh_database
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -294,7 +294,6 @@ def test_writer_killed_while_committing_keeps_every_committed_decision(db_url, e
 
 
 # --------------------------------------------------------------------------- migrations with data
-HEAD = "0004"  # the newest revision in db/migrations
 REVISION_TEST = '''"""test-only revision: a column on spectra and a table of notes."""
 import sqlalchemy as sa
 from alembic import op

@@ -1,4 +1,4 @@
-"""db queue: priority order, leases, skips, rule filter, cross-checks, back/forward, jump.
+"""db queue: priority and the other orders, leases, skips, rule filter, cross-checks, back/forward, jump.
 
 Runs on a temp SQLite file, or on PostgreSQL with FNET_TEST_DB_URL set (see tests/db_helpers.py).
 Real concurrency (threads and processes asking at once) is in test_db_concurrency.py.
@@ -11,11 +11,13 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import inspect, select, text
 
 from db import load
 from db.decisions import record_decision
-from db.engine import make_engine, session_scope
+from db.engine import downgrade, make_engine, session_scope, upgrade
 from db.queue import (
+    ORDERS,
     jump,
     lease_of,
     next_after,
@@ -24,7 +26,7 @@ from db.queue import (
     queue_stats,
     release,
 )
-from db.schema import utcnow
+from db.schema import Spectrum, TriageFlag, utcnow
 from db.validate import DecisionError
 
 N = 8
@@ -179,3 +181,136 @@ def test_jump(s):
     assert jump(s, "o6").object_id == "o6"  # not flagged, still reachable
     assert jump(s, "missing") is None
     assert lease_of(s, "o6") is None
+
+
+# --------------------------------------------------------------------------- the queue's orders
+# oid: priority, S/N, FNet z (current model), rules. c has no S/N, d no FNet z; c is flagged by two rules.
+ORDERED = {
+    "a": (5.0, 2.0, 1.5, ["dv_pipe"]),
+    "b": (4.0, 9.0, 0.3, ["zqn"]),
+    "c": (3.0, None, 2.0, ["dv_pipe", "low_sn"]),
+    "d": (2.0, 5.0, None, ["low_sn"]),
+    "e": (1.0, 7.0, 0.8, ["dv_pipe"]),
+    "f": (6.0, 1.0, 3.0, ["zqn"]),
+}
+EXPECTED = {
+    "priority": ["f", "a", "b", "c", "d", "e"],
+    "sn": ["b", "e", "d", "a", "f", "c"],  # best S/N first, no S/N last
+    "rule": ["a", "c", "e", "d", "f", "b"],  # dv_pipe (by priority), low_sn (c went with dv_pipe), zqn
+    "z": ["b", "e", "a", "c", "f", "d"],  # lowest z first, no z last
+}
+
+
+def _ordered_db(session, flags_model: bool = False) -> None:
+    oids = list(ORDERED)
+    load.load_spectra(session, pd.DataFrame({"object_id": oids, "row": np.arange(len(oids)),
+                                             "sn_median_all": [v[1] for v in ORDERED.values()]}))  # fmt: skip
+    mv = load.add_model_version(session, "fnet", "ab" * 20, make_current=True)
+    load.load_predictions(session, pd.DataFrame({"object_id": [o for o in oids if ORDERED[o][2] is not None],
+                                                 "z_fnet": [v[2] for v in ORDERED.values() if v[2] is not None]}),
+                          mv.id)  # fmt: skip
+    rows = [(o, r, v[0]) for o, v in ORDERED.items() for r in v[3]]
+    flags = pd.DataFrame(rows, columns=["object_id", "rule", "priority"])
+    if flags_model:
+        flags["model_version_id"] = mv.id
+    load.load_triage_flags(session, flags)
+
+
+@pytest.fixture
+def so(db_url):
+    e = make_engine(db_url)
+    with session_scope(e) as session:
+        _ordered_db(session)
+        yield session
+    e.dispose()
+
+
+@pytest.mark.parametrize("order", list(EXPECTED))
+def test_each_order_leases_in_its_order_and_never_twice(so, order):
+    assert set(EXPECTED) == set(ORDERS)
+    got, holding = [], {}
+    for k in range(len(ORDERED)):  # alice and bob in turn: each decides what they hold, then asks again
+        who = ("alice", "bob")[k % 2]
+        if who in holding:
+            decide(so, holding.pop(who), who)
+        o = nxt(so, who, order=order)
+        assert o not in holding.values()  # never the spectrum the other one holds
+        holding[who] = o
+        got.append(o)
+    assert got == EXPECTED[order]
+    assert nxt(so, "carol", order=order) is None  # everything is decided or leased
+
+
+def test_orders_apply_to_filters_and_crosschecks(so):
+    assert nxt(so, "alice", rule="dv_pipe", order="sn") == "e"  # a 2.0, c no S/N, e 7.0
+    assert nxt(so, "bob", rule="dv_pipe", order="sn") == "a"
+    assert nxt(so, "carol", rule=["zqn", "low_sn"], order="rule") == "c"  # low_sn before zqn
+    assert nxt(so, "dave", rule=["zqn", "low_sn", "zqn"], order="rule") == "d"
+    for who in ("alice", "bob", "carol", "dave"):
+        release(so, who)
+    for o in EXPECTED["priority"]:
+        decide(so, o, "alice")
+    # cross-checks (decided by one other inspector) come in the order asked for too
+    assert nxt(so, "bob", crosscheck_fraction=1.0, order="z") == "b"
+    assert nxt(so, "carol", crosscheck_fraction=1.0, order="z") == "e"
+    assert lease_of(so, "e").purpose == "crosscheck"
+    assert nxt(so, "dave", crosscheck_fraction=1.0, order="sn") == "d"  # b and e are leased
+
+
+def test_a_held_lease_comes_back_whatever_the_order(so):
+    assert nxt(so, "alice", order="z") == "b"
+    assert nxt(so, "alice", order="priority") == "b"  # the spectrum on screen is not lost by a change of order
+    decide(so, "b", "alice")
+    assert nxt(so, "alice", order="priority") == "f"
+
+
+def test_unknown_order_is_refused(so):
+    with pytest.raises(DecisionError, match="order must be one of priority, sn, rule, z"):
+        nxt(so, "alice", order="random")
+    with pytest.raises(DecisionError, match="order"):
+        nxt(so, "alice", order=None)
+
+
+def test_queue_keys_come_from_the_flags_model_version(db_url):
+    """z_fnet is the z of the model the triage read (the flag's model version), else the current model's."""
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        _ordered_db(s, flags_model=True)
+        other = load.add_model_version(s, "fnet-2", "cd" * 20, make_current=True)  # z reversed
+        load.load_predictions(s, pd.DataFrame({"object_id": list(ORDERED), "z_fnet": [6.0 - i for i in range(6)]}),
+                              other.id)  # fmt: skip
+        assert nxt(s, "alice", order="z") == "b"  # the flags name the first model: its z still orders them
+        release(s, "alice")
+        flags = pd.DataFrame([(o, r, v[0]) for o, v in ORDERED.items() for r in v[3]],
+                             columns=["object_id", "rule", "priority"])  # fmt: skip
+        load.load_triage_flags(s, flags)  # no model named: the current one's z (f 1.0 lowest)
+        assert nxt(s, "alice", order="z") == "f"
+        sn = dict(s.execute(select(Spectrum.object_id, TriageFlag.sn).join(Spectrum, Spectrum.id == TriageFlag.spectrum_id)).all())
+        assert sn == {o: v[1] for o, v in ORDERED.items()}
+    e.dispose()
+
+
+def test_revision_0005_fills_the_queue_keys_of_flags_already_there(db_url):
+    """Flags loaded before 0005 get their S/N and FNet z from the spectra and predictions on upgrade; down to
+    0004 keeps every flag, its priority and inspector count."""
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        _ordered_db(s)
+        decide(s, "f", "alice")
+    e.dispose()
+    downgrade(db_url, "0004")
+    e = make_engine(db_url)
+    assert not {"sn", "z_fnet"} & {c["name"] for c in inspect(e).get_columns("triage_flags")}
+    with e.connect() as conn:
+        rows = conn.execute(text("SELECT spectrum_id, rule, priority, n_inspectors FROM triage_flags ORDER BY id")).all()
+    assert len(rows) == 7 and sum(r.n_inspectors for r in rows) == 1
+    e.dispose()
+    upgrade(db_url)
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        got = s.execute(select(Spectrum.object_id, TriageFlag.sn, TriageFlag.z_fnet, TriageFlag.priority)
+                        .join(Spectrum, Spectrum.id == TriageFlag.spectrum_id)).all()  # fmt: skip
+        assert {o: (p, sn, z) for o, sn, z, p in got} == {o: v[:3] for o, v in ORDERED.items()}
+        assert [nxt(s, "bob", order="z")] == ["b"]
+        assert queue_stats(s)["decided_once"] == 1
+    e.dispose()

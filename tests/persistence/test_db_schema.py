@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from db_helpers import backend
+from db_helpers import HEAD, backend
 from sqlalchemy import delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -28,7 +28,7 @@ from db.schema import (
 from db.validate import DecisionError
 
 TABLES = {"spectra", "model_versions", "predictions", "inspectors", "decisions", "resolutions", "triage_flags",
-          "queue_leases"}  # fmt: skip
+          "queue_leases", "inspector_settings"}  # fmt: skip
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_migration_creates_every_table_and_matches_the_orm(engine, db_url):
     from alembic.migration import MigrationContext
 
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == HEAD
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == [], diff
@@ -82,7 +82,8 @@ def test_migration_creates_every_table_and_matches_the_orm(engine, db_url):
 
 def test_queue_indexes_exist(engine):
     names = {ix["name"] for ix in inspect(engine).get_indexes("triage_flags")}
-    assert {"ix_triage_queue", "ix_triage_rule_queue", "ix_triage_crosscheck"} <= names
+    assert {"ix_triage_queue", "ix_triage_rule_queue", "ix_triage_crosscheck", "ix_triage_sn_queue",
+            "ix_triage_z_queue"} <= names
     assert {"ix_decisions_spectrum", "ix_decisions_inspector"} <= {ix["name"] for ix in inspect(engine).get_indexes("decisions")}
 
 

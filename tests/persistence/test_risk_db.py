@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from db_helpers import fresh_database
+from db_helpers import HEAD, fresh_database
 from sqlalchemy import inspect, text
 
 from db import load
@@ -117,7 +117,7 @@ def test_risk_revision_0004_keeps_predictions_and_decisions(db_url):
         record_decision(s, OIDS[0], "alice", "correct", z_final=2.2410, quality=3, model_version_id=mv_id,
                         z_model=2.3121)  # fmt: skip
     e.dispose()
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == HEAD
 
     downgrade(db_url, "0003")
     assert current_revision(db_url) == "0003"
@@ -132,7 +132,7 @@ def test_risk_revision_0004_keeps_predictions_and_decisions(db_url):
     e.dispose()
 
     upgrade(db_url)
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == HEAD
     e = make_engine(db_url)
     with session_scope(e) as s:
         again = load.predictions_frame(s, mv_id).set_index("object_id")
