@@ -65,7 +65,7 @@ from db.validate import (
     QUALITY_MIN,
     SPECTRAL_TYPES,
     Z_MAX,
-    Z_MIN,
+    Z_FLOOR,
 )
 
 NAMING = {
@@ -245,7 +245,7 @@ class Decision(Base):
     __table_args__ = (
         CheckConstraint(_in("action", [a.name for a in ACTIONS]), name="action"),
         CheckConstraint(_in("spectral_type", [t.name for t in SPECTRAL_TYPES]), name="spectral_type"),
-        CheckConstraint(f"z_final >= {Z_MIN} AND z_final <= {Z_MAX}", name="z_final"),
+        CheckConstraint(f"z_final >= {Z_FLOOR} AND z_final <= {Z_MAX}", name="z_final"),
         CheckConstraint(f"quality >= {QUALITY_MIN} AND quality <= {QUALITY_MAX}", name="quality"),
         CheckConstraint(f"flags >= 0 AND flags <= {FLAGS_ALL}", name="flags"),
         CheckConstraint(f"length(comment) <= {COMMENT_MAX}", name="comment"),

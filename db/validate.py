@@ -20,8 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-Z_MIN = 0.0
+Z_MIN = 0.0  # a quasar's, and the default for a z with no type
 Z_MAX = 7.5
+# A star's or a nearby galaxy's z is a radial velocity and may be negative; 0.01 (3000 km/s) is beyond any
+# star's and any Local Group galaxy's. Stars stay within it on the red side too: a "star" at z 0.5 is a typo.
+Z_LOCAL = 0.01
+Z_FLOOR = -Z_LOCAL  # the lowest z any type allows (the database's CHECK constraint)
 QUALITY_MIN = 0
 QUALITY_MAX = 4
 COMMENT_MAX = 2000
@@ -68,17 +72,21 @@ class SpectralType:
     name: str
     class_person: int  # the DR16Q CLASS_PERSON code
     is_qso: bool
+    z_min: float = Z_MIN  # the redshifts a person may give this type
+    z_max: float = Z_MAX
 
 
 SPECTRAL_TYPES: tuple[SpectralType, ...] = (
     SpectralType("QSO", 3, True),
     SpectralType("BAL QSO", 30, True),
-    SpectralType("STAR", 1, False),
-    SpectralType("GALAXY", 4, False),
+    SpectralType("STAR", 1, False, -Z_LOCAL, Z_LOCAL),
+    SpectralType("GALAXY", 4, False, -Z_LOCAL, Z_MAX),
     SpectralType("UNKNOWN", 0, False),
 )
 TYPE_BY_NAME: dict[str, SpectralType] = {t.name: t for t in SPECTRAL_TYPES}
 QSO_TYPES = frozenset(t.name for t in SPECTRAL_TYPES if t.is_qso)
+# types a person gives a redshift to: all but UNKNOWN (CLASS_PERSON 0); a not_qso decision keeps its z for these
+TYPES_WITH_Z = frozenset(t.name for t in SPECTRAL_TYPES if t.class_person)
 ALL_TYPES = frozenset(TYPE_BY_NAME)
 
 
@@ -173,8 +181,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_z(value: Any, field: str = "z_final", *, allow_none: bool = True) -> float | None:
-    """A redshift in [0, 7.5] (finite float); None passes if allowed."""
+def z_range(spectral_type: str | None) -> tuple[float, float]:
+    """The redshifts allowed for a spectral type (a name of SPECTRAL_TYPES; None: a quasar's range)."""
+    t = TYPE_BY_NAME.get(spectral_type) if spectral_type else None
+    return (Z_MIN, Z_MAX) if t is None else (t.z_min, t.z_max)
+
+
+def check_z(value: Any, field: str = "z_final", *, allow_none: bool = True,
+            spectral_type: str | None = None) -> float | None:
+    """A finite redshift in the range of its spectral type (`z_range`); None passes if allowed."""
     if value is None:
         if allow_none:
             return None
@@ -182,8 +197,10 @@ def check_z(value: Any, field: str = "z_final", *, allow_none: bool = True) -> f
     if not _is_number(value):
         raise DecisionError(field, value, "must be a number")
     z = float(value)
-    if not math.isfinite(z) or not (Z_MIN <= z <= Z_MAX):
-        raise DecisionError(field, value, f"must be a redshift in [{Z_MIN:g}, {Z_MAX:g}]")
+    lo, hi = z_range(spectral_type)
+    if not math.isfinite(z) or not (lo <= z <= hi):
+        what = f" for a {spectral_type}" if spectral_type else ""
+        raise DecisionError(field, value, f"must be a redshift in [{lo:g}, {hi:g}]{what}")
     return z
 
 
@@ -281,7 +298,7 @@ def check_decision(
     if z_final is None and a.z_from_model and zm is not None:
         z_final = zm  # accept = the redshift on screen
     t = a.default_type if spectral_type is None else check_type(spectral_type, a.types)
-    z = check_z(z_final, allow_none=a.z == "optional" or (a.z == "qso" and t not in QSO_TYPES))
+    z = check_z(z_final, allow_none=a.z == "optional" or (a.z == "qso" and t not in QSO_TYPES), spectral_type=t)
     if isinstance(a.quality, int) and quality is None:
         q: int | None = a.quality
     else:

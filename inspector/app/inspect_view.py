@@ -27,21 +27,50 @@ import param
 from bokeh.events import Tap
 from panel.custom import JSComponent
 
-from db.validate import ACTIONS
+from db.validate import ACTIONS, FLAGS, SPECTRAL_TYPES
 from inspector.app import chi2_plot as C
 from inspector.app import keymap
 from inspector.app.risk_view import risk_html
+from inspector.app.desk import feature_lines
 from inspector.app.session import InspectSession
 from inspector.app.spectrum_plot import SpectrumPlot
 from inspector.triage import RULES
-from model import lines as L
+from model.template_model import template_model
 
 pn.extension("tabulator")
+MAIN_HEIGHT, ZOOM_HEIGHT, BOTTOM_HEIGHT, RIGHT_WIDTH = 320, 200, 235, 500  # px: one screen at 1440x900
+ZOOM_STEP = 1.5  # + / - narrow / widen the zoom panel by this factor
+TYPE_NAMES = [t.name for t in SPECTRAL_TYPES]
+MODEL_KIND = {"STAR": "STAR", "GALAXY": "GALAXY"}  # the template set drawn for a type; any other: QSO
+TOGGLES = (("show_model", "toggle_model", "model", "fnet-model-toggle"), ("show_sky", "toggle_sky", "sky", "fnet-sky"),
+           ("rest", "toggle_rest", "rest", "fnet-rest"), ("major_only", "toggle_major", "major", "fnet-major"),
+           ("show_grid", "toggle_grid", "grid", "fnet-grid"),
+           ("show_chi2", "toggle_chi2", "χ²(z)", "fnet-chi2-toggle"))  # (param, action, label, css class)
+SMALL_BUTTONS = ".bk-btn { padding: 4px 8px; font-size: 13px; }"
+COMPACT_TABLE = """
+.tabulator { font-size: 12px; }
+.tabulator-row .tabulator-cell { padding: 2px 4px; }
+.tabulator .tabulator-header .tabulator-col .tabulator-col-content { padding: 2px 4px; }
+"""
 _FITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chi2-fit")  # one at a time, for every session
 CHI2_DELAY_MS = 120  # the browser draws the new spectrum first; then the chi2 panel follows
 
 _ESM = """
 export function render({ model }) {
+  // Panel draws each widget in its own shadow root: look through them for the comment box
+  const deep = (root, sel) => {
+    const hit = root.querySelector(sel);
+    if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const r = deep(el.shadowRoot, sel); if (r) return r; }
+    }
+    return null;
+  };
+  const focus = () => {
+    const host = deep(document, '.fnet-comment');
+    const box = host && (host.shadowRoot ? host.shadowRoot.querySelector('textarea') : host.querySelector('textarea'));
+    if (box) box.focus();
+  };
   const handler = (e) => {
     const t = e.composedPath()[0] || e.target;
     const tag = ((t && t.tagName) || '').toLowerCase();
@@ -52,21 +81,27 @@ export function render({ model }) {
     if (e.ctrlKey || e.metaKey || e.altKey || !model.keys.includes(e.key)) return;
     e.preventDefault();
     if (t && t.blur && tag === 'button') t.blur();
+    if (model.focus_keys.includes(e.key)) focus();  // at once: the next keystrokes are the comment's
     model.send_msg({ key: e.key });
   };
   document.addEventListener('keydown', handler);
+  model.on('focus', focus);
   model.on('remove', () => document.removeEventListener('keydown', handler));
 }
 """
 
 
 class KeyCatcher(JSComponent):
-    """Forwards the keymap's keys (pressed anywhere but in a text field) to `on_key`."""
+    """Forwards the keymap's keys (pressed anywhere but in a text field) to `on_key`; a `focus` event puts
+    the keyboard in the comment box."""
     keys = param.List(default=[])
+    focus_keys = param.List(default=[], doc="keys that put the keyboard in the comment box in the browser itself")
+    focus = param.Event()
     _esm = _ESM
 
     def __init__(self, on_key: Any, **params: Any) -> None:
-        super().__init__(keys=keymap.js_keys(), height=0, width=0, margin=0, **params)
+        super().__init__(keys=keymap.js_keys(), focus_keys=[b.key for b in keymap.KEYMAP if b.action == "focus_comment"],
+                         height=0, width=0, margin=0, **params)
         self._on_key = on_key
 
     def _handle_msg(self, msg: Any) -> None:
@@ -74,8 +109,8 @@ class KeyCatcher(JSComponent):
 
 
 def _label(action: str, text: str) -> str:
-    keys = [b.key for b in keymap.KEYMAP if b.action == action]
-    return f"{text} [{keys[0]}]" if keys else text
+    key = keymap.key_for(action)
+    return f"{text} [{keymap.shown(key)}]" if key else text
 
 
 def _fmt(v: Any, spec: str = ".5f") -> str:
@@ -167,88 +202,116 @@ def why_html(t: InspectSession) -> str:
 
 
 class InspectView:
-    """The page for one session: `InspectView(triage).panel()`."""
-    def __init__(self, triage: InspectSession) -> None:
-        self.t = t = triage
-        self.plot = SpectrumPlot()
+    """The page for one session: `InspectView(session).panel()`. One screen at 1440x900: the spectrum, its
+    zoom, and under them why it is here beside the chi2(z) panel on the left; every control on the right,
+    messages just above the decision buttons."""
+    def __init__(self, session: InspectSession) -> None:
+        self.t = t = session
+        self.plot = SpectrumPlot(height=MAIN_HEIGHT, zoom_height=ZOOM_HEIGHT)
         self.chi2 = C.Chi2Plot()
         # shown / hidden by the Bokeh figure's own `visible`: toggling the Panel pane's visibility instead left
         # a blank panel on first load, and made a later z typed in the text field fail now and then (Bokeh
         # "_pending_writes should be non-None" on the spectrum's next update)
         self.chi2.fig.visible = t.show_chi2
+        self.chi2.fig.height = BOTTOM_HEIGHT
         self.chi2_pane = pn.Column(pn.pane.Bokeh(self.chi2.fig, sizing_mode="stretch_width"),
                                    sizing_mode="stretch_width", css_classes=["fnet-chi2"], margin=0)
         self.chi2.fig.on_event(Tap, self._chi2_tapped)
         self._fits: OrderedDict[int, Any] = OrderedDict()  # spectrum id -> (fit, pixels) or None
         self.keys = KeyCatcher(self._key)
-        self.title = pn.pane.HTML("", css_classes=["fnet-title"], sizing_mode="stretch_width")
-        self.msg = pn.pane.HTML("", css_classes=["fnet-message"], sizing_mode="stretch_width")
-        self.why = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.z_in = pn.widgets.TextInput(name="current z (type, Enter)", value="", width=160, css_classes=["fnet-z"])
+        t.param.watch(lambda e: self.keys.param.trigger("focus"), "focus")
+        self.title = pn.pane.HTML("", css_classes=["fnet-title"], sizing_mode="stretch_width", margin=(0, 5))
+        self.msg = pn.pane.HTML("", css_classes=["fnet-message"], sizing_mode="stretch_width", margin=(0, 5))
+        self.why = pn.pane.HTML("", sizing_mode="stretch_width", height=BOTTOM_HEIGHT,
+                                styles={"overflow-y": "auto"}, css_classes=["fnet-why-box"])  # fmt: skip
+        self.z_in = pn.widgets.TextInput(name="current z (type, Enter)", value="", width=120, css_classes=["fnet-z"])
         self.z_in.param.watch(self._typed_z, "value")
         self.cands = pn.widgets.Tabulator(
-            value=self._cand_frame(), disabled=True, show_index=False, selectable=False, height=340,
-            sizing_mode="stretch_width", css_classes=["fnet-candidates"],
-            widths={"on": 52, "source": 130, "z": 90, "note": 230},
+            value=self._cand_frame(), disabled=True, show_index=False, selectable=False, layout="fit_columns",
+            sizing_mode="stretch_width", css_classes=["fnet-candidates"], stylesheets=[COMPACT_TABLE],
+            widths={"#": 28, "source": 104, "z": 72, "dv (km/s)": 76},
         )  # fmt: skip
         self.cands.on_click(self._cand_click)
-        # a feature clicked in either panel + a line chosen from the table -> z (InspectSession.z_from_feature)
-        table = L.line_table()
-        self._line_waves = {f"{r['name']} {r['lambda']:.2f}": float(r["lambda"]) for _, r in table.iterrows()}
-        self.feature = pn.widgets.FloatInput(name="clicked feature λ (observed Å)", value=None, width=200,
-                                             css_classes=["fnet-feature"])  # fmt: skip
-        self.line_pick = pn.widgets.Select(name="is the line", options=["", *self._line_waves], value="", width=200,
-                                           css_classes=["fnet-line-pick"])  # fmt: skip
-        self.line_pick.param.watch(lambda e: self._feature_z(), "value")
+        # a feature clicked in either panel (its centre fitted) + its line named here or with l -> z
+        self.feature = pn.pane.HTML(self._feature_text(), css_classes=["fnet-feature"], width=200, margin=(18, 5, 0, 5))
+        self.line_pick = pn.widgets.Select(name=_label("next_line", "is the line"), options=["", *feature_lines()],
+                                           value="", width=170, css_classes=["fnet-line-pick"])  # fmt: skip
+        self.line_pick.param.watch(self._line_picked, "value")
         for fig in (self.plot.main, self.plot.zoom):
             fig.on_event(Tap, self._tapped)
-        nudges = [pn.widgets.Button(name=n, width=70) for n in ("−0.01", "−0.0001", "+0.0001", "+0.01")]
+        nudges = [pn.widgets.Button(name=n, width=58, margin=(18, 2, 0, 2)) for n in ("−0.01", "−1e-4", "+1e-4", "+0.01")]
         for b, f in zip(nudges, (t.nudge_down_coarse, t.nudge_down_fine, t.nudge_up_fine, t.nudge_up_coarse)):
             b.on_click(lambda e, f=f: f())
         self.quality = pn.widgets.RadioButtonGroup(name="quality", options=[0, 1, 2, 3, 4], value=None,
-                                                   button_type="primary", button_style="outline")  # fmt: skip
+                                                   button_type="primary", button_style="outline",
+                                                   css_classes=["fnet-quality-buttons"])  # fmt: skip
         self.quality.param.watch(lambda e: setattr(t, "quality", e.new), "value")
-        self.comment = pn.widgets.TextAreaInput.from_param(t.param.comment, max_length=100_000, height=70,
-                                                           sizing_mode="stretch_width")  # fmt: skip
+        types = {f"{n} {keymap.short(keymap.key_for('set_type', n) or '')}": n for n in TYPE_NAMES}
+        self.types = pn.widgets.RadioButtonGroup(options=types, value=t.spectral_type or None, button_type="primary",
+                                                 button_style="outline", css_classes=["fnet-type"],
+                                                 stylesheets=[SMALL_BUTTONS])  # fmt: skip
+        self.types.param.watch(lambda e: setattr(t, "spectral_type", e.new or ""), "value")
+        flags = {f"{f.name} {keymap.short(keymap.key_for('toggle_flag', f.name) or '')}": f.name for f in FLAGS}
+        self.flags = pn.widgets.CheckButtonGroup(options=flags, value=list(t.flags), button_type="warning",
+                                                 button_style="outline", css_classes=["fnet-flags"],
+                                                 stylesheets=[SMALL_BUTTONS])  # fmt: skip
+        self.flags.param.watch(lambda e: setattr(t, "flags", list(e.new)), "value")
+        self.comment = pn.widgets.TextAreaInput.from_param(t.param.comment, name="", max_length=100_000, height=46,
+                                                           placeholder=f"comment ({keymap.key_for('focus_comment')})",
+                                                           sizing_mode="stretch_width", css_classes=["fnet-comment"])  # fmt: skip
         buttons = []
         for action, text, kind in desk_buttons():
-            b = pn.widgets.Button(name=_label(action, text), button_type=kind, css_classes=[f"fnet-{action}"])
+            b = pn.widgets.Button(name=_label(action, text), button_type=kind, css_classes=[f"fnet-{action}"],
+                                  margin=(2, 3))  # fmt: skip
             b.on_click(lambda e, a=action: getattr(t, a)())
             buttons.append(b)
-        view = pn.Row(
-            pn.widgets.FloatSlider.from_param(t.param.smoothing, name="smoothing σ (pix)", step=0.5, width=180),
-            pn.widgets.Checkbox.from_param(t.param.rest, name="rest frame"),
-            pn.widgets.Checkbox.from_param(t.param.major_only, name="major lines only"),
-            pn.widgets.Checkbox.from_param(t.param.show_grid, name="FNet grid"),
-            pn.widgets.Checkbox.from_param(t.param.show_chi2, name=_label("toggle_chi2", "template χ²(z)"),
-                                           css_classes=["fnet-chi2-toggle"]),
+        check = {"margin": (2, 6)}
+        view = pn.Column(
+            pn.Row(pn.widgets.FloatSlider.from_param(t.param.smoothing, name=_label("smooth_more", "smoothing σ (pix)"),
+                                                     step=0.5, width=170, margin=(0, 6)),
+                   pn.widgets.Checkbox.from_param(t.param.quality_submits, name="a quality key saves", **check)),
+            pn.Row(*(pn.widgets.Checkbox.from_param(getattr(t.param, p), name=_label(a, n), css_classes=[c], **check)
+                     for p, a, n, c in TOGGLES)),
+            margin=0,
         )  # fmt: skip
-        decide = pn.Column(
-            pn.Row(self.z_in, *nudges), pn.Row(self.feature, self.line_pick), pn.Row(pn.pane.HTML("<b>quality</b>", width=60), self.quality),
-            pn.widgets.CheckButtonGroup.from_param(t.param.flags, name="issue flags"),
-            pn.widgets.Select.from_param(t.param.spectral_type, name="type (blank: the action's default)", width=220),
-            self.comment, pn.Row(*buttons[:5]), pn.Row(*buttons[5:]), sizing_mode="stretch_width",
+        self.help = pn.Card(pn.pane.Markdown(keymap.help_markdown()), title="Keys", collapsed=True,
+                            sizing_mode="stretch_width", margin=(4, 5))  # fmt: skip
+        controls = pn.Column(
+            self.cands,
+            pn.Row(self.z_in, *nudges), pn.Row(self.feature, self.line_pick),
+            pn.Row(pn.pane.HTML("<b>quality</b>", width=52, margin=(8, 5)), self.quality),
+            self.types, self.flags, self.comment, self.msg,
+            pn.FlexBox(*buttons, gap="2px", margin=0), view, self.help,
+            width=RIGHT_WIDTH, margin=0,
         )  # fmt: skip
-        self.help = pn.Card(pn.pane.Markdown(keymap.help_markdown()), title="Keys", collapsed=True, width=420)
-        self.layout = pn.Column(
-            self.keys, self.title, self.msg,
+        left = pn.Column(
+            self.title,
             pn.pane.Bokeh(self.plot.main, sizing_mode="stretch_width"),
-            pn.pane.Bokeh(self.plot.zoom, sizing_mode="stretch_width"), self.chi2_pane, view,
-            pn.Row(pn.Column(self.cands, decide, sizing_mode="stretch_width"),
-                   pn.Column(self.why, self.help, width=440)),
-            sizing_mode="stretch_width",
+            pn.pane.Bokeh(self.plot.zoom, sizing_mode="stretch_width"),
+            pn.Row(self.why, self.chi2_pane, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width", margin=0,
         )  # fmt: skip
+        self.layout = pn.Row(self.keys, left, controls, sizing_mode="stretch_width")
         t.param.watch(self._item_changed, "item")
         t.param.watch(self._z_changed, "z")
         t.param.watch(self._view_changed, ["smoothing", "rest", "major_only", "show_grid"])
+        t.param.watch(lambda *e: self._model_refresh(), ["show_model", "spectral_type"])
+        t.param.watch(lambda e: self.plot.set_sky(e.new), "show_sky")
+        t.param.watch(lambda e: self.plot.zoom_by(ZOOM_STEP ** (e.new - e.old)), "zoom_level")
         t.param.watch(self._chi2_toggled, "show_chi2")
-        t.param.watch(lambda e: self._message(), ["message", "done"])
+        t.param.watch(lambda *e: self._message(), ["message", "done", "message_level"])
         t.param.watch(lambda e: self._set_quality(), "quality")
-        t.param.watch(lambda e: self._title(), ["n_decided", "quality"])
+        t.param.watch(lambda e: setattr(self.types, "value", e.new or None), "spectral_type")
+        t.param.watch(lambda e: setattr(self.flags, "value", list(e.new)), "flags")
+        t.param.watch(lambda *e: self._feature_shown(), ["feature_wave", "feature_err", "line_name"])
+        t.param.watch(lambda *e: self._title(), ["n_decided", "quality"])
+        t.param.watch(lambda e: self._candidates_shown(), "picking")
+        self.plot.set_sky(t.show_sky)
+        self._message()
         if t.item is not None:
             self._item_changed()
 
-    # ------------------------------------------------------------------ from the triage state
+    # ------------------------------------------------------------------ from the session
     def _key(self, key: str) -> None:
         self.t.dispatch(key)
 
@@ -260,9 +323,11 @@ class InspectView:
         t = self.t
         if t.item is not None:
             self.plot.show_item(t.item, t.z, **self._kw())
+            self.plot.zoom_by(ZOOM_STEP ** -t.zoom_level)
+        self._model_refresh()
         self._z_text()
-        self.line_pick.value, self.feature.value = "", None
-        self.cands.value = self._cand_frame()
+        self._feature_shown()
+        self._candidates_shown()
         self.why.object = why_html(t)
         self._set_quality()
         self._title()
@@ -275,32 +340,44 @@ class InspectView:
             self.plot.set_view(t.z, **self._kw())
         else:
             self.plot.set_lines(t.z, rest=False, major_only=t.major_only)
+        self._model_refresh()
         self._z_text()
-        self.cands.value = self._cand_frame()
+        self._candidates_shown()
         if t.show_chi2:
             self.chi2.set_z(t.z)
 
     def _view_changed(self, event: Any) -> None:
         self.plot.set_view(self.t.z, reframe=event.name == "rest", **self._kw())
+        if event.name == "rest":
+            self._model_refresh()
+
+    def _model_refresh(self) -> None:
+        """The best-fit template model at the current z, for the type being recorded (`model.template_model`)."""
+        t = self.t
+        if not t.show_model or t.item is None or t.item.wave.size == 0:
+            self.plot.set_model(None, t.z, rest=t.rest)
+            return
+        kind = MODEL_KIND.get(t.spectral_type, "QSO")
+        self.plot.set_model(template_model(t.item.wave, t.item.flux, t.item.ivar, t.z, kind=kind), t.z, rest=t.rest)
 
     def _set_quality(self) -> None:
         self.quality.value = self.t.quality
 
     def _message(self) -> None:
-        m = self.t.message
-        bad = m.startswith(("Not", "Comment", "Decide", "No "))
-        color = "#b00020" if bad else "#1b5e20"
-        self.msg.object = f"<div style='color:{color};min-height:1.2em' role='status'>{html.escape(m)}</div>"
+        t = self.t
+        color = "#b00020" if t.message_level == "error" else "#1b5e20"
+        self.msg.object = (f"<div style='color:{color};min-height:1.3em;font-weight:500' role='status' "
+                           f"class='fnet-msg-{t.message_level}'>{html.escape(t.message)}</div>")
 
     def _title(self) -> None:
         t = self.t
         it = t.item
         oid = "–" if it is None else html.escape(it.object_id)
         zf = "–" if it is None or it.z_fnet is None else f"{it.z_fnet:.5f} ± {it.z_err or 0:.4f}"
-        self.title.object = (f"<h3 style='margin:4px 0'><span class='fnet-object'>{oid}</span> · FNet z {zf} · "
-                             f"inspector <span class='fnet-inspector'>{html.escape(t.inspector)}</span> · "
-                             f"decided this session: {t.n_decided} · quality <span class='fnet-quality'>"
-                             f"{'–' if t.quality is None else t.quality}</span></h3>")
+        self.title.object = (f"<div style='font-size:15px;font-weight:600;margin:2px 0'><span class='fnet-object'>"
+                             f"{oid}</span> · FNet z {zf} · inspector <span class='fnet-inspector'>"
+                             f"{html.escape(t.inspector)}</span> · decided this session: {t.n_decided} · quality "
+                             f"<span class='fnet-quality'>{'–' if t.quality is None else t.quality}</span></div>")
 
     def _z_text(self) -> None:
         self._updating = True
@@ -320,23 +397,44 @@ class InspectView:
         if event.x is None:
             return
         x = float(event.x)
-        self.feature.value = round(x * (1.0 + self.t.z) if self.t.rest else x, 2)
-        self._feature_z()
+        self.t.click_feature(x * (1.0 + self.t.z) if self.t.rest else x)
 
-    def _feature_z(self) -> None:
-        rest = self._line_waves.get(self.line_pick.value)
-        if rest is None or self.feature.value is None:
-            return
-        self.t.z_from_feature(float(self.feature.value), rest)
+    def _feature_text(self) -> str:
+        t = self.t
+        if t.feature_wave is None:
+            return "<span style='color:#666'>click a feature: its λ here</span>"
+        err = "" if t.feature_err is None else f" ± {t.feature_err:.1f}"
+        how = "fitted" if t.feature_err is not None else "clicked"
+        return (f"<span>feature λ <b class='fnet-feature-wave'>{t.feature_wave:.1f}</b>{err} Å "
+                f"<span style='color:#666'>({how})</span></span>")
+
+    def _feature_shown(self) -> None:
+        self.feature.object = self._feature_text()
+        self._updating_line = True
+        try:
+            self.line_pick.value = self.t.line_name if self.t.line_name in self.line_pick.options else ""
+        finally:
+            self._updating_line = False
+
+    def _line_picked(self, event: Any) -> None:
+        if not getattr(self, "_updating_line", False) and event.new:
+            self.t.call_line(event.new)
+
+    def _candidates_shown(self) -> None:
+        self.cands.value = self._cand_frame()
 
     def _cand_frame(self) -> Any:
         rows = self.t.candidates()
-        # "on": the candidate the current z is (a/A step through them, a click adopts one)
-        return pd.DataFrame([{"on": "●" if c["dv"] is not None and abs(c["dv"]) < 0.5 else "", "source": c["source"],
-                              "z": _fmt(c["z"]), "note": c["note"],
-                              "dv to current (km/s)": "–" if c["dv"] is None else f"{c['dv']:+.0f}"}
-                             for c in rows],
-                            columns=["on", "source", "z", "note", "dv to current (km/s)"])  # fmt: skip
+        n = 0
+        out = []
+        for c in rows:  # "#": the number `a` then a digit picks; ●: the candidate the current z is
+            here = c["dv"] is not None and abs(c["dv"]) < 0.5
+            if c["z"] is not None:
+                n += 1
+            num = (str(n % 10) if n <= 10 else "") if c["z"] is not None else ""
+            out.append({"#": ("● " if here else "") + num, "source": c["source"], "z": _fmt(c["z"]),
+                        "note": c["note"], "dv (km/s)": "–" if c["dv"] is None else f"{c['dv']:+.0f}"})
+        return pd.DataFrame(out, columns=["#", "source", "z", "note", "dv (km/s)"])
 
     def _cand_click(self, event: Any) -> None:
         rows = self.t.candidates()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.schema import Decision, Inspector, Prediction, Spectrum, TriageFlag
+from inspector.estimates import NO_Z
 from inspector.readers import read_any
 from model.classes import CLASSES
 from model.grid import FNET_WAVE
@@ -199,7 +200,7 @@ def candidates(item: Item, z: float) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(source: str, zc: float | None, note: str = "") -> None:
-        ok = zc is not None and np.isfinite(zc) and zc >= 0
+        ok = zc is not None and np.isfinite(zc) and zc > NO_Z  # a star's small negative z is a z; -1 is none
         out.append({"source": source, "z": float(zc) if ok else None, "note": note,
                     "dv": round(dv_kms(z, zc), 1) if ok else None})  # fmt: skip
 

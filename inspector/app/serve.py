@@ -30,21 +30,28 @@ from inspector.store import open_store
 log = logging.getLogger(__name__)
 
 
-def _inspect(engine: Any, store: Any, name: str, crosscheck_fraction: float = 0.1) -> pn.viewable.Viewable:
-    t = InspectSession(engine, store, inspector=name, crosscheck_fraction=crosscheck_fraction)
-    t.start()
-    pn.state.on_session_destroyed(lambda ctx: t.stop())
-    return InspectView(t).panel()
-
-
 def _tabs(engine: Any, store: Any, store_dir: str, name: str, crosscheck_fraction: float = 0.1) -> pn.viewable.Viewable:
-    tabs = pn.Tabs(("Inspect", _inspect(engine, store, name, crosscheck_fraction)), dynamic=True,
-                   sizing_mode="stretch_width")
+    """Inspect, Overview, Models. The Overview's "jump to" (and a click on its table) shows that spectrum in
+    Inspect and switches there; opening the Overview re-reads its progress, so it is never stale."""
+    session = InspectSession(engine, store, inspector=name, crosscheck_fraction=crosscheck_fraction)
+    session.start()
+    pn.state.on_session_destroyed(lambda ctx: session.stop())
+    tabs = pn.Tabs(("Inspect", InspectView(session).panel()), dynamic=True, sizing_mode="stretch_width")
+    overview = None
     if importlib.util.find_spec("inspector.app.overview") is not None:
         try:
-            from inspector.app.overview import overview_view
+            from inspector.app.overview import OverviewState, overview_view
 
-            tabs.append(("Overview", overview_view(engine, store_dir)))
+            state = OverviewState()
+            view = overview_view(engine, store_dir, state=state)
+            overview = view.overview
+            tabs.append(("Overview", view))
+
+            def jumped(event: Any) -> None:
+                if event.new and session.jump(event.new):
+                    tabs.active = 0
+
+            state.param.watch(jumped, "jump_to")
         except Exception as e:
             log.exception("overview tab failed")
             tabs.append(("Overview", pn.pane.Alert(f"Overview unavailable: {e}", alert_type="warning")))
@@ -55,6 +62,8 @@ def _tabs(engine: Any, store: Any, store_dir: str, name: str, crosscheck_fractio
     except Exception as e:
         log.exception("models tab failed")
         tabs.append(("Models", pn.pane.Alert(f"Models unavailable: {e}", alert_type="warning")))
+    if overview is not None:
+        tabs.param.watch(lambda e: overview.refresh_progress() if e.new == 1 else None, "active")
     return tabs
 
 
@@ -113,7 +122,7 @@ def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1) -> A
     return app
 
 
-def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str | None = None,
+def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str | None = "127.0.0.1",
           basic_auth: str | None = None, show: bool = False, cookie_secret: str | None = None,
           crosscheck_fraction: float = 0.1) -> None:
     kw: dict[str, Any] = {}

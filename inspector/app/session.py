@@ -12,6 +12,7 @@ the database limit) sets `message` and writes nothing.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import param
@@ -20,23 +21,30 @@ from db.decisions import record_decision
 from db.engine import session_scope
 from db.load import current_model
 from db.queue import jump, next_after, next_item, previous_item, release
-from db.validate import COMMENT_MAX, FLAGS, SPECTRAL_TYPES, Z_MAX, Z_MIN, DecisionError
+from db.validate import COMMENT_MAX, FLAGS, QSO_TYPES, SPECTRAL_TYPES, TYPES_WITH_Z, Z_MAX, DecisionError, z_range
 from inspector.app import keymap
-from inspector.app.item import Item, candidates, load_item
+from inspector.app.desk import estimators_consensus, feature_lines, person_words, refine_click
+from inspector.app.item import SAME_Z_KMS, Item, candidates, dv_kms, load_item
 
 FINE, COARSE = 1e-4, 1e-2
 SMOOTH_STEPS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 LEASE_SECONDS = 900
 
 
-def parse_z(text: Any) -> float:
-    """A redshift typed by a person; DecisionError (naming 'z') unless a finite number in [0, 7.5]."""
-    try:
-        z = float(str(text).strip())
-    except ValueError:
-        raise DecisionError("z", text, "must be a number") from None
-    if not math.isfinite(z) or not (Z_MIN <= z <= Z_MAX):
-        raise DecisionError("z", text, f"must be between {Z_MIN:g} and {Z_MAX:g}")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what a person types; not Python's "0_5"
+
+
+def parse_z(text: Any, spectral_type: str | None = None) -> float:
+    """A redshift typed by a person; DecisionError (naming 'z') unless a plain decimal number in the range of
+    the spectral type being recorded (`db.validate.z_range`: negative only for a star or a galaxy)."""
+    s = str(text).strip()
+    if not _NUMBER.fullmatch(s):
+        raise DecisionError("z", text, "must be a number such as 2.345")
+    z = float(s)
+    lo, hi = z_range(spectral_type)
+    if not math.isfinite(z) or not (lo <= z <= hi):
+        kind = f" for a {spectral_type}" if spectral_type else " (negative only for a STAR or GALAXY type)"
+        raise DecisionError("z", text, f"must be between {lo:g} and {hi:g}{kind}")
     return z
 
 
@@ -55,6 +63,16 @@ class InspectSession(param.Parameterized):
     major_only = param.Boolean(default=True)
     show_grid = param.Boolean(default=False)
     show_chi2 = param.Boolean(default=False, doc="the template fit's chi2(z) panel (fitted live, only while shown)")
+    show_model = param.Boolean(default=True, doc="the best-fit template model at the current z over the data")
+    show_sky = param.Boolean(default=True)
+    zoom_level = param.Integer(default=0, doc="the zoom panel's width is its default / ZOOM_STEP ** zoom_level")
+    quality_submits = param.Boolean(default=False, doc="a quality key also saves (Marz's habit): `submit`")
+    message_level = param.Selector(default="info", objects=["info", "error"])
+    picking = param.Boolean(default=False, doc="after `a`: the next digit picks a candidate row, not a quality")
+    feature_wave = param.Number(default=None, allow_None=True, doc="a clicked feature's observed λ (Å), refined")
+    feature_err = param.Number(default=None, allow_None=True, doc="its 1-sigma error (Å); None: the raw click")
+    line_name = param.String(default="", doc="the line the clicked feature is called (a key of `feature_lines`)")
+    focus = param.Event(doc="the comment box should take the keyboard (the view's browser side does it)")
     done = param.Boolean(default=False, doc="the queue has nothing left for this inspector")
     n_decided = param.Integer(default=0)
     crosscheck_fraction = param.Number(default=0.1, bounds=(0, 1), doc="share of picks that are deliberate "
@@ -66,13 +84,30 @@ class InspectSession(param.Parameterized):
         with session_scope(engine) as s:
             mv = current_model(s)
             self.model_version_id = None if mv is None else mv.id
+        self.param.watch(self._fixed, ["quality", "spectral_type", "flags", "z", "comment"])
+        self.param.watch(self._not_picking, ["spectral_type", "flags", "z", "comment", "item"])
+
+    # ------------------------------------------------------------------ messages
+    def say(self, text: str, level: str = "info") -> None:
+        """A message beside the controls: `error` ones say what to do, in the inspector's words."""
+        self.message_level = level
+        self.message = text
+
+    def _not_picking(self, *_: Any) -> None:
+        """A digit is a candidate's row only right after `a`: anything else done meanwhile makes it a quality."""
+        self.picking = False
+
+    def _fixed(self, *_: Any) -> None:
+        """A complaint goes as soon as the person changes what it was about."""
+        if self.message_level == "error" and self.message:
+            self.say("")
 
     # ------------------------------------------------------------------ showing
     def _show(self, spectrum: Any) -> None:
         if spectrum is None:
             self.done = True
             self.item = None
-            self.message = "Nothing left in the queue for you. Thank you!"
+            self.say("Nothing left in the queue for you. Thank you!")
             return
         with session_scope(self.engine) as s:
             it = load_item(s, self.store, spectrum, self.inspector, self.model_version_id)
@@ -81,10 +116,13 @@ class InspectSession(param.Parameterized):
         with param.parameterized.batch_call_watchers(self):
             self.done = False
             self.quality = mine.get("quality")
-            self.flags = []
-            self.spectral_type = ""
+            self.flags = [f.name for f in FLAGS if (mine.get("flags") or 0) & f.bit]
+            self.spectral_type = mine.get("spectral_type") or ""
             self.comment = mine.get("comment") or ""
             self.candidate_index = 0
+            self.picking = False
+            self.feature_wave = self.feature_err = None
+            self.line_name = ""
             self.z = float(z0) if z0 is not None else 0.0
             self.item = it
 
@@ -111,7 +149,7 @@ class InspectSession(param.Parameterized):
                            crosscheck_fraction=self.crosscheck_fraction)
             sid = None if sp is None else sp.id
         if sid == self.item.spectrum_id:
-            self.message = "Decide on this one (or skip it with s) to move on."
+            self.say("Decide on this one (or skip it with s) to move on.", "error")
             return
         self._show(sid)
 
@@ -120,9 +158,9 @@ class InspectSession(param.Parameterized):
             sp = previous_item(s, self.inspector, None if self.item is None else self.item.spectrum_id)
             sid = None if sp is None else sp.id
         if sid is None:
-            self.message = "This is the first spectrum you have seen."
+            self.say("This is the first spectrum you have seen.", "error")
             return
-        self.message = ""
+        self.say("")
         self._show(sid)
 
     def jump(self, object_id: str) -> bool:
@@ -131,7 +169,7 @@ class InspectSession(param.Parameterized):
             sp = jump(s, str(object_id).strip())
             sid = None if sp is None else sp.id
         if sid is None:
-            self.message = f"No spectrum {str(object_id)[:80]!r} in the database."
+            self.say(f"No spectrum {str(object_id)[:80]!r} in the database.", "error")
             return False
         self._show(sid)
         return True
@@ -141,18 +179,19 @@ class InspectSession(param.Parameterized):
         """Write one decision, then show the next spectrum; False (and a message) if refused."""
         it = self.item
         if it is None:
-            self.message = "No spectrum on screen."
+            self.say("No spectrum on screen.", "error")
             return False
         if len(self.comment) > COMMENT_MAX:
-            self.message = f"Comment too long ({len(self.comment)} characters, at most {COMMENT_MAX}); nothing saved."
+            self.say(f"The comment is {len(self.comment)} characters long; shorten it to {COMMENT_MAX} and save "
+                     "again (nothing was saved).", "error")
             return False
         z_final = None
         if action == "correct":
             z_final = self.z
         elif action == "accept":
             z_final = it.z_fnet
-        elif action in ("not_qso", "bad_spectrum", "skip"):
-            z_final = None
+        elif action == "not_qso" and self.spectral_type in TYPES_WITH_Z:
+            z_final = self.z  # a star or galaxy keeps the z on screen (a template's, a typed one)
         try:
             with session_scope(self.engine) as s:
                 record_decision(
@@ -161,12 +200,25 @@ class InspectSession(param.Parameterized):
                     model_version_id=self.model_version_id, z_model=it.z_fnet,
                 )  # fmt: skip
         except DecisionError as e:
-            self.message = f"Not saved: {e}"
+            self.say(person_words(e, action, self.spectral_type), "error")
             return False
         self.n_decided += 1
-        self.message = f"Saved {action} for {it.object_id}."
+        self.say(f"Saved {action.replace('_', ' ')} for {it.object_id}.")
         self.next()
         return True
+
+    def submit(self) -> bool:
+        """Save with what is on screen, as Marz's quality keys do: quality 0 a bad spectrum; a STAR, GALAXY
+        or UNKNOWN type not a quasar; FNet's z an accept; any other z a correction."""
+        it = self.item
+        if it is None:
+            return False
+        if self.quality == 0:
+            return self.decide("bad_spectrum")
+        if self.spectral_type and self.spectral_type not in QSO_TYPES:
+            return self.decide("not_qso")
+        on_fnet = it.z_fnet is not None and abs(dv_kms(self.z, it.z_fnet)) < SAME_Z_KMS
+        return self.decide("accept" if on_fnet else "correct")
 
     def accept(self) -> bool:
         return self.decide("accept")
@@ -183,29 +235,41 @@ class InspectSession(param.Parameterized):
     def skip(self) -> bool:
         return self.decide("skip")
 
-    def set_quality(self, q: int) -> None:
+    def set_quality(self, q: int) -> bool | None:
         self.quality = int(q)
+        return self.submit() if self.quality_submits else None
 
-    def quality_0(self) -> None: self.set_quality(0)  # noqa: E704
-    def quality_1(self) -> None: self.set_quality(1)  # noqa: E704
-    def quality_2(self) -> None: self.set_quality(2)  # noqa: E704
-    def quality_3(self) -> None: self.set_quality(3)  # noqa: E704
-    def quality_4(self) -> None: self.set_quality(4)  # noqa: E704
+    def set_type(self, name: str) -> None:
+        """The spectral type to record (pressing the same type again clears it: the action's default)."""
+        self.spectral_type = "" if self.spectral_type == name else name
+
+    def toggle_flag(self, name: str) -> None:
+        self.flags = [f for f in self.flags if f != name] if name in self.flags else [*self.flags, name]
+
+    def focus_comment(self) -> None:
+        self.param.trigger("focus")
+
+    def quality_0(self) -> bool | None: return self.set_quality(0)  # noqa: E704
+    def quality_1(self) -> bool | None: return self.set_quality(1)  # noqa: E704
+    def quality_2(self) -> bool | None: return self.set_quality(2)  # noqa: E704
+    def quality_3(self) -> bool | None: return self.set_quality(3)  # noqa: E704
+    def quality_4(self) -> bool | None: return self.set_quality(4)  # noqa: E704
 
     # ------------------------------------------------------------------ redshift
     def set_z_text(self, text: Any) -> bool:
         """A typed z: adopted if valid, else a message and z unchanged."""
         try:
-            z = parse_z(text)
+            z = parse_z(text, self.spectral_type or None)
         except DecisionError as e:
-            self.message = f"Not a usable z: {e}"
+            self.say(person_words(e, "correct", self.spectral_type), "error")
             return False
-        self.message = ""  # first: the old complaint goes at once, not after the plot has been redrawn
+        self.say("")  # first: the old complaint goes at once, not after the plot has been redrawn
         self.z = z
         return True
 
     def _nudge(self, dz: float) -> None:
-        self.z = min(Z_MAX, max(Z_MIN, round(self.z + dz, 5)))
+        lo = z_range(self.spectral_type or None)[0]  # below 0 only for a star or a galaxy
+        self.z = min(Z_MAX, max(lo, round(self.z + dz, 5)))
 
     def nudge_up_fine(self) -> None: self._nudge(FINE)  # noqa: E704
     def nudge_down_fine(self) -> None: self._nudge(-FINE)  # noqa: E704
@@ -225,6 +289,19 @@ class InspectSession(param.Parameterized):
     def next_candidate(self) -> None:
         self.adopt(self.candidate_index + 1)
 
+    def pick_candidate(self) -> None:
+        """`a`: the next candidate at once, and the next digit picks a row by its number instead."""
+        self.next_candidate()
+        self.picking = True
+
+    def adopt_consensus(self) -> bool:
+        z = estimators_consensus(self.item) if self.item is not None else None
+        if z is None:
+            self.say("No two estimators agree within 3000 km/s: no consensus to adopt.", "error")
+            return False
+        self.z = z
+        return True
+
     def previous_candidate(self) -> None:
         self.adopt(self.candidate_index - 1)
 
@@ -236,6 +313,33 @@ class InspectSession(param.Parameterized):
     def z_from_feature(self, observed_wave: float, rest_wave: float) -> bool:
         """Clicking a feature at `observed_wave` and naming its line (`rest_wave`, vacuum) sets z."""
         return self.set_z_text(observed_wave / rest_wave - 1.0)
+
+    def click_feature(self, observed_wave: float) -> None:
+        """A click on the spectrum: the feature's centre fitted near it (Marz), kept for naming its line."""
+        self.feature_wave, self.feature_err = refine_click(self.item, observed_wave)
+        self.line_name = ""
+
+    def call_line(self, name: str) -> bool:
+        """Name the clicked feature's line (a key of `feature_lines`): z follows."""
+        waves = feature_lines()
+        if self.feature_wave is None or name not in waves:
+            self.line_name = ""
+            return False
+        self.line_name = name
+        return self.z_from_feature(self.feature_wave, waves[name])
+
+    def _step_line(self, step: int) -> None:
+        if self.feature_wave is None:
+            self.say("Click a feature in the spectrum first, then l / Shift+l name its line.", "error")
+            return
+        names = [n for n, w in feature_lines().items() if 0 <= self.feature_wave / w - 1 <= Z_MAX]
+        if not names:
+            return
+        i = names.index(self.line_name) + step if self.line_name in names else (0 if step > 0 else -1)
+        self.call_line(names[i % len(names)])
+
+    def next_line(self) -> None: self._step_line(1)  # noqa: E704
+    def previous_line(self) -> None: self._step_line(-1)  # noqa: E704
 
     # ------------------------------------------------------------------ view
     def smooth_more(self) -> None:
@@ -250,12 +354,28 @@ class InspectSession(param.Parameterized):
     def toggle_major(self) -> None: self.major_only = not self.major_only  # noqa: E704
     def toggle_grid(self) -> None: self.show_grid = not self.show_grid  # noqa: E704
     def toggle_chi2(self) -> None: self.show_chi2 = not self.show_chi2  # noqa: E704
+    def toggle_model(self) -> None: self.show_model = not self.show_model  # noqa: E704
+    def toggle_sky(self) -> None: self.show_sky = not self.show_sky  # noqa: E704
+    def zoom_in(self) -> None: self.zoom_level = min(self.zoom_level + 1, 6)  # noqa: E704
+    def zoom_out(self) -> None: self.zoom_level = max(self.zoom_level - 1, -6)  # noqa: E704
 
     # ------------------------------------------------------------------ keys
     def dispatch(self, key: str) -> bool:
-        """Run the action bound to `key` in `keymap.KEYMAP`; False for an unbound key or a refused decision."""
-        action = keymap.action_for(key)
-        if action is None:
+        """Run the action bound to `key` in `keymap.KEYMAP`; False for an unbound key or a refused decision.
+        Right after `a` a digit picks that candidate row (1-9, 0 the tenth) rather than a quality."""
+        if self.picking and key in keymap.DIGITS:
+            self.picking = False
+            usable = [c for c in self.candidates() if c["z"] is not None]
+            row = keymap.DIGITS.index(key)
+            if row >= len(usable):
+                self.say(f"There is no candidate {key}: {len(usable)} have a z.", "error")
+                return False
+            self.adopt(row)
+            return True
+        b = keymap.binding_for(key)
+        if b is None:
             return False
-        done = getattr(self, action)()
+        if b.action != "pick_candidate":
+            self.picking = False
+        done = getattr(self, b.action)() if b.arg is None else getattr(self, b.action)(b.arg)
         return True if done is None else bool(done)

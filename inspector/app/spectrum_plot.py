@@ -19,23 +19,10 @@ from typing import Any
 import numpy as np
 from bokeh.models import ColumnDataSource, CustomJS, LabelSet, Range1d, RangeTool
 from bokeh.plotting import figure
-from scipy.ndimage import gaussian_filter1d
-
 from model import lines as L
+from model.smoothing import smooth
 
 EMPTY = {"x": np.zeros(0)}
-
-
-def smooth(flux: np.ndarray, ivar: np.ndarray, sigma_pix: float) -> np.ndarray:
-    """Gaussian smoothing over pixels with data (ivar > 0); sigma 0 returns the flux unchanged."""
-    if sigma_pix <= 0 or flux.size == 0:
-        return flux
-
-    w = (ivar > 0).astype(float)
-    num = gaussian_filter1d(np.where(w > 0, flux, 0.0), sigma_pix, mode="nearest")
-    den = gaussian_filter1d(w, sigma_pix, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-3, num / den, np.nan)
 
 
 def _runs(mask: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +34,24 @@ def _runs(mask: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
     half = np.gradient(x) / 2
     return x[starts] - half[starts], x[ends] + half[ends]
+
+
+def window_limits(flux: np.ndarray) -> tuple[float, float]:
+    """The zoom panel's y range: every point of the window in view, peaks included, room for the labels.
+    The same rule as the browser's refit when the window moves (`_ZOOM_Y_JS`), so the two never disagree."""
+    f = flux[np.isfinite(flux)]
+    if f.size == 0 or f.max() <= f.min():
+        return -1.0, 1.0
+    lo, hi = float(f.min()), float(f.max())
+    pad = 0.1 * (hi - lo)
+    return lo - pad, hi + 3 * pad
+
+
+_ZOOM_Y_JS = """
+const x = s.data.x, f = s.data.flux, r = cb_obj; let lo = Infinity, hi = -Infinity;
+for (let i = 0; i < x.length; i++) { if (x[i] < r.start || x[i] > r.end || !isFinite(f[i])) continue;
+  lo = Math.min(lo, f[i]); hi = Math.max(hi, f[i]); }
+if (isFinite(lo) && hi > lo) { const p = 0.1 * (hi - lo); y.start = lo - p; y.end = hi + 3 * p; }"""
 
 
 def y_limits(flux: np.ndarray) -> tuple[float, float]:
@@ -66,6 +71,7 @@ class SpectrumPlot:
         self.grid = ColumnDataSource({"x": [], "flux": []})
         self.masked = ColumnDataSource({"x0": [], "x1": []})
         self.lines = ColumnDataSource({"x": [], "label": [], "color": []})
+        self.model = ColumnDataSource({"x": [], "model": []})
         self.main = figure(height=height, sizing_mode="stretch_width", tools="xpan,xwheel_zoom,box_zoom,reset,tap",
                            active_scroll="xwheel_zoom", x_range=Range1d(3500, 10500), y_range=Range1d(-1, 1),
                            x_axis_label="observed wavelength (Å, vacuum)",
@@ -83,6 +89,8 @@ class SpectrumPlot:
             p.line("x", "noise", source=self.spec, color="#7f7f7f", alpha=0.8, legend_label="noise")
             p.line("x", "flux", source=self.grid, color="#ff7f0e", alpha=0.8, legend_label="FNet grid")
             p.line("x", "flux", source=self.spec, color="#1f1f1f", line_width=1, legend_label="flux")
+            p.line("x", "model", source=self.model, color="#d62728", line_width=1.5, alpha=0.85,
+                   legend_label="template model")
             labels = LabelSet(x="x", y=1.0, text="label", source=self.lines,
                                   angle=np.pi / 2, text_align="right", text_baseline="middle", text_font_size="10px",
                                   text_color="color", text_alpha=0.9, x_offset=3)  # fmt: skip
@@ -101,11 +109,10 @@ class SpectrumPlot:
         self.main.add_tools(self.range_tool)
         self.main.js_on_event("tap", CustomJS(args={"r": self.zoom.x_range}, code="""
             const w = r.end - r.start; r.start = cb_obj.x - w / 2; r.end = cb_obj.x + w / 2;"""))
-        self.zoom.x_range.js_on_change("start", CustomJS(args={"s": self.spec, "y": self.zoom.y_range}, code="""
-            const x = s.data.x, f = s.data.flux, r = cb_obj; let lo = Infinity, hi = -Infinity;
-            for (let i = 0; i < x.length; i++) { if (x[i] < r.start || x[i] > r.end || !isFinite(f[i])) continue;
-              lo = Math.min(lo, f[i]); hi = Math.max(hi, f[i]); }
-            if (isFinite(lo) && hi > lo) { const p = 0.1 * (hi - lo); y.start = lo - p; y.end = hi + 3 * p; }"""))
+        self.zoom.x_range.js_on_change("start", CustomJS(args={"s": self.spec, "y": self.zoom.y_range},
+                                                         code=_ZOOM_Y_JS))
+        self.sky_renderers = [r for p in (self.main, self.zoom) for r in p.renderers
+                              if getattr(r, "data_source", None) is self.sky]
         self._wave = np.zeros(0)
         self._flux = np.zeros(0)
         self._ivar = np.zeros(0)
@@ -132,10 +139,9 @@ class SpectrumPlot:
 
     def _draw_data(self, z: float, rest: bool, smoothing: float, show_grid: bool) -> None:
         item = self._item
-        with np.errstate(divide="ignore", invalid="ignore"):
-            noise = np.where(self._ivar > 0, 1.0 / np.sqrt(self._ivar), np.nan)
         x = self._x(self._wave, z, rest)
-        self.spec.data = {"x": x, "flux": smooth(self._flux, self._ivar, smoothing), "noise": noise}
+        flux, noise = smooth(self._flux, self._ivar, smoothing)  # the noise of the smoothed flux, not the pixels'
+        self.spec.data = {"x": x, "flux": flux, "noise": noise}
         x0, x1 = _runs(item.mask if item.mask is not None else np.zeros(0, bool), x)
         self.masked.data = {"x0": x0, "x1": x1}
         self.sky.data = {"x": x, "sky": item.sky} if item.sky is not None else {"x": [], "sky": []}
@@ -159,6 +165,44 @@ class SpectrumPlot:
             f = new[0] / old[0]
             for r in (self.main.x_range, self.zoom.x_range):
                 r.update(start=r.start * f, end=r.end * f)
+        self._fit_y()  # smoothing changes the peaks: both panels refit their y ranges
+
+    def _fit_y(self) -> None:
+        x, flux = np.asarray(self.spec.data["x"]), np.asarray(self.spec.data["flux"])
+        if not x.size:
+            return
+        lo, hi = y_limits(flux)
+        self.main.y_range.update(start=lo, end=hi)
+        self._labels["spectrum_main"].y = hi
+        r = self.zoom.x_range
+        sel = (x >= r.start) & (x <= r.end)
+        ylo, yhi = window_limits(flux[sel]) if sel.any() else (-1.0, 1.0)
+        self.zoom.y_range.update(start=ylo, end=yhi)
+        self._labels["spectrum_zoom"].y = yhi
+
+    def set_model(self, model_flux: np.ndarray | None, z: float, *, rest: bool) -> None:
+        """The template model over the data (None: hidden, or no fit at this z)."""
+        if model_flux is None or self._item is None:
+            self.model.data = {"x": [], "model": []}
+            return
+        self.model.data = {"x": self._x(self._wave, z, rest), "model": np.asarray(model_flux, float)}
+
+    def set_sky(self, visible: bool) -> None:
+        for r in self.sky_renderers:
+            r.visible = bool(visible)
+
+    def zoom_by(self, factor: float) -> None:
+        """Narrow (factor > 1) or widen the zoom panel about its centre; its y range follows the data."""
+        r = self.zoom.x_range
+        c, w = (r.start + r.end) / 2, (r.end - r.start) / factor
+        x = np.asarray(self.spec.data["x"])
+        if x.size:
+            w = min(w, float(np.nanmax(x) - np.nanmin(x)))
+        r.update(start=c - w / 2, end=c + w / 2)
+        sel = (x >= r.start) & (x <= r.end)
+        ylo, yhi = window_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
+        self.zoom.y_range.update(start=ylo, end=yhi)
+        self._labels["spectrum_zoom"].y = yhi
 
     def set_lines(self, z: float, *, rest: bool, major_only: bool) -> None:
         """Markers at lambda_vac (1 + z) exactly (or lambda_vac in the rest frame)."""
@@ -176,6 +220,6 @@ class SpectrumPlot:
         start = max(lo, c - width / 2)
         self.zoom.x_range.update(start=start, end=start + width)
         sel = (self.spec.data["x"] >= start) & (self.spec.data["x"] <= start + width)
-        ylo, yhi = y_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
+        ylo, yhi = window_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
         self.zoom.y_range.update(start=ylo, end=yhi)
         self._labels["spectrum_zoom"].y = yhi

@@ -17,6 +17,8 @@ def demo(
     model: Path = typer.Option(DEMO_MODEL, "--model", help="FNet weights to predict with (default: the shipped demo model)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the inspection app when the data are ready."),
     port: int = typer.Option(5006, "--port", help="Port of the app."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on: this machine only unless "
+                                "told otherwise (0.0.0.0: every interface; the demo has no login)."),
     max_leak: float | None = typer.Option(None, "--max-leak", help="Queue policy: target leak rate (see `inspector triage`)."),
     budget: int | None = typer.Option(None, "--budget", help="Queue policy: the N spectra worth most a look."),
     rules_only: bool = typer.Option(False, "--rules-only", help="Queue every spectrum any triage rule sends."),
@@ -37,5 +39,6 @@ def demo(
     if serve:
         from inspector.app.serve import serve as run_app
 
-        typer.echo(f"\nFNet Inspector on http://localhost:{port}/  (Ctrl-C to stop)")
-        run_app(run.store, run.db_url, port=port)
+        host = "localhost" if address in ("127.0.0.1", "localhost") else address
+        typer.echo(f"\nFNet Inspector on http://{host}:{port}/  (Ctrl-C to stop)")
+        run_app(run.store, run.db_url, port=port, address=address)

@@ -13,7 +13,8 @@ def serve(
     store: Path = typer.Option(Path("demo/store"), "--store", help="The spectrum store directory."),
     db: str = typer.Option("sqlite:///demo/fnet_inspector.sqlite", "--db", help="Database URL (SQLAlchemy)."),
     port: int = typer.Option(5006, "--port", help="Port to listen on (0: any free port)."),
-    address: str = typer.Option(None, "--address", help="Address to bind (default: all)."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on: this machine only unless "
+                                "told otherwise (0.0.0.0: every interface, for a team; use --basic-auth then)."),
     basic_auth: Path = typer.Option(None, "--basic-auth", help="Panel basic-auth file (JSON {user: password}); "
                                     "the user name becomes the inspector's name. Without it the page asks for a name."),
     show: bool = typer.Option(False, "--show", help="Open a browser tab."),

@@ -13,6 +13,7 @@ from db.decisions import history
 from db.engine import make_engine, session_scope
 from db.load import add_model_version, load_predictions, load_spectra, load_triage_flags
 from inspector.app import keymap
+from inspector.app.desk import feature_lines
 from inspector.app.session import InspectSession, parse_z
 from model import lines as L
 
@@ -48,7 +49,20 @@ def test_keymap_table_drives_help_and_dispatch():
         assert keymap.action_for(b.key) == b.action
     assert keymap.js_keys() == [b.key for b in keymap.KEYMAP]
     assert keymap.action_for("Enter") == "accept" and keymap.action_for("4") == "quality_4"
-    assert keymap.action_for("Q") is None
+    assert keymap.action_for("q") is None
+
+
+def test_every_type_and_flag_has_its_key():
+    """Keys for everything (issue 14): each spectral type and each issue flag of the vocabulary is one key."""
+    from db.validate import FLAGS, SPECTRAL_TYPES
+
+    for st in SPECTRAL_TYPES:
+        assert keymap.key_for("set_type", st.name), st.name
+    for f in FLAGS:
+        assert keymap.key_for("toggle_flag", f.name), f.name
+    for action in ("focus_comment", "next_line", "zoom_in", "zoom_out", "toggle_sky", "toggle_model",
+                   "adopt_consensus", "pick_candidate"):
+        assert keymap.key_for(action), action
 
 
 def test_js_key_handler_is_generated_from_the_table():
@@ -90,9 +104,16 @@ def test_markers_follow_z_exactly(z):
 
 def test_parse_z_refuses_bad_input():
     assert parse_z(" 2.12345 ") == 2.12345
-    for bad in ("abc", "-1", "12", "nan", "inf", ""):
+    for bad in ("abc", "-1", "12", "nan", "inf", "", "0_5", "1_000", "0x1"):
         with pytest.raises(ValueError):
             parse_z(bad)
+    assert parse_z("0.5") == 0.5  # "0_5" above: Python's float() would have read 5.0
+    # a star or a galaxy may be blueshifted; a quasar may not
+    assert parse_z("-2.4e-5", "STAR") == -2.4e-5 and parse_z("-0.001", "GALAXY") == -0.001
+    with pytest.raises(ValueError):
+        parse_z("-0.001", "QSO")
+    with pytest.raises(ValueError):
+        parse_z("0.5", "STAR")  # a star at z 0.5 is a typo
 
 
 def test_decisions_through_the_ui_functions(url):
@@ -102,9 +123,12 @@ def test_decisions_through_the_ui_functions(url):
     first = t.item.object_id
     assert first == "7000-57000-0000" and t.z == pytest.approx(1.5)
     assert not t.dispatch("Enter") and "quality" in t.message  # accept needs a quality: nothing saved
+    assert "None" not in t.message and "press 0-4" in t.message  # said as a person would, with the key
+    assert t.message_level == "error"
     with session_scope(engine) as s:
         assert history(s, first) == []
     t.dispatch("4")
+    assert t.message == ""  # the complaint goes once it is fixed
     assert t.dispatch("Enter")
     with session_scope(engine) as s:
         (d,) = history(s, first)
@@ -131,7 +155,7 @@ def test_decisions_through_the_ui_functions(url):
     cur = t.item.object_id
     t.comment = "x" * 10_000
     t.dispatch("2")
-    assert not t.correct() and "Comment" in t.message and t.item.object_id == cur
+    assert not t.correct() and "comment" in t.message and t.item.object_id == cur
     with session_scope(engine) as s:
         assert history(s, cur) == []
     t.comment = ""
@@ -253,15 +277,22 @@ def test_z_from_clicked_feature_and_line(url):
     assert "between" in t.message
 
     v = InspectView(t)
-    label = next(k for k in v._line_waves if k.startswith("Lyα"))
-    v._tapped(SimpleNamespace(x=4255.0))
+    label = next(k for k in v.line_pick.options if k.startswith("Lyα"))
+    v._tapped(SimpleNamespace(x=4255.0))  # no spectrum pixels here (no file): the click stands as it is
+    assert t.feature_wave == 4255.0 and t.feature_err is None and "4255.0" in v.feature.object
     v.line_pick.value = label
     assert t.z == pytest.approx(4255.0 / lya - 1, abs=1e-12)
     t.rest = True  # in the rest frame a click at x means observed x * (1 + z)
     z0 = t.z
     v._tapped(SimpleNamespace(x=1300.0))
-    assert v.feature.value == pytest.approx(round(1300.0 * (1 + z0), 2))
-    assert t.z == pytest.approx(v.feature.value / lya - 1, abs=1e-12)
+    assert t.feature_wave == pytest.approx(1300.0 * (1 + z0))
+    assert v.line_pick.value == ""  # a new feature: its line is not named yet
+    t.dispatch("l")  # l: call it the next line of the list, the z follows
+    assert t.line_name and v.line_pick.value == t.line_name
+    assert t.z == pytest.approx(t.feature_wave / feature_lines()[t.line_name] - 1, abs=1e-12)
+    # the next spectrum starts with no feature (it showed NaN before)
+    t.dispatch("3"); t.dispatch("Enter")
+    assert t.feature_wave is None and "nan" not in v.feature.object.lower()
 
 
 def test_the_decision_buttons_are_the_vocabulary():
