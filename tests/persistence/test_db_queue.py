@@ -290,6 +290,27 @@ def test_queue_keys_come_from_the_flags_model_version(db_url):
     e.dispose()
 
 
+def test_a_replacing_load_keeps_the_queue_indexes_even_when_it_fails(db_url):
+    """On SQLite load_triage_flags drops the queue indexes and builds them again: they are there after a load,
+    and after a load that fails half-way (the transaction takes the drop back)."""
+    from sqlalchemy.exc import IntegrityError
+
+    e = make_engine(db_url)
+    names = {ix.name for ix in TriageFlag.__table__.indexes}
+    assert len(names) == 5
+    with session_scope(e) as s:
+        _ordered_db(s)
+    assert names <= {ix["name"] for ix in inspect(e).get_indexes("triage_flags")}
+    with session_scope(e) as s:
+        bad = pd.DataFrame({"spectrum_id": [1, 999], "rule": "r", "priority": 1.0})  # 999: no such spectrum
+        with pytest.raises(IntegrityError):
+            load.load_triage_flags(s, bad)
+    assert names <= {ix["name"] for ix in inspect(e).get_indexes("triage_flags")}
+    with session_scope(e) as s:
+        assert load.table_counts(s)["triage_flags"] == 7 and nxt(s, "alice", order="sn") == "b"
+    e.dispose()
+
+
 def test_revision_0005_fills_the_queue_keys_of_flags_already_there(db_url):
     """Flags loaded before 0005 get their S/N and FNet z from the spectra and predictions on upgrade; down to
     0004 keeps every flag, its priority and inspector count."""
