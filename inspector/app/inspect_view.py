@@ -269,7 +269,9 @@ class InspectView:
         view = pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(t.param.smoothing, name=_label("smooth_more", "smoothing σ (pix)"),
                                                      step=0.5, width=170, margin=(0, 6)),
-                   pn.widgets.Checkbox.from_param(t.param.quality_submits, name="a quality key saves", **check)),
+                   pn.widgets.Checkbox.from_param(t.param.quality_submits, name="a quality key saves", **check),
+                   pn.widgets.Select.from_param(t.param.queue_order, name="", width=90, margin=(0, 4),
+                                                css_classes=["fnet-order"])),
             pn.Row(*(pn.widgets.Checkbox.from_param(getattr(t.param, p), name=_label(a, n), css_classes=[c], **check)
                      for p, a, n, c in TOGGLES)),
             margin=0,
@@ -427,7 +429,7 @@ class InspectView:
         rows = self.t.candidates()
         n = 0
         out = []
-        for c in rows:  # "#": the number `a` then a digit picks; ●: the candidate the current z is
+        for c in rows:  # "#": the number `j` then a digit picks; ●: the candidate the current z is
             here = c["dv"] is not None and abs(c["dv"]) < 0.5
             if c["z"] is not None:
                 n += 1

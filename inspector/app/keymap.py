@@ -50,7 +50,8 @@ KEYMAP: tuple[Binding, ...] = (
     Binding("ArrowLeft", "nudge_down_fine", "z - 0.0001"),
     Binding("ArrowUp", "nudge_up_coarse", "z + 0.01"),
     Binding("ArrowDown", "nudge_down_coarse", "z - 0.01"),
-    Binding("a", "pick_candidate", "adopt a candidate: then its row number 1-9 (a again: the next row)"),
+    Binding("a", "next_candidate", "adopt the next candidate redshift (FNet, alternatives, Template, Z_PIPE, ...)"),
+    Binding("j", "pick_candidate", "adopt a candidate by its row number: j, then 1-9 (0 the tenth)"),
     Binding("A", "previous_candidate", "adopt the previous candidate redshift"),
     Binding("e", "adopt_consensus", "adopt the estimators' consensus (the median of the largest group that agrees)"),
     Binding("f", "reset_z", "back to FNet's redshift"),
@@ -72,7 +73,7 @@ KEYMAP: tuple[Binding, ...] = (
 
 _BY_KEY = {b.key: b for b in KEYMAP}
 assert len(_BY_KEY) == len(KEYMAP), "a key is bound twice"
-DIGITS = tuple("1234567890")  # after `a`: the candidate row (1-9, 0 the tenth) instead of a quality
+DIGITS = tuple("1234567890")  # after `j`: the candidate row (1-9, 0 the tenth) instead of a quality
 
 
 def binding_for(key: str) -> Binding | None:

@@ -203,7 +203,9 @@ class Overview(param.Parameterized):
         )
         export = pn.Row(
             pn.widgets.RadioButtonGroup.from_param(self.param.export_format, color="light"),
-            pn.widgets.Checkbox.from_param(self.param.only_inspected, label="only inspected"),
+            # a toggle button: its words are what one clicks (a checkbox's label here did nothing)
+            pn.widgets.Toggle.from_param(self.param.only_inspected, label="only inspected", button_style="outline",
+                                         css_classes=["fnet-only-inspected"]),
             self.download,
         )
         top = pn.Row(

@@ -20,7 +20,8 @@ import param
 from db.decisions import record_decision
 from db.engine import session_scope
 from db.load import current_model
-from db.queue import jump, next_after, next_item, previous_item, release
+from db.queue import DEFAULT_ORDER, ORDERS, jump, next_after, next_item, previous_item, release
+from db.settings import SETTINGS, load_settings, save_settings
 from db.validate import COMMENT_MAX, FLAGS, QSO_TYPES, SPECTRAL_TYPES, TYPES_WITH_Z, Z_MAX, DecisionError, z_range
 from inspector.app import keymap
 from inspector.app.desk import estimators_consensus, feature_lines, person_words, refine_click
@@ -29,6 +30,10 @@ from inspector.app.item import SAME_Z_KMS, Item, candidates, dv_kms, load_item
 FINE, COARSE = 1e-4, 1e-2
 SMOOTH_STEPS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 LEASE_SECONDS = 900
+# the session's parameters kept per inspector across reloads: those named in db.settings.SETTINGS
+KEPT = ("smoothing", "rest", "major_only", "show_grid", "show_chi2", "show_model", "show_sky", "queue_order",
+        "quality_submits")
+assert set(KEPT) <= set(SETTINGS), "a kept setting missing from db.settings.SETTINGS"
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what a person types; not Python's "0_5"
@@ -67,8 +72,9 @@ class InspectSession(param.Parameterized):
     show_sky = param.Boolean(default=True)
     zoom_level = param.Integer(default=0, doc="the zoom panel's width is its default / ZOOM_STEP ** zoom_level")
     quality_submits = param.Boolean(default=False, doc="a quality key also saves (Marz's habit): `submit`")
+    queue_order = param.Selector(default=DEFAULT_ORDER, objects=list(ORDERS), doc="the order the queue is taken in")
     message_level = param.Selector(default="info", objects=["info", "error"])
-    picking = param.Boolean(default=False, doc="after `a`: the next digit picks a candidate row, not a quality")
+    picking = param.Boolean(default=False, doc="after `j`: the next digit picks a candidate row, not a quality")
     feature_wave = param.Number(default=None, allow_None=True, doc="a clicked feature's observed λ (Å), refined")
     feature_err = param.Number(default=None, allow_None=True, doc="its 1-sigma error (Å); None: the raw click")
     line_name = param.String(default="", doc="the line the clicked feature is called (a key of `feature_lines`)")
@@ -85,7 +91,26 @@ class InspectSession(param.Parameterized):
             mv = current_model(s)
             self.model_version_id = None if mv is None else mv.id
         self.param.watch(self._fixed, ["quality", "spectral_type", "flags", "z", "comment"])
+        self._restore_settings()
         self.param.watch(self._not_picking, ["spectral_type", "flags", "z", "comment", "item"])
+
+    # ------------------------------------------------------------------ what the person set, kept
+    def _restore_settings(self) -> None:
+        """The view settings this inspector chose last time (db.settings), then every later change saved."""
+        with session_scope(self.engine) as s:
+            saved = load_settings(s, self.inspector) if self.inspector else {}
+        with param.parameterized.batch_call_watchers(self):
+            for key in KEPT:  # what the person changed from the defaults (the defaults leave given params alone)
+                if key in saved and saved[key] != SETTINGS[key].default:
+                    setattr(self, key, saved[key])
+        self.param.watch(self._keep_setting, list(KEPT))
+
+    def _keep_setting(self, *events: Any) -> None:
+        try:
+            with session_scope(self.engine) as s:
+                save_settings(s, self.inspector, {e.name: e.new for e in events})
+        except DecisionError as e:  # a value the table refuses: the view still changes, nothing stored
+            self.say(f"Setting not kept: {e}", "error")
 
     # ------------------------------------------------------------------ messages
     def say(self, text: str, level: str = "info") -> None:
@@ -129,7 +154,7 @@ class InspectSession(param.Parameterized):
     def start(self) -> None:
         with session_scope(self.engine) as s:
             sp = next_item(s, self.inspector, lease_seconds=LEASE_SECONDS,
-                           crosscheck_fraction=self.crosscheck_fraction)
+                           crosscheck_fraction=self.crosscheck_fraction, order=self.queue_order)
             sid = None if sp is None else sp.id
         self._show(sid)
 
@@ -146,7 +171,7 @@ class InspectSession(param.Parameterized):
             sp = next_after(s, self.inspector, self.item.spectrum_id)
             if sp is None:
                 sp = next_item(s, self.inspector, lease_seconds=LEASE_SECONDS,
-                           crosscheck_fraction=self.crosscheck_fraction)
+                           crosscheck_fraction=self.crosscheck_fraction, order=self.queue_order)
             sid = None if sp is None else sp.id
         if sid == self.item.spectrum_id:
             self.say("Decide on this one (or skip it with s) to move on.", "error")
@@ -290,9 +315,9 @@ class InspectSession(param.Parameterized):
         self.adopt(self.candidate_index + 1)
 
     def pick_candidate(self) -> None:
-        """`a`: the next candidate at once, and the next digit picks a row by its number instead."""
-        self.next_candidate()
+        """`j`: the next digit picks a candidate by its row number instead of setting the quality."""
         self.picking = True
+        self.say("Which candidate? Its row number, 1-9 (0 the tenth).")
 
     def adopt_consensus(self) -> bool:
         z = estimators_consensus(self.item) if self.item is not None else None
@@ -362,7 +387,7 @@ class InspectSession(param.Parameterized):
     # ------------------------------------------------------------------ keys
     def dispatch(self, key: str) -> bool:
         """Run the action bound to `key` in `keymap.KEYMAP`; False for an unbound key or a refused decision.
-        Right after `a` a digit picks that candidate row (1-9, 0 the tenth) rather than a quality."""
+        Right after `j` a digit picks that candidate row (1-9, 0 the tenth) rather than a quality."""
         if self.picking and key in keymap.DIGITS:
             self.picking = False
             usable = [c for c in self.candidates() if c["z"] is not None]
@@ -370,6 +395,7 @@ class InspectSession(param.Parameterized):
             if row >= len(usable):
                 self.say(f"There is no candidate {key}: {len(usable)} have a z.", "error")
                 return False
+            self.say("")
             self.adopt(row)
             return True
         b = keymap.binding_for(key)

@@ -19,10 +19,10 @@ from inspector.app.item import candidates
 from inspector.app.session import InspectSession
 
 
-def _queue(url: str, n: int = 8, z_pipe: float = 2.0) -> None:
+def _queue(url: str, n: int = 8, z_pipe: float = 2.0, sn: list[float] | float = 3.0) -> None:
     ids = [f"7100-57100-{i:04d}" for i in range(n)]
     spectra = pd.DataFrame({"object_id": ids, "plate": 7100, "mjd": 57100, "fiberid": range(n), "ra": 10.0,
-                            "dec": -1.0, "sn": 3.0, "Z_PIPE": z_pipe, "Z_QN": 2.01, "Z_PCA": 1.99})
+                            "dec": -1.0, "sn": sn, "Z_PIPE": z_pipe, "Z_QN": 2.01, "Z_PCA": 1.99})
     pred = pd.DataFrame({"object_id": ids, "z_fnet": 0.45, "z_fnet_err": 0.01, "p_fnet": 0.5, "z_alt1": 2.0,
                          "p_alt1": 0.3, "z_tpl": 2.004, "tpl_dchi2": 80.0})
     with session_scope(make_engine(url)) as s:
@@ -52,10 +52,10 @@ def test_accepting_fnet_takes_two_keys_and_any_candidate_four(session):
     first = t.item.object_id
     t.dispatch("4"), t.dispatch("Enter")  # two keys
     assert _last(t, first).action == "accept"
-    # the 4th candidate with a z, in four keys: a, 4 (its row number), a quality, c
+    # the 4th candidate with a z, in four keys: j, 4 (its row number), a quality, c
     oid = t.item.object_id
     usable = [c for c in t.candidates() if c["z"] is not None]
-    for k in ("a", "4", "3", "c"):
+    for k in ("j", "4", "3", "c"):
         t.dispatch(k)
     d = _last(t, oid)
     assert (d.action, d.quality, d.z_final) == ("correct", 3, pytest.approx(usable[3]["z"]))
@@ -150,3 +150,28 @@ def test_view_keys_zoom_sky_model_focus(session):
     t.dispatch("G")
     assert v.types.value == "GALAXY"
     assert np.isfinite(w0)
+
+
+def test_what_a_person_set_is_kept_across_reloads(session):
+    """Issue 14 point 6: smoothing, toggles and the queue order come back in a new session (a reload)."""
+    t = session
+    t.dispatch("]"), t.dispatch("]"), t.dispatch("y"), t.dispatch("o")
+    t.quality_submits = True
+    t.queue_order = "sn"
+    again = InspectSession(t.engine, None, inspector="alice")
+    assert (again.smoothing, again.show_sky, again.show_model, again.quality_submits, again.queue_order) == \
+        (t.smoothing, False, False, True, "sn")
+    assert t.smoothing > 0
+    other = InspectSession(t.engine, None, inspector="bob")  # one person's choices are theirs alone
+    assert (other.smoothing, other.show_sky, other.queue_order) == (0.0, True, "priority")
+
+
+def test_the_queue_order_is_the_persons_choice(tmp_path):
+    url = fresh_database(tmp_path)
+    _queue(url, n=5, sn=[1.0, 2.0, 9.0, 4.0, 5.0])
+    by_sn = InspectSession(make_engine(url), None, inspector="carl", queue_order="sn")
+    by_sn.start()
+    by_priority = InspectSession(make_engine(url), None, inspector="dora")
+    by_priority.start()
+    assert by_priority.item.object_id == "7100-57100-0000"  # the highest priority
+    assert by_sn.item.object_id == "7100-57100-0002"  # the best S/N

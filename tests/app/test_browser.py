@@ -300,3 +300,21 @@ def test_click_feature_and_pick_line(server, browser):
     page.keyboard.press("l")
     sync_api.expect(page.locator(".fnet-line-pick select")).not_to_have_value(old, timeout=10_000)
     page.close()
+
+
+def test_overview_only_inspected_label_toggles(server, browser):
+    """Defect 10: a click on the words "only inspected" toggles the box, as on any form."""
+    base, _url = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{base}?inspector=ruth")
+    wait_drawn(page)
+    page.locator(".bk-tab", has_text="Overview").click()
+    label = page.get_by_text("only inspected", exact=True)
+    label.wait_for(timeout=30_000)
+    button = page.locator(".fnet-only-inspected button")
+    assert "bk-active" not in (button.get_attribute("class") or "")
+    label.click()
+    sync_api.expect(button).to_have_class(__import__("re").compile("bk-active"), timeout=10_000)
+    label.click()
+    sync_api.expect(button).not_to_have_class(__import__("re").compile("bk-active"), timeout=10_000)
+    page.close()
