@@ -51,7 +51,8 @@ def _wait_changed(page, old: str, timeout: float = 15.0) -> float:
         if object_id(page) != old:
             return time.perf_counter() - t0
         time.sleep(0.005)
-    raise RuntimeError(f"the next spectrum did not show within {timeout} s (still {old})")
+    said = page.locator(".fnet-message").inner_text().strip()
+    raise RuntimeError(f"the next spectrum did not show within {timeout} s (still {old}; the page says {said!r})")
 
 
 def measure(base: str, accepts: int) -> dict[str, float]:
@@ -118,6 +119,7 @@ def session(base: str, n: int) -> dict[str, list[tuple[int, float]]]:
                 z.press("Enter")
                 strokes += 1 + len("2.1234") + 1
                 page.locator(".fnet-title").click()
+                time.sleep(0.3)  # back from the field at a person's pace (keys sent at once can land in it)
             keys = _keys_for(kind)
             for k in keys[:-1]:
                 page.keyboard.press(k)
@@ -125,7 +127,10 @@ def session(base: str, n: int) -> dict[str, list[tuple[int, float]]]:
             strokes += len(keys)
             t0 = time.perf_counter()
             page.keyboard.press(keys[-1])
-            _wait_changed(page, old)
+            try:
+                _wait_changed(page, old)
+            except RuntimeError as e:
+                raise RuntimeError(f"{kind} ({' '.join(keys)}): {e}") from None
             out[kind].append((strokes, (time.perf_counter() - t0) * 1000))
     return out
 
