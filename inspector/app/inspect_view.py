@@ -75,7 +75,8 @@ export function render({ model }) {
     const t = e.composedPath()[0] || e.target;
     const tag = ((t && t.tagName) || '').toLowerCase();
     if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) {
-      if (e.key === 'Escape' || (e.key === 'Enter' && tag === 'input')) setTimeout(() => t.blur(), 0);
+      if (e.key === 'Escape') t.blur();  // at once: a key pressed right after is the desk's, not the box's
+      else if (e.key === 'Enter' && tag === 'input') setTimeout(() => t.blur(), 0);  // after the field takes it
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey || !model.keys.includes(e.key)) return;
