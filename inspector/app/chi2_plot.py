@@ -27,7 +27,7 @@ from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
 from model.metrics import dv_kms
-from model.template_fit import Z_MAX, fit_redshift
+from model.template_fit import LYMAN_VETO_Z, Z_MAX, fit_redshift
 
 COLORS = {"current": "#d62728", "FNet": "#1f77b4", "Z_TPL": "#2ca02c", "tpl alt": "#2ca02c", "Z_PIPE": "#7f7f7f"}
 
@@ -70,6 +70,47 @@ def curve(fit: Any) -> dict[str, np.ndarray]:
     lowest = chi2[fin].min() if fin.any() else 0.0
     y = np.where(fin, chi2 - lowest + 1.0, np.nan)
     return {"z": z.astype(np.float32), "y": y.astype(np.float32)}  # half the bytes to the browser
+
+
+# why the fit has no chi2 over a z range: each gap of the curve is shaded and says which
+WHY_BLANK = {
+    "lyman": "ruled out: flux below the Lyman limit, 912 Å (1+z)",
+    "negative": "no physical fit: the quasar template would need a negative amplitude",
+}
+
+
+def gaps(fit: Any) -> list[dict[str, Any]]:
+    """The z ranges the fit left without chi2, each with why ({'x0', 'x1', 'why'}): at z >= LYMAN_VETO_Z the
+    spectrum's own flux below the Lyman limit rules z out (`model.template_fit.lyman_limit_veto`); elsewhere
+    the leading eigen-coefficient came out negative (the fit's positive prior)."""
+    z, chi2 = (np.asarray(a, float) for a in fit.chi2_curve)
+    blank = ~np.isfinite(chi2)
+    if not blank.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.r_[0, blank.astype(int), 0]))
+    out = []
+    for a, b in zip(edges[::2], edges[1::2] - 1):
+        for lo, hi, why in _split(z[a], z[b], a, b, z):
+            out.append({"x0": lo, "x1": hi, "why": WHY_BLANK[why]})
+    return out
+
+
+def _split(z0: float, z1: float, a: int, b: int, z: np.ndarray) -> list[tuple[float, float, str]]:
+    if z0 >= LYMAN_VETO_Z:
+        return [(float(z0), float(z1), "lyman")]
+    if z1 < LYMAN_VETO_Z:
+        return [(float(z0), float(z1), "negative")]
+    return [(float(z0), LYMAN_VETO_Z, "negative"), (LYMAN_VETO_Z, float(z1), "lyman")]
+
+
+def blank_note(fit: Any) -> str:
+    """' · blank: 64 % of z (shaded: ...)' for the title; '' when the whole range was fitted."""
+    z, chi2 = (np.asarray(a, float) for a in fit.chi2_curve)
+    share = float(np.mean(~np.isfinite(chi2))) if chi2.size else 0.0
+    if share == 0:
+        return ""
+    whys = sorted({g["why"].split(":")[0] for g in gaps(fit)})
+    return f" · blank {100 * share:.0f} % of z (shaded, hover: {', '.join(whys)})"
 
 
 def markers(item: Any, fit: Any | None) -> list[dict[str, Any]]:
@@ -117,7 +158,7 @@ def title(fit: Any | None, pixels: str, item: Any = None) -> str:
     if fit is None:
         return "template χ²(z): no usable pixels to fit"
     t = (f"template χ²(z) on the {pixels} pixels ({fit.npix} used, {fit.template}): Z_TPL {fit.z:.5f} ± "
-         f"{fit.z_err:.5f}, Δχ² {fit.delta_chi2:.1f}")
+         f"{fit.z_err:.5f}, Δχ² {fit.delta_chi2:.1f}" + blank_note(fit))
     stored = None if item is None else item.z_tpl
     if stored is not None and abs(dv_kms(stored, fit.z)) > 300.0:
         t += f" · stored (FNet grid) {stored:.5f}"
@@ -130,6 +171,7 @@ class Chi2Plot:
         self.curve = ColumnDataSource({"z": [], "y": []})
         self.marks = ColumnDataSource({"x": [], "label": [], "color": []})
         self.current = ColumnDataSource({"x": [], "label": [], "color": []})
+        self.blank = ColumnDataSource({"x0": [], "x1": [], "why": []})
         # a title from the start, so that Bokeh lays out its space (set later, it is drawn clipped)
         self.fig = figure(height=height, sizing_mode="stretch_width", y_axis_type="log",
                           tools="xpan,xwheel_zoom,box_zoom,reset,tap", active_scroll="xwheel_zoom",
@@ -137,6 +179,9 @@ class Chi2Plot:
                           y_axis_label="χ² − min χ² + 1", name="chi2_curve",
                           title="template χ²(z)")  # fmt: skip
         self.fig.title.text_font_size = "11px"
+        strips = self.fig.vstrip(x0="x0", x1="x1", source=self.blank, fill_color="#9e9e9e", fill_alpha=0.18,
+                                 line_alpha=0, level="underlay")
+        self.fig.add_tools(HoverTool(renderers=[strips], tooltips=[("no χ²", "@why"), ("z", "@x0{0.00}-@x1{0.00}")]))
         for src, width, dash in ((self.marks, 1, "dashed"), (self.current, 2, "solid")):
             self.fig.vspan(x="x", source=src, line_color="color", line_width=width, line_dash=dash, line_alpha=0.8,
                            level="underlay")  # fmt: skip
@@ -160,6 +205,8 @@ class Chi2Plot:
         else:
             self.curve.data = data
         self.marks.data = {k: [r[k] for r in rows] for k in ("x", "label", "color")}
+        g = gaps(fit) if fit is not None else []
+        self.blank.data = {k: [r[k] for r in g] for k in ("x0", "x1", "why")}
         y = data["y"][np.isfinite(data["y"])]
         decades = max(float(np.log10(y.max())) if y.size else 4.0, 1.0)
         self.fig.y_range.update(start=0.8, end=10.0 ** (decades / 0.65))  # the top third for the labels

@@ -233,3 +233,24 @@ def test_close_markers_share_one_label():
     rows = C.markers(item, fit)
     assert [r["x"] for r in rows] == [2.0001, 2.0, 2.5002, 1.0, 2.5]  # every line is drawn
     assert [r["label"] for r in rows] == ["FNet, Z_TPL", "", "alt 1 (Δχ² 40), Z_PIPE", "alt 2 (Δχ² 3.0)", ""]
+
+
+@pytest.mark.parametrize("rel", ["sdss/spec-7340-58289-0736.fits", "sdss/spec-1836-54567-0270.fits"])
+def test_blank_chi2_ranges_say_why(rel):
+    """Defect 9: where the fit has no chi2 the panel shades the range and says why (Lyman-limit veto above
+    z 4, a negative template amplitude below), and the title says how much of z is blank."""
+    item = _item_from_file(rel)
+    fit, pixels = C.fit_item(item)
+    z, chi2 = (np.asarray(a, float) for a in fit.chi2_curve)
+    blank = ~np.isfinite(chi2)
+    assert blank.any()  # these low-z spectra have blue flux: z >= 4 is ruled out
+    g = C.gaps(fit)
+    covered = np.zeros(z.size, bool)
+    for r in g:
+        covered |= (z >= r["x0"] - 1e-9) & (z <= r["x1"] + 1e-9)
+        assert r["why"] in C.WHY_BLANK.values()
+        assert ("Lyman" in r["why"]) == (r["x0"] >= 4.0 - 1e-9)
+    assert covered[blank].all()  # every blank z is explained
+    assert any("Lyman" in r["why"] for r in g)
+    fig = C.chi2_figure(fit, C.markers(item, fit), 1.0, C.title(fit, pixels))
+    assert f"blank {100 * blank.mean():.0f} % of z" in fig.title.text
