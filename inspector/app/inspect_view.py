@@ -264,7 +264,7 @@ class InspectView:
         for action, text, kind in desk_buttons():
             b = pn.widgets.Button(name=_label(action, text), button_type=kind, css_classes=[f"fnet-{action}"],
                                   margin=(2, 3))  # fmt: skip
-            b.on_click(lambda e, a=action: getattr(t, a)())
+            b.on_click(lambda e, a=action: self._held(getattr(t, a)))
             buttons.append(b)
         check = {"margin": (2, 6)}
         view = pn.Column(
@@ -316,7 +316,15 @@ class InspectView:
 
     # ------------------------------------------------------------------ from the session
     def _key(self, key: str) -> None:
-        self.t.dispatch(key)
+        """A key from the browser: what it changes goes back in one message (a decision redraws a dozen
+        widgets; sent one by one, the browser laid the page out after each)."""
+        with pn.io.hold():
+            self.t.dispatch(key)
+
+    @staticmethod
+    def _held(action: Any) -> None:
+        with pn.io.hold():
+            action()
 
     def _kw(self) -> dict[str, Any]:
         t = self.t
@@ -339,6 +347,8 @@ class InspectView:
 
     def _z_changed(self, *_: Any) -> None:
         t = self.t
+        if t.item is not None and self.plot.item is not t.item:
+            return  # a new spectrum with its z: `_item_changed` draws it all, once
         if t.rest:
             self.plot.set_view(t.z, **self._kw())
         else:

@@ -118,6 +118,11 @@ class SpectrumPlot:
         self._ivar = np.zeros(0)
         self._item: Any = None
 
+    @property
+    def item(self) -> Any:
+        """The spectrum drawn now (None before the first)."""
+        return self._item
+
     # ------------------------------------------------------------------ updates
     def show_item(self, item: Any, z: float, *, rest: bool, smoothing: float, show_grid: bool,
                   major_only: bool) -> None:
@@ -182,7 +187,7 @@ class SpectrumPlot:
 
     def set_model(self, model_flux: np.ndarray | None, z: float, *, rest: bool) -> None:
         """The template model over the data (None: hidden, or no fit at this z)."""
-        if model_flux is None or self._item is None:
+        if model_flux is None or self._item is None or len(model_flux) != len(self._wave):
             self.model.data = {"x": [], "model": []}
             return
         self.model.data = {"x": self._x(self._wave, z, rest), "model": np.asarray(model_flux, float)}
