@@ -9,7 +9,8 @@ Measures
   attached), on `/?inspector=bench-...` so no name is typed; read from the page's `performance.now()`; the
   first session on a fresh server (cold) and the median of 3 later ones;
 - accept-to-next: Enter pressed (quality set beforehand, not timed) to the next spectrum's object id
-  on screen, polled every 5 ms from Python through Playwright, over N accepts (median, p90);
+  on screen and its flux in the browser's plot data, polled every 5 ms from Python through Playwright,
+  over N accepts (median, p90);
 - a scripted session (`--session 100`) at 1440x900 with the template model drawn: a fixed mix of
   decisions, each made with the keys a person would press (SESSION_MIX): accept FNet (quality, Enter),
   adopt a candidate (j, its row number, quality, c), type a z (i.e. click the field, type, Enter, quality,
@@ -45,10 +46,19 @@ TARGET_LOAD_S, TARGET_MEDIAN_MS, TARGET_SESSION_MS = 3.0, 150.0, 100.0
 SESSION_MIX = (("accept", 0.5), ("adopt", 0.2), ("typed z", 0.15), ("not a quasar", 0.15))
 
 
+# the spectrum's data as the browser holds it (its length and a few values): "drawn" means these changed too
+_SPECTRUM_JS = """() => { for (const d of Bokeh.documents) { for (const m of d.all_models) {
+  if (m.type !== 'ColumnDataSource' || !m.data || !m.data.flux || m.data.flux.length < 1000) continue;
+  const f = m.data.flux; return f.length + ':' + f[100] + ':' + f[f.length >> 1]; } } return ''; }"""
+
+
 def _wait_changed(page, old: str, timeout: float = 15.0) -> float:
+    """Seconds until the next spectrum is on screen: its object id shown and its flux in the browser's plot
+    data (either alone can arrive first)."""
     t0 = time.perf_counter()
+    before = page.evaluate(_SPECTRUM_JS)
     while time.perf_counter() - t0 < timeout:
-        if object_id(page) != old:
+        if object_id(page) != old and page.evaluate(_SPECTRUM_JS) != before:
             return time.perf_counter() - t0
         time.sleep(0.005)
     said = page.locator(".fnet-message").inner_text().strip()

@@ -264,7 +264,7 @@ class InspectView:
         for action, text, kind in desk_buttons():
             b = pn.widgets.Button(name=_label(action, text), button_type=kind, css_classes=[f"fnet-{action}"],
                                   margin=(2, 3))  # fmt: skip
-            b.on_click(lambda e, a=action: self._held(getattr(t, a)))
+            b.on_click(lambda e, a=action: getattr(t, a)())
             buttons.append(b)
         check = {"margin": (2, 6)}
         view = pn.Column(
@@ -316,15 +316,7 @@ class InspectView:
 
     # ------------------------------------------------------------------ from the session
     def _key(self, key: str) -> None:
-        """A key from the browser: what it changes goes back in one message (a decision redraws a dozen
-        widgets; sent one by one, the browser laid the page out after each)."""
-        with pn.io.hold():
-            self.t.dispatch(key)
-
-    @staticmethod
-    def _held(action: Any) -> None:
-        with pn.io.hold():
-            action()
+        self.t.dispatch(key)
 
     def _kw(self) -> dict[str, Any]:
         t = self.t

@@ -66,12 +66,12 @@ def y_limits(flux: np.ndarray) -> tuple[float, float]:
 class SpectrumPlot:
     """Two Bokeh figures sharing their sources; call `show_item`, `set_lines`, `set_smoothing`."""
     def __init__(self, height: int = 360, zoom_height: int = 260) -> None:
-        self.spec = ColumnDataSource({"x": [], "flux": [], "noise": []})
-        self.sky = ColumnDataSource({"x": [], "sky": []})
+        # one source for everything on the spectrum's pixels (flux, noise, sky, the template model): the x
+        # column goes to the browser once per spectrum, and a new z sends only the model column
+        self.spec = ColumnDataSource({"x": [], "flux": [], "noise": [], "sky": [], "model": []}, name="fnet_spectrum")
         self.grid = ColumnDataSource({"x": [], "flux": []})
         self.masked = ColumnDataSource({"x0": [], "x1": []})
         self.lines = ColumnDataSource({"x": [], "label": [], "color": []})
-        self.model = ColumnDataSource({"x": [], "model": []})
         self.main = figure(height=height, sizing_mode="stretch_width", tools="xpan,xwheel_zoom,box_zoom,reset,tap",
                            active_scroll="xwheel_zoom", x_range=Range1d(3500, 10500), y_range=Range1d(-1, 1),
                            x_axis_label="observed wavelength (Å, vacuum)",
@@ -85,11 +85,11 @@ class SpectrumPlot:
                      level="underlay")  # fmt: skip
             p.vspan(x="x", source=self.lines, line_color="color", line_dash="dashed", line_alpha=0.7,
                     line_width=1, level="underlay")  # fmt: skip
-            p.line("x", "sky", source=self.sky, color="#2ca02c", alpha=0.35, legend_label="sky")
+            p.line("x", "sky", source=self.spec, color="#2ca02c", alpha=0.35, legend_label="sky")
             p.line("x", "noise", source=self.spec, color="#7f7f7f", alpha=0.8, legend_label="noise")
             p.line("x", "flux", source=self.grid, color="#ff7f0e", alpha=0.8, legend_label="FNet grid")
             p.line("x", "flux", source=self.spec, color="#1f1f1f", line_width=1, legend_label="flux")
-            p.line("x", "model", source=self.model, color="#d62728", line_width=1.5, alpha=0.85,
+            p.line("x", "model", source=self.spec, color="#d62728", line_width=1.5, alpha=0.85,
                    legend_label="template model")
             labels = LabelSet(x="x", y=1.0, text="label", source=self.lines,
                                   angle=np.pi / 2, text_align="right", text_baseline="middle", text_font_size="10px",
@@ -112,7 +112,7 @@ class SpectrumPlot:
         self.zoom.x_range.js_on_change("start", CustomJS(args={"s": self.spec, "y": self.zoom.y_range},
                                                          code=_ZOOM_Y_JS))
         self.sky_renderers = [r for p in (self.main, self.zoom) for r in p.renderers
-                              if getattr(r, "data_source", None) is self.sky]
+                              if getattr(r, "data_source", None) is self.spec and r.glyph.y == "sky"]
         self._wave = np.zeros(0)
         self._flux = np.zeros(0)
         self._ivar = np.zeros(0)
@@ -146,10 +146,14 @@ class SpectrumPlot:
         item = self._item
         x = self._x(self._wave, z, rest)
         flux, noise = smooth(self._flux, self._ivar, smoothing)  # the noise of the smoothed flux, not the pixels'
-        self.spec.data = {"x": x, "flux": flux, "noise": noise}
+        n = x.size
+        old = self.spec.data
+        model = old["model"] if len(old["model"]) == n and len(old["x"]) == n else np.full(n, np.nan, np.float32)
+        sky = item.sky if item.sky is not None and len(item.sky) == n else np.full(n, np.nan)
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731 - half the bytes to the browser, ample precision
+        self.spec.data = {"x": f32(x), "flux": f32(flux), "noise": f32(noise), "sky": f32(sky), "model": f32(model)}
         x0, x1 = _runs(item.mask if item.mask is not None else np.zeros(0, bool), x)
         self.masked.data = {"x0": x0, "x1": x1}
-        self.sky.data = {"x": x, "sky": item.sky} if item.sky is not None else {"x": [], "sky": []}
         if show_grid and item.grid_wave is not None:
             self.grid.data = {"x": self._x(item.grid_wave, z, rest), "flux": item.grid_flux}
         else:
@@ -187,10 +191,10 @@ class SpectrumPlot:
 
     def set_model(self, model_flux: np.ndarray | None, z: float, *, rest: bool) -> None:
         """The template model over the data (None: hidden, or no fit at this z)."""
-        if model_flux is None or self._item is None or len(model_flux) != len(self._wave):
-            self.model.data = {"x": [], "model": []}
-            return
-        self.model.data = {"x": self._x(self._wave, z, rest), "model": np.asarray(model_flux, float)}
+        n = len(self.spec.data["x"])
+        if model_flux is None or self._item is None or len(model_flux) != n:
+            model_flux = np.full(n, np.nan)
+        self.spec.data["model"] = np.asarray(model_flux, np.float32)  # this column alone goes to the browser
 
     def set_sky(self, visible: bool) -> None:
         for r in self.sky_renderers:
