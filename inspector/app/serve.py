@@ -2,10 +2,10 @@
 
     serve(store_dir, db_url, port=5006, basic_auth="users.json")
 
-The inspector's name is the basic-auth user when Panel's basic auth is
-configured, else the `?inspector=NAME` URL parameter (validated like the
-prompt; an invalid one shows the prompt with the reason), else the page asks
-for one. Each session has its own `InspectSession`
+The inspector's name is the basic-auth user when a login is configured, and
+nothing else then (`inspector.app.access`); without a login, the
+`?inspector=NAME` URL parameter (validated like the prompt; an invalid one
+shows the prompt with the reason), else the page asks for one. Each session has its own `InspectSession`
 state and its own lease from the queue; closing the tab gives the lease back.
 Tabs: Inspect, Overview when `inspector.app.overview` is installed, Models (versions, retrain).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import importlib.util
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from db.validate import DecisionError, check_name
 from inspector.app.inspect_view import (
     InspectView,  # at import: pn.extension runs before any page is served
 )
+from inspector.app.access import free_port, guard_component_route, origins, read_basic_auth
 from inspector.app.session import InspectSession
 from inspector.store import open_store
 
@@ -84,9 +86,10 @@ def _url_name() -> tuple[str | None, str | None]:
         return None, str(e)
 
 
-def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1) -> Any:
+def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1, login: bool = False) -> Any:
     """A function building one session's page (for `pn.serve`); `crosscheck_fraction` goes to the queue
-    (`db.queue.next_item`): the share of picks that re-check another inspector's decision."""
+    (`db.queue.next_item`): the share of picks that re-check another inspector's decision. With `login`
+    the inspector is the authenticated user only (`inspector.app.access`)."""
     if not 0 <= crosscheck_fraction <= 1:
         raise ValueError(f"crosscheck_fraction must be in [0, 1], got {crosscheck_fraction}")
     engine = make_engine(db_url)
@@ -95,10 +98,16 @@ def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1) -> A
     def app() -> pn.viewable.Viewable:
         user = pn.state.user
         body = pn.Column(sizing_mode="stretch_width")
+        if login:  # the login is the only name: never the URL's, a typed one or the session token's
+            try:
+                who = check_name(user or "")
+            except DecisionError:
+                body.append(pn.pane.HTML(_error_html("Not logged in: reload the page and log in.")))
+                return body
+            body.append(_tabs(engine, store, store_dir, who, crosscheck_fraction))
+            return body
         given, given_err = _url_name()
-        if user:
-            body.append(_tabs(engine, store, store_dir, user, crosscheck_fraction))
-        elif given:
+        if given:
             body.append(_tabs(engine, store, store_dir, given, crosscheck_fraction))
         else:
             name = pn.widgets.TextInput(name="Your name (recorded with every decision)", placeholder="e.g. alice",
@@ -124,12 +133,15 @@ def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1) -> A
 
 def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str | None = "127.0.0.1",
           basic_auth: str | None = None, show: bool = False, cookie_secret: str | None = None,
-          crosscheck_fraction: float = 0.1) -> None:
+          crosscheck_fraction: float = 0.1, allow_origin: list[str] | None = None) -> None:
+    """Serve the app. `basic_auth` is a JSON file of {user: password}, checked first (`AccessError` names
+    what is wrong); browsers connect from `access.origins` only."""
     kw: dict[str, Any] = {}
     if basic_auth:
-        import secrets
-
-        kw.update(basic_auth=str(basic_auth), cookie_secret=cookie_secret or secrets.token_hex(32))
-    pn.serve({"/": make_app(str(store_dir), db_url, crosscheck_fraction)}, port=port, address=address, show=show,
-             title="FNet Inspector",
-             websocket_origin="*", **kw)  # fmt: skip
+        read_basic_auth(basic_auth)
+        kw.update(basic_auth=str(Path(basic_auth).resolve()), cookie_secret=cookie_secret or secrets.token_hex(32))
+    port = port or free_port(address)
+    allowed = origins(address, port, allow_origin)
+    guard_component_route(login_required=bool(basic_auth))
+    pn.serve({"/": make_app(str(store_dir), db_url, crosscheck_fraction, login=bool(basic_auth))}, port=port,
+             address=address, show=show, title="FNet Inspector", websocket_origin=allowed, **kw)

@@ -18,15 +18,23 @@ def serve(
     basic_auth: Path = typer.Option(None, "--basic-auth", help="Panel basic-auth file (JSON {user: password}); "
                                     "the user name becomes the inspector's name. Without it the page asks for a name."),
     show: bool = typer.Option(False, "--show", help="Open a browser tab."),
+    allow_origin: list[str] = typer.Option(None, "--allow-origin", help="Another host[:port] browsers may open "
+                                           "the app from (a proxy's name, say); repeatable. This machine's "
+                                           "names and --address are always allowed."),
     crosscheck_fraction: float = typer.Option(0.1, "--crosscheck-fraction", min=0.0, max=1.0,
                                               help="Share of queue picks that re-check another inspector's "
                                               "decision (0: never, 1: always when one exists)."),
 ) -> None:
     """Serve the Panel inspection app (Inspect tab; Overview when available)."""
+    from inspector.app.access import AccessError
     from inspector.app.serve import serve as run
 
     if not (store / "store.json").exists():
         raise typer.BadParameter(f"{store} is not a spectrum store (run `inspector demo` or `inspector ingest`)")
     typer.echo(f"FNet Inspector on http://localhost:{port}/ (store {store}, db {db})", err=True)
-    run(store, db, port=port, address=address, basic_auth=str(basic_auth) if basic_auth else None, show=show,
-        crosscheck_fraction=crosscheck_fraction)
+    try:
+        run(store, db, port=port, address=address, basic_auth=str(basic_auth) if basic_auth else None, show=show,
+            crosscheck_fraction=crosscheck_fraction, allow_origin=allow_origin)
+    except AccessError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
