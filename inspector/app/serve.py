@@ -25,7 +25,7 @@ from db.validate import DecisionError, check_name
 from inspector.app.inspect_view import (
     InspectView,  # at import: pn.extension runs before any page is served
 )
-from inspector.app.access import free_port, guard_component_route, origins, read_basic_auth
+from inspector.app.access import AccessError, free_port, guard_component_route, origins, read_basic_auth
 from inspector.app.session import InspectSession
 from inspector.store import open_store
 
@@ -133,15 +133,27 @@ def make_app(store_dir: str, db_url: str, crosscheck_fraction: float = 0.1, logi
 
 def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str | None = "127.0.0.1",
           basic_auth: str | None = None, show: bool = False, cookie_secret: str | None = None,
-          crosscheck_fraction: float = 0.1, allow_origin: list[str] | None = None) -> None:
+          crosscheck_fraction: float = 0.1, allow_origin: list[str] | None = None,
+          oauth: dict[str, str] | None = None) -> None:
     """Serve the app. `basic_auth` is a JSON file of {user: password}, checked first (`AccessError` names
-    what is wrong); browsers connect from `access.origins` only."""
+    what is wrong); `oauth` Panel's OAuth settings (oauth_provider, oauth_key, oauth_secret, and
+    oauth_redirect_uri behind a proxy); browsers connect from `access.origins` only."""
     kw: dict[str, Any] = {}
+    if basic_auth and oauth:
+        raise AccessError("--basic-auth and --oauth-provider: choose one login")
     if basic_auth:
         read_basic_auth(basic_auth)
-        kw.update(basic_auth=str(Path(basic_auth).resolve()), cookie_secret=cookie_secret or secrets.token_hex(32))
+        kw.update(basic_auth=str(Path(basic_auth).resolve()))
+    if oauth:
+        missing = [k for k in ("oauth_provider", "oauth_key", "oauth_secret") if not oauth.get(k)]
+        if missing:
+            raise AccessError(f"OAuth needs {', '.join('--' + k.replace('_', '-') for k in missing)}")
+        kw.update({k: v for k, v in oauth.items() if v})
+    login = bool(basic_auth or oauth)
+    if login:
+        kw["cookie_secret"] = cookie_secret or secrets.token_hex(32)
     port = port or free_port(address)
     allowed = origins(address, port, allow_origin)
-    guard_component_route(login_required=bool(basic_auth))
-    pn.serve({"/": make_app(str(store_dir), db_url, crosscheck_fraction, login=bool(basic_auth))}, port=port,
+    guard_component_route(login_required=login)
+    pn.serve({"/": make_app(str(store_dir), db_url, crosscheck_fraction, login=login)}, port=port,
              address=address, show=show, title="FNet Inspector", websocket_origin=allowed, **kw)

@@ -21,6 +21,12 @@ def serve(
     allow_origin: list[str] = typer.Option(None, "--allow-origin", help="Another host[:port] browsers may open "
                                            "the app from (a proxy's name, say); repeatable. This machine's "
                                            "names and --address are always allowed."),
+    oauth_provider: str = typer.Option(None, "--oauth-provider", help="A team login through Panel's OAuth "
+                                       "(github, google, azure, okta, generic, ...); the login becomes the inspector."),
+    oauth_key: str = typer.Option(None, "--oauth-key", envvar="FNET_OAUTH_KEY", help="The OAuth app's client id."),
+    oauth_secret: str = typer.Option(None, "--oauth-secret", envvar="FNET_OAUTH_SECRET",
+                                     help="The OAuth app's client secret (better from FNET_OAUTH_SECRET)."),
+    oauth_redirect_uri: str = typer.Option(None, "--oauth-redirect-uri", help="The public URL behind a proxy."),
     crosscheck_fraction: float = typer.Option(0.1, "--crosscheck-fraction", min=0.0, max=1.0,
                                               help="Share of queue picks that re-check another inspector's "
                                               "decision (0: never, 1: always when one exists)."),
@@ -34,7 +40,9 @@ def serve(
     typer.echo(f"FNet Inspector on http://localhost:{port}/ (store {store}, db {db})", err=True)
     try:
         run(store, db, port=port, address=address, basic_auth=str(basic_auth) if basic_auth else None, show=show,
-            crosscheck_fraction=crosscheck_fraction, allow_origin=allow_origin)
+            crosscheck_fraction=crosscheck_fraction, allow_origin=allow_origin,
+            oauth={"oauth_provider": oauth_provider, "oauth_key": oauth_key, "oauth_secret": oauth_secret,
+                   "oauth_redirect_uri": oauth_redirect_uri} if oauth_provider else None)
     except AccessError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

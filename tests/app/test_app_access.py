@@ -117,3 +117,14 @@ def test_without_login_the_component_route_still_imports_only_ours(authed):
         assert _status(f"{base}components/this/s/__css__/x.css") == 404
         assert _status(f"{base}components/inspector.app.inspect_view/KeyCatcher/__css__/x.css") != 403
     assert "Beautiful is better than ugly" not in (d / "serve.log").read_text()
+
+
+def test_oauth_needs_its_key_and_secret_and_excludes_basic_auth(tmp_path):
+    from inspector.app.serve import serve
+
+    with pytest.raises(AccessError, match="--oauth-key, --oauth-secret"):
+        serve(tmp_path, "sqlite://", port=0, oauth={"oauth_provider": "github"})
+    users = tmp_path / "u.json"
+    users.write_text(json.dumps({"alice": "correct horse"}))
+    with pytest.raises(AccessError, match="choose one"):
+        serve(tmp_path, "sqlite://", port=0, basic_auth=str(users), oauth={"oauth_provider": "github"})
