@@ -239,7 +239,7 @@ def test_two_inspectors_and_latency(server, browser):
     base, _url = server
     pages = {}
     for name in ("carol", "dave"):
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
         pages[name] = ctx.new_page()
         _login(pages[name], base, name)
         _focus_page(pages[name])
@@ -259,7 +259,7 @@ def test_two_inspectors_and_latency(server, browser):
 
 def test_overview_screenshot(server, browser):
     base, _url = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1750})  # the whole tab fits: plots included
+    page = browser.new_page(viewport={"width": 1440, "height": 900})  # as the README shows it: what one screen holds
     page.goto(f"{base}?inspector=erin")
     wait_drawn(page)
     page.locator(".bk-tab", has_text="Overview").click()
