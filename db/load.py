@@ -236,7 +236,7 @@ def add_model_version(
                     setattr(mv, k, v)
         session.flush()
         if make_current:
-            _set_current(session, mv.id)
+            mark_current(session, mv.id)
         return mv
 
     return run_write(session, work)
@@ -258,7 +258,8 @@ def _json(v: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return conv(v)
 
 
-def _set_current(session: Session, model_version_id: int) -> None:
+def mark_current(session: Session, model_version_id: int) -> None:
+    """Inside the caller's write transaction: this version current, every other one not (no commit)."""
     session.execute(
         update(ModelVersion).where(ModelVersion.is_current, ModelVersion.id != model_version_id)
         .values(is_current=False).execution_options(synchronize_session=False)
@@ -276,7 +277,7 @@ def set_current_model(session: Session, model_version_id: int) -> None:
     def work() -> None:
         if session.get(ModelVersion, model_version_id) is None:
             raise DecisionError("model_version_id", model_version_id, "is not a known model version")
-        _set_current(session, model_version_id)
+        mark_current(session, model_version_id)
 
     run_write(session, work)
 
@@ -473,7 +474,15 @@ QUEUE_KEYS = {
 
 
 def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = True, chunk: int = CHUNK) -> int:
-    """Write the triage flags (one row per spectrum and rule that fired); commits; returns the rows written.
+    """Write the triage flags (`triage_flags_writer`) in one write transaction of their own. Commits."""
+    return run_write(session, triage_flags_writer(session, df, replace=replace, chunk=chunk))
+
+
+def triage_flags_writer(session: Session, df: pd.DataFrame, *, replace: bool = True,
+                        chunk: int = CHUNK) -> Callable[[], int]:
+    """The frame checked now, and a function that writes the triage flags in the caller's write
+    transaction (no commit), so a model switch can replace the flags and the current model together
+    (`db.promotion.switch_model`). It returns the rows written: one per spectrum and rule that fired.
 
     `df`: object_id (or spectrum_id), rule, and optionally value, priority
     (higher = sooner in the queue; default 0), model_version_id (the model whose
@@ -531,7 +540,7 @@ def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = Tru
             ix.create(session.connection())
         return len(df)
 
-    return run_write(session, work)
+    return work
 
 
 def _refresh_decided(session: Session) -> None:
@@ -554,6 +563,6 @@ def table_counts(session: Session) -> dict[str, int]:
 
 
 __all__ = [
-    "add_model_version", "current_model", "load_predictions", "load_spectra", "load_triage_flags", "model_version",
-    "predictions_frame", "set_current_model", "spectrum_frame", "spectrum_ids", "table_counts",
+    "add_model_version", "current_model", "load_predictions", "load_spectra", "load_triage_flags", "mark_current", "model_version",
+    "predictions_frame", "set_current_model", "spectrum_frame", "spectrum_ids", "table_counts", "triage_flags_writer",
 ]  # fmt: skip

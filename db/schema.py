@@ -18,6 +18,8 @@ triage_flags     the rules that sent a spectrum to people, with the queue priori
 queue_leases     who is looking at what, until when (one live lease per spectrum)
 inspector_settings  what each person set in the app, one JSON value per inspector and key (the
                  keys, their types and defaults: `db.settings.SETTINGS`)
+job_locks        who runs a model job (retrain, promote, rollback) now, with a heartbeat, so that two
+                 never run at once (`db.jobs`)
 
 Times are stored in UTC and come back timezone-aware (`UTCDateTime`).
 """
@@ -365,6 +367,29 @@ class InspectorSetting(Base):
         return f"InspectorSetting(inspector_id={self.inspector_id}, key={self.key!r}, value={self.value!r})"
 
 
+class JobLock(Base):
+    """The one model job (retrain, promote, rollback) allowed to run now, by lock name (revision 0008).
+
+    A row exists while a job holds the lock: its random token (the holder checks it before it makes a
+    version current, so a job whose lock was taken over cannot switch the model), what it is doing,
+    where it runs (host and pid) and its last heartbeat. `db.jobs` takes a stale row over: its holder's
+    pid is gone on this host, or its heartbeat is older than the staleness limit.
+    """
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    job: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"JobLock(name={self.name!r}, job={self.job!r}, host={self.host!r}, pid={self.pid})"
+
+
 APPEND_ONLY_TABLES = ("decisions", "resolutions")
 
 
@@ -390,7 +415,8 @@ def _refuse_bulk_decision_changes(state: ORMExecuteState) -> None:
             raise AppendOnlyError(f"UPDATE/DELETE on {table.name} refused: decisions are append-only")
 
 __all__ = [
-    "APPEND_ONLY_TABLES", "AppendOnlyError", "Base", "Decision", "Inspector", "InspectorSetting", "ModelVersion",
+    "APPEND_ONLY_TABLES", "AppendOnlyError", "Base", "Decision", "Inspector", "InspectorSetting", "JobLock",
+    "ModelVersion",
     "Prediction", "QueueLease",
     "Resolution", "Spectrum", "TriageFlag", "UTCDateTime", "utcnow",
 ]  # fmt: skip

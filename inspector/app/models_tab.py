@@ -9,9 +9,12 @@ marker on the current one. "Retrain" starts `inspector.pipeline.retrain_job.star
 scratch, N epochs, promotion never/auto/always) in a child process, so the app stays responsive; a
 periodic callback (served sessions; `poll()` otherwise) shows its epoch, loss, validation accuracy and
 state; "Cancel" asks it to stop at the end of its epoch (nothing is registered). When it is done the
-table is re-read. "Promote selected" and "Rollback to selected" call `promote_version` / `rollback`
-(re-predict the store, re-triage; decisions kept) on the selected row. Errors are shown as messages,
-never raised into the page.
+table is re-read. "Promote selected" and "Rollback to selected" start `inspector models promote|rollback`
+on the selected row in a child process too (`retrain_job.start_promote_job`: re-predict the store,
+re-triage, then one switch; decisions kept), its step shown on the same bar and line: a promotion of a
+large store takes minutes, and the page must not freeze for them. One job at a time: this tab refuses a
+second, and the database's job lock refuses one started anywhere else (the job's error names the holder).
+Errors are shown as messages, never raised into the page.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ import pandas as pd
 import panel as pn
 
 from inspector.pipeline import retrain_job
-from inspector.pipeline.retrain import models_dir, promote_version, rollback, versions_frame
+from inspector.pipeline.promote import STEPS
+from inspector.pipeline.retrain import models_dir, versions_frame
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,16 @@ def _fmt(v: Any, spec: str = ".4g") -> str:
 
 
 def progress_text(p: dict[str, Any]) -> str:
-    """One line: state, epoch/epochs, train loss, validation acc@6000 (and version / error when there)."""
+    """One line: state, epoch/epochs, train loss, validation acc@6000 (and version / error when there); for a
+    promotion, its step instead of the epoch."""
+    if "step" in p:
+        parts = [f"state: {p.get('state', '?')}", f"step {p.get('step_no', 0)}/{p.get('steps', len(STEPS))}: "
+                 f"{p['step']}", f"model version {p.get('version_id', '?')}"]  # fmt: skip
+        if p.get("error"):
+            parts.append(f"error: {p['error']}")
+        if p.get("returncode") is not None and p.get("state") == "crashed":
+            parts.append(f"exit code {p['returncode']}")
+        return " · ".join(parts)
     parts = [f"state: {p.get('state', '?')}", f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')}"]
     if "train_loss" in p:
         parts.append(f"loss {_fmt(p['train_loss'])}")
@@ -77,6 +90,7 @@ class ModelsView:
         self.device = device
         self.extra_args = list(extra_args or [])
         self.job: retrain_job.RetrainJob | None = None
+        self.job_kind = "retrain"  # or "Promote" / "Rollback": what self.job runs
         self._cb: Any = None
 
         self.table = pn.widgets.Tabulator(pd.DataFrame(columns=list(COLUMNS.values())), disabled=True,
@@ -139,9 +153,18 @@ class ModelsView:
         return int(cur["id"].iloc[0]) if len(cur) else None
 
     # -- the job -------------------------------------------------------------------------------------------------
+    def busy(self) -> bool:
+        """Whether a job this tab started still runs (a retrain or a promotion)."""
+        return self.job is not None and self.job.running()
+
+    def _buttons(self, running: bool) -> None:
+        self.retrain_button.disabled = self.promote_button.disabled = self.rollback_button.disabled = running
+        self.cancel_button.disabled = not (running and self.job_kind == "retrain")
+
     def start(self) -> retrain_job.RetrainJob | None:
-        if self.job is not None and self.job.running():
-            self.message.object = _msg("A retrain job is already running; cancel it or wait.", "error")
+        if self.busy():
+            what = "A retrain job" if self.job_kind == "retrain" else f"A {self.job_kind.lower()}"
+            self.message.object = _msg(f"{what} is already running; cancel it or wait.", "error")
             return None
         try:
             job_dir = self.job_root / datetime.now(UTC).strftime("job-%Y%m%dT%H%M%S%f")
@@ -153,8 +176,9 @@ class ModelsView:
             log.exception("retrain start")
             self.message.object = _msg(f"Could not start the retrain job: {e}", "error")
             return None
+        self.job_kind = "retrain"
         self.message.object = _msg(f"Retrain job started ({job_dir.name}).")
-        self.retrain_button.disabled, self.cancel_button.disabled = True, False
+        self._buttons(True)
         self.bar.visible, self.bar.max, self.bar.value = True, int(self.epochs.value), 0
         self.progress_line.object = _msg("state: starting", "note")
         self._start_polling()
@@ -177,37 +201,55 @@ class ModelsView:
             self._cb = None
 
     def poll(self) -> dict[str, Any] | None:
-        """Read the job's progress into the line and bar; at its end re-enable Retrain and re-read the table."""
+        """Read the job's progress into the line and bar; at its end re-enable the buttons and re-read the table."""
         if self.job is None:
             return None
         try:
             p = self.job.progress()
             self.progress_line.object = _msg(progress_text(p), "error" if p.get("state") in ("failed", "crashed")
                                              else "note")  # fmt: skip
-            self.bar.max = max(int(p.get("epochs") or self.bar.max or 1), 1)
-            self.bar.value = min(int(p.get("epoch") or 0), self.bar.max)
+            if self.job_kind == "retrain":
+                self.bar.max = max(int(p.get("epochs") or self.bar.max or 1), 1)
+                self.bar.value = min(int(p.get("epoch") or 0), self.bar.max)
+            else:
+                self.bar.max = max(int(p.get("steps") or len(STEPS)), 1)
+                self.bar.value = min(int(p.get("step_no") or 0), self.bar.max)
             if p.get("state") in FINISHED and not self.job.running():
                 self._stop_polling()
-                self.retrain_button.disabled, self.cancel_button.disabled = False, True
+                self._buttons(False)
                 self.refresh()
-                state = p["state"]
-                if state == "done":
-                    self.message.object = _msg(f"Retrain done: model version {p.get('version_id')}"
-                                               + (" is now current." if p.get("promoted") else
-                                                  " registered (select it and Promote to make it current)."))
-                elif state == "cancelled":
-                    self.message.object = _msg("Retrain cancelled: nothing registered, the current model is unchanged.")
-                else:
-                    tail = "\n".join(self.job.log().strip().splitlines()[-3:])
-                    self.message.object = _msg(f"Retrain {state}; the current model is unchanged. {tail}", "error")
+                self.message.object = (self._retrain_ended(p) if self.job_kind == "retrain"
+                                       else self._switch_ended(p))  # fmt: skip
             return p
         except Exception as e:
-            log.exception("retrain poll")
+            log.exception("job poll")
             self.message.object = _msg(f"Could not read the job's progress: {e}", "error")
             return None
 
+    def _retrain_ended(self, p: dict[str, Any]) -> str:
+        state = p["state"]
+        if state == "done":
+            return _msg(f"Retrain done: model version {p.get('version_id')}"
+                        + (" is now current." if p.get("promoted") else
+                           " registered (select it and Promote to make it current)."))  # fmt: skip
+        if state == "cancelled":
+            return _msg("Retrain cancelled: nothing registered, the current model is unchanged.")
+        tail = "\n".join(self.job.log().strip().splitlines()[-3:]) if self.job else ""
+        return _msg(f"Retrain {state}; the current model is unchanged. {tail}", "error")
+
+    def _switch_ended(self, p: dict[str, Any]) -> str:
+        what, vid = self.job_kind, p.get("version_id")
+        if p["state"] == "done":
+            return _msg(f"{what}: model version {vid} is current; {p.get('predictions', '?')} predictions and "
+                        f"{p.get('flags', '?')} flags reloaded (decisions kept).")  # fmt: skip
+        if p["state"] == "failed":
+            return _msg(f"{what} of version {vid} failed: {p.get('error', '?')} The current model is unchanged.",
+                        "error")  # fmt: skip
+        return _msg(f"{what} of version {vid} {p['state']} (exit code {p.get('returncode')}): the switch is one "
+                    "transaction, so the table shows one current model with all its predictions.", "error")
+
     def cancel(self) -> None:
-        if self.job is None or not self.job.running():
+        if self.job is None or not self.job.running() or self.job_kind != "retrain":
             self.message.object = _msg("No retrain job is running.", "error")
             return
         try:
@@ -219,26 +261,38 @@ class ModelsView:
             self.message.object = _msg(f"Could not cancel: {e}", "error")
 
     # -- promote / rollback ----------------------------------------------------------------------------------------
-    def _make_current(self, fn: Any, what: str) -> None:
+    def _make_current(self, what: str) -> retrain_job.RetrainJob | None:
+        """Start `inspector models promote|rollback` on the selected version in a child process."""
         vid = self.selected_id()
         if vid is None:
             self.message.object = _msg(f"Select a model version in the table to {what.lower()}.", "error")
-            return
+            return None
+        if self.busy():
+            self.message.object = _msg(f"A {'retrain' if self.job_kind == 'retrain' else self.job_kind.lower()} "
+                                       "job is already running; wait for it.", "error")  # fmt: skip
+            return None
         try:
-            counts = fn(self.store, self.db_url, vid)
+            job_dir = self.job_root / datetime.now(UTC).strftime(f"{what.lower()}-%Y%m%dT%H%M%S%f")
+            self.job = retrain_job.start_promote_job(self.store, self.db_url, job_dir, vid,
+                                                     rollback=what == "Rollback")  # fmt: skip
         except Exception as e:
             log.exception("%s", what)
             self.message.object = _msg(f"{what} of version {vid} failed: {e}", "error")
-            return
-        self.refresh()
-        self.message.object = _msg(f"{what}: model version {vid} is current; {counts.get('predictions', '?')} "
-                                   f"predictions and {counts.get('flags', '?')} flags reloaded (decisions kept).")
+            return None
+        self.job_kind = what
+        self._buttons(True)
+        self.bar.visible, self.bar.max, self.bar.value = True, len(STEPS), 0
+        self.progress_line.object = _msg("state: starting", "note")
+        self.message.object = _msg(f"{what} of model version {vid} started: re-predicting and re-triaging; the "
+                                   "current model stays until the switch at the end.")  # fmt: skip
+        self._start_polling()
+        return self.job
 
-    def promote(self) -> None:
-        self._make_current(promote_version, "Promote")
+    def promote(self) -> retrain_job.RetrainJob | None:
+        return self._make_current("Promote")
 
-    def rollback(self) -> None:
-        self._make_current(rollback, "Rollback")
+    def rollback(self) -> retrain_job.RetrainJob | None:
+        return self._make_current("Rollback")
 
     def panel(self) -> pn.viewable.Viewable:
         col = pn.Column(

@@ -2,12 +2,16 @@
 
     inspector retrain --store S --db URL [--from-scratch] [--epochs N] [--min-quality 3] [--promote auto|never|always]
     inspector models list --db URL
-    inspector models promote ID --store S --db URL
-    inspector models rollback ID --store S --db URL
+    inspector models promote ID --store S --db URL [--progress-file P]
+    inspector models rollback ID --store S --db URL [--progress-file P]
 
 `--progress-file P` writes {"state", "epoch", "epochs", "train_loss", "val_acc@6000", ...} as JSON after each
 epoch (atomically, for an app to poll); `--cancel-file F`: when F exists at the end of an epoch the job stops
 and nothing is registered (as after Ctrl-C / SIGTERM): the current model and the database stay as they were.
+A promotion's progress file says its step ({"state", "step", "step_no", "steps", "version_id"}).
+
+Exit codes: 0 done, 2 failed, 3 another model job (retrain, promote, rollback) holds the database's job
+lock (nothing was done), 130 cancelled.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ from inspector.cli import app
 
 models_app = typer.Typer(help="Model versions in the database: list, promote, roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+
+
+BUSY = 3  # exit code: another model job holds the lock
 
 
 class Cancelled(RuntimeError):
@@ -49,6 +56,7 @@ def retrain_command(
     cancel_file: Path | None = typer.Option(None, "--cancel-file", help="Stop (register nothing) if this exists."),
 ) -> None:
     """Train a new model version on the inspectors' decisions, compare it with the current one, maybe promote it."""
+    from db.jobs import JobLockHeld
     from inspector.pipeline.retrain import PROMOTE_MODES, retrain
 
     if promote not in PROMOTE_MODES:
@@ -84,6 +92,12 @@ def retrain_command(
             _write_json(progress_file, status)
         typer.echo(f"{exc or 'interrupted'}: nothing registered; the current model is unchanged", err=True)
         raise typer.Exit(130) from None
+    except JobLockHeld as exc:
+        status.update(state="failed", error=str(exc))
+        if progress_file is not None:
+            _write_json(progress_file, status)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(BUSY) from None
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         status.update(state="failed", error=str(exc))
         if progress_file is not None:
@@ -121,18 +135,41 @@ def models_list(db: str = typer.Option(..., "--db", help="SQLAlchemy URL of the 
         typer.echo(df.to_string(index=False) if len(df) else "no model versions")
 
 
-def _promote(version_id: int, store: Path, db: str, what: str) -> None:
-    from inspector.pipeline.retrain import promote_version, queue_size
+def _promote(version_id: int, store: Path, db: str, what: str, progress_file: Path | None) -> None:
+    from db.jobs import JobLockHeld
+    from inspector.pipeline.promote import STEPS, promote_version
+    from inspector.pipeline.retrain import queue_size
 
+    status: dict[str, Any] = {"state": "running", "job": what, "version_id": version_id, "step": "starting",
+                              "step_no": 0, "steps": len(STEPS), "pid": os.getpid()}  # fmt: skip
+
+    def save(**kw: Any) -> None:
+        status.update(kw)
+        if progress_file is not None:
+            _write_json(progress_file, status)
+
+    def on_step(step: str) -> None:
+        save(step=step, step_no=STEPS.index(step) + 1)
+
+    save()
     try:
-        counts = promote_version(store, db, version_id)
+        counts = promote_version(store, db, version_id, on_step=on_step)
+    except JobLockHeld as exc:
+        save(state="failed", error=str(exc))
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(BUSY) from None
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        save(state="failed", error=str(exc))
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    save(state="done", predictions=counts["predictions"], flags=counts["flags"])
     typer.echo(
         f"{what}: model version {version_id} is current; {counts['predictions']} predictions, "
         f"{counts['flags']} flags reloaded; {queue_size(db)} undecided spectra in the queue"
     )
+
+
+PROGRESS_HELP = "JSON progress (state, step) written at each step, for an app to poll."
 
 
 @models_app.command("promote")
@@ -140,9 +177,10 @@ def models_promote(
     version_id: int = typer.Argument(...),
     store: Path = typer.Option(..., "--store"),
     db: str = typer.Option(..., "--db"),
+    progress_file: Path | None = typer.Option(None, "--progress-file", help=PROGRESS_HELP),
 ) -> None:
-    """Make a model version current: re-predict and re-triage (decisions are kept)."""
-    _promote(version_id, store, db, "promoted")
+    """Make a model version current: re-predict and re-triage (decisions are kept); one switch at the end."""
+    _promote(version_id, store, db, "promoted", progress_file)
 
 
 @models_app.command("rollback")
@@ -150,6 +188,7 @@ def models_rollback(
     version_id: int = typer.Argument(...),
     store: Path = typer.Option(..., "--store"),
     db: str = typer.Option(..., "--db"),
+    progress_file: Path | None = typer.Option(None, "--progress-file", help=PROGRESS_HELP),
 ) -> None:
     """Make an earlier model version current again (re-predict and re-triage)."""
-    _promote(version_id, store, db, "rolled back")
+    _promote(version_id, store, db, "rolled back", progress_file)

@@ -1,7 +1,7 @@
 """Retrain FNet on the inspectors' decisions, register the new model version, evaluate, promote, roll back.
 
     result = retrain(store, db_url, promote="auto")   # -> RetrainResult (version id, metrics, promoted?)
-    promote_version(store, db_url, version_id)        # re-predict, re-triage (decisions kept)
+    promote_version(store, db_url, version_id)        # re-predict, re-triage, switch (`inspector.pipeline.promote`)
     rollback(store, db_url, version_id)               # the same, to an earlier version
 
 Training labels: the store's own (replay of the original training labels,
@@ -13,6 +13,9 @@ held-out split (`db.labels.is_held_out`, by object id) is never trained on:
 its decided spectra ("held-out decided") and its store quasars ("mock test
 split") are where old and new models are compared, with the same tables as
 `inspector evaluate` (`model.evaluate.evaluation_tables`).
+
+A retrain holds the database's model job lock (`db.jobs`) from start to end, its promotion included:
+a second retrain or a promotion (CLI or app) is refused while it runs, so two never interleave.
 
 Nothing reaches the database until training and evaluation have finished:
 a failing (or cancelled) training leaves the current model, its weights and
@@ -36,14 +39,13 @@ import pandas as pd
 from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import make_url
 
-from db.engine import make_engine, session_scope
+from db.engine import make_engine, session_scope, upgrade
+from db.jobs import Lock, hold_job_lock
 from db.labels import decided_classes, decided_labels, held_out_rule, is_held_out
 from db.load import add_model_version, current_model
 from db.schema import ModelVersion, TriageFlag
-from inspector.pipeline.predict import write_predictions
-from inspector.pipeline.triage import choose_policy, load_into_db, run_triage
+from inspector.pipeline.promote import promote_version, rollback  # noqa: F401 (rollback: re-exported)
 from inspector.store import open_store
-from inspector.store.files import scores_path
 from inspector.training_set import store_classes, store_redshifts, training_rows
 from model.classes import CLASSES, UNKNOWN, from_class_person, is_qso_class
 from model.evaluate import evaluation_tables, tables_to_records
@@ -181,14 +183,29 @@ def retrain(
     config: an `FNetConfig` for `from_scratch` (default `FNetConfig.small()`, with a class head if the current
     model has one).
     callback(epoch, record, model): as `model.train.train` (return True to stop; an exception aborts and
-    leaves everything as it was).
+    leaves everything as it was). Raises `db.jobs.JobLockHeld` (before any work) while another model job
+    runs.
     """
+    if promote not in PROMOTE_MODES:
+        raise ValueError(f"promote must be one of {PROMOTE_MODES}, not {promote!r}")
+    upgrade(db_url)  # the lock table comes with revision 0008
+    with hold_job_lock(db_url, "retrain") as lock:
+        return _retrain(
+            store, db_url, lock, from_scratch=from_scratch, epochs=epochs, min_quality=min_quality, promote=promote,
+            replay=replay, config=config, batch_size=batch_size, lr=lr, seed=seed, device=device,
+            callback=callback, progress=progress, out_dir=out_dir,
+        )  # fmt: skip
+
+
+def _retrain(store: Path, db_url: str, lock: Lock, *, from_scratch: bool, epochs: int, min_quality: float,
+             promote: str, replay: bool, config: Any, batch_size: int, lr: float | None, seed: int, device: str,
+             callback: Callable[[int, dict[str, float], Any], Any] | None, progress: bool,
+             out_dir: Path | None) -> RetrainResult:
+    """`retrain`'s work, under the model job lock `lock` (its promotion included)."""
     from model.checkpoint import file_sha1, load_checkpoint, save_checkpoint
     from model.fnet import FNetConfig
     from model.train import train
 
-    if promote not in PROMOTE_MODES:
-        raise ValueError(f"promote must be one of {PROMOTE_MODES}, not {promote!r}")
     st = open_store(store)
     index = st.index
     ids = index["object_id"].astype(str).to_numpy()
@@ -275,40 +292,9 @@ def retrain(
     finally:
         engine.dispose()
     if promoted:
-        promote_version(store, db_url, vid)
+        promote_version(store, db_url, vid, lock=lock)
     return RetrainResult(vid, cur_id, path, int(train_rows.size), int(labels.shape[0]), metrics, promoted, reason,
                          history)  # fmt: skip
-
-
-def promote_version(store: Path, db_url: str, version_id: int, *, progress: bool = False) -> dict[str, int]:
-    """Make a model version current: re-predict the store with it, re-triage, load both (decisions kept).
-
-    The re-triage queues by the default leak target where the version has a risk model (the shipped one
-    does; a freshly retrained one has none until `inspector risk fit` describes it), else by the rules."""
-    engine = make_engine(db_url)
-    try:
-        with session_scope(engine) as s:
-            mv = s.get(ModelVersion, int(version_id))
-            if mv is None:
-                raise ValueError(f"no model version {version_id}")
-            path, sha = mv.path, mv.sha1
-    finally:
-        engine.dispose()
-    if not path or not Path(path).exists():
-        raise FileNotFoundError(f"model version {version_id}: weights {path} are missing")
-    side = write_predictions(store, Path(path), progress=progress)
-    if side["model"]["sha1"] != sha:
-        raise ValueError(f"model version {version_id}: {path} is not the registered file (sha1 differs)")
-    pred = Path(side["predictions"])
-    policy, _ = choose_policy(None, None, False, store, pred)
-    flags, out, meta = run_triage(store, pred, policy=policy)
-    counts = load_into_db(db_url, store, pred, flags, meta, scores=scores_path(out))
-    if counts["model_version_id"] != int(version_id):
-        raise RuntimeError(f"promoted {counts['model_version_id']} instead of {version_id}")
-    return counts
-
-
-rollback = promote_version  # any earlier version can be made current again the same way
 
 
 def versions_frame(db_url: str) -> pd.DataFrame:

@@ -1,13 +1,17 @@
-"""Run `inspector retrain` in a separate process (so the app stays responsive), poll its progress, cancel it.
+"""Run `inspector retrain` or `inspector models promote|rollback` in a separate process (so the app stays
+responsive), poll its progress, cancel it.
 
     job = start_job(store, db_url, job_dir, epochs=3, promote="auto")
     job.progress()   # {"state": "running"|"done"|"cancelled"|"failed", "epoch", "epochs", "train_loss", ...}
     job.cancel()     # the job stops at the end of its epoch; nothing is registered
-    job.wait()       # exit code (0 done, 130 cancelled, 2 failed)
+    job.wait()       # exit code (0 done, 130 cancelled, 2 failed, 3 another model job holds the lock)
+    job = start_promote_job(store, db_url, job_dir, version_id)   # progress: {"state", "step", "step_no", ...}
 
 The job writes `progress.json` (atomically, after each epoch) and its output to `log.txt` in `job_dir`;
 `cancel.flag` there asks it to stop. A job that crashes or is killed leaves the current model and the
-database as they were (nothing reaches the database before training and evaluation have finished).
+database as they were (nothing reaches the database before training and evaluation have finished; a
+promotion switches the model in one transaction at its end). Each job takes the database's model job
+lock (`db.jobs`), so a second one, from this app or anywhere, fails at once (exit 3) naming the first.
 """
 from __future__ import annotations
 
@@ -66,6 +70,34 @@ class RetrainJob:
         return self.process.wait(timeout)
 
 
+def _spawn(args: list[str], job_dir: Path) -> RetrainJob:
+    log = open(job_dir / "log.txt", "w")  # noqa: SIM115 (the child owns it)
+    try:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, cwd=os.getcwd())
+    finally:
+        log.close()
+    return RetrainJob(job_dir, proc)
+
+
+def _fresh(job_dir: Path) -> Path:
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("progress.json", "cancel.flag"):
+        (job_dir / name).unlink(missing_ok=True)
+    return job_dir
+
+
+def start_promote_job(store: Path, db_url: str, job_dir: Path, version_id: int, *,
+                      rollback: bool = False) -> RetrainJob:
+    """Start `inspector models promote|rollback ID` in a child process writing its progress to `job_dir`."""
+    job_dir = _fresh(job_dir)
+    args = [
+        sys.executable, "-c", ENTRY, "models", "rollback" if rollback else "promote", str(int(version_id)),
+        "--store", str(store), "--db", db_url, "--progress-file", str(job_dir / "progress.json"),
+    ]  # fmt: skip
+    return _spawn(args, job_dir)
+
+
 def start_job(
     store: Path,
     db_url: str,
@@ -79,10 +111,7 @@ def start_job(
     extra_args: list[str] | None = None,
 ) -> RetrainJob:
     """Start `inspector retrain` in a child process writing its progress to `job_dir`."""
-    job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("progress.json", "cancel.flag"):
-        (job_dir / name).unlink(missing_ok=True)
+    job_dir = _fresh(job_dir)
     args = [
         sys.executable, "-c", ENTRY, "retrain", "--store", str(store), "--db", db_url, "--epochs", str(epochs),
         "--promote", promote, "--min-quality", str(min_quality), "--device", device,
@@ -91,9 +120,4 @@ def start_job(
     if from_scratch:
         args.append("--from-scratch")
     args += list(extra_args or [])
-    log = open(job_dir / "log.txt", "w")  # noqa: SIM115 (the child owns it)
-    try:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, cwd=os.getcwd())
-    finally:
-        log.close()
-    return RetrainJob(job_dir, proc)
+    return _spawn(args, job_dir)

@@ -3,18 +3,20 @@ inspection database.
 
     flags, path, meta = run_triage(store, predictions)          # STORE/triage/<predictions-stem>.parquet
     load_into_db(url, store, predictions, flags, meta)          # spectra, model version, predictions, flags
+    staged = stage_into_db(...); switch_into_db(staged, lock)   # the same in two phases (a promotion's)
 
 The flags parquet has one row per flagged spectrum, highest priority first (`inspector.triage.apply_rules`),
 with the thresholds, weights, z range and counts in its Parquet metadata (key `fnet_inspector.triage`) and
 in a JSON sidecar beside it. Loading migrates the database to head and loads the store's spectra (upsert),
-the model version (made current), its predictions (with the template fit and FNet's class where the run has
-them) and the flags, one row per spectrum and rule, each carrying the spectrum's priority
-(`db.load.load_triage_flags`, replacing the previous triage; decisions are kept).
+the model version, its predictions (with the template fit and FNet's class where the run has them); then,
+in one transaction, makes the version current and replaces the flags, one row per spectrum and rule, each
+carrying the spectrum's priority (`db.promotion.switch_model`; decisions are kept).
 """
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from db.engine import make_engine, session_scope, upgrade
+from db.jobs import Lock
 from db.load import (
     add_model_version,
     load_predictions,
     load_spectra,
-    load_triage_flags,
 )
+from db.promotion import switch_model
 from inspector.estimates import check_rows, estimates_frame, read_baseline
 from inspector.risk.learner import RiskModelMismatch
 from inspector.risk.policy import DEFAULT_MAX_LEAK, Policy, apply_policy, policy_summary
@@ -207,10 +210,22 @@ def flags_long(flags, meta: dict[str, Any], model_version_id: int | None = None)
     })  # fmt: skip
 
 
-def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str, Any],
-                 scores: Path | None = None) -> dict[str, int]:
-    """Migrate the database at `url` to head, then load the store's spectra (upsert), the model version
-    (made current), its predictions and the triage flags (replacing the previous triage). Returns counts.
+@dataclass
+class Staged:
+    """A triage run loaded into the database under its own model version, not yet current (`stage_into_db`)."""
+
+    url: str
+    model_version_id: int
+    flags: pd.DataFrame  # flags_long: one row per spectrum and rule, naming the version
+    counts: dict[str, int]
+
+
+def stage_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str, Any],
+                  scores: Path | None = None) -> Staged:
+    """Migrate the database at `url` to head, then load the store's spectra (upsert), register the model
+    version (NOT made current) and load its predictions under its id: the heavy part of a promotion,
+    inert while another version is current, and redone in place by a rerun. `switch_into_db` then makes
+    it current with its flags in one transaction.
 
     `scores`: this triage's scores parquet (`scores_path(triage output)`). Where it exists its risk, z_best,
     z_best_source and risk_drivers go in with the predictions (matched by store row), so the app can say
@@ -244,14 +259,36 @@ def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str
             mv = add_model_version(
                 s, name=name, sha1=sha, config=model.get("config"), data_hash=prov.get("data_hash"),
                 label_count=prov.get("n_train"), metrics=model.get("metrics") or None, path=model.get("path"),
-                make_current=True,
             )  # fmt: skip
             n_pred = load_predictions(s, pred, mv.id)
-            n_flags = load_triage_flags(s, flags_long(flags, meta, mv.id))
             mv_id = mv.id
     finally:
         engine.dispose()
-    return {"spectra": n_spectra, "predictions": n_pred, "flags": n_flags, "model_version_id": mv_id}
+    counts = {"spectra": n_spectra, "predictions": n_pred, "model_version_id": mv_id}
+    return Staged(url, mv_id, flags_long(flags, meta, mv_id), counts)
+
+
+def switch_into_db(staged: Staged, lock: Lock | None = None) -> dict[str, int]:
+    """Make the staged version current and replace the triage flags with its own, in one transaction
+    (`db.promotion.switch_model`: refused unless all its predictions are loaded, and, with `lock`, unless
+    the job lock is still this job's). Returns the counts: spectra, predictions, flags, model_version_id."""
+    engine = make_engine(staged.url)
+    try:
+        with session_scope(engine) as s:
+            n_flags = switch_model(s, staged.model_version_id, staged.flags,
+                                   expected_predictions=staged.counts["predictions"], lock=lock)  # fmt: skip
+    finally:
+        engine.dispose()
+    return {**staged.counts, "flags": n_flags}
+
+
+def load_into_db(url: str, store: Path, predictions: Path, flags, meta: dict[str, Any],
+                 scores: Path | None = None) -> dict[str, int]:
+    """`stage_into_db` then `switch_into_db`: the store's spectra, the model version, its predictions, and
+    then, in one transaction, the version made current with its triage flags (replacing the previous
+    triage; decisions kept). A process killed part-way leaves the previous current model with its own
+    flags. Returns counts: spectra, predictions, flags, model_version_id."""
+    return switch_into_db(stage_into_db(url, store, predictions, flags, meta, scores=scores))
 
 
 def read_triage(path: Path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,31 @@ TEMPLATE_CACHE_NAME = "template_fit.parquet"
 SCORES_SUFFIX = ".scores.parquet"
 
 
+def tmp_sibling(path: str | os.PathLike[str]) -> Path:
+    """Where `atomic_path` writes `path` first: `<name>.tmp` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".tmp")
+
+
+def remove_stale_tmp(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Remove the `.tmp` siblings of these files that a killed writer left (SIGKILL skips `atomic_path`'s
+    cleanup); returns those removed. Call it only where no other process writes these files (a job that
+    holds the model lock, for its own outputs). Other stale `.tmp` files are harmless: no reader globs
+    them, and the next write of the same file replaces its `.tmp`."""
+    removed = []
+    for p in paths:
+        tmp = tmp_sibling(p)
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = tmp_sibling(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -89,11 +89,18 @@ def test_job_cancel_then_done_then_promote_and_rollback(demo, tmp_path):
 
     ids = list(mv.table.value["id"].astype(int))
     mv.table.selection = [ids.index(new)]
-    mv.promote_button.clicks += 1
+    mv.promote_button.clicks += 1  # a background job: the page stays live, its step on the bar
+    assert mv.job_kind == "Promote" and mv.promote_button.disabled and mv.retrain_button.disabled
+    mv.start()  # no retrain while a promotion runs
+    assert "already running" in mv.message.object
+    p = _wait(mv)
+    assert p["state"] == "done" and p["step"] == "switched", mv.job.log()
     assert _current(url) == new and "Promote: model version" in mv.message.object, mv.message.object
-    assert mv.current_id() == new
+    assert mv.current_id() == new and mv.bar.value == mv.bar.max and "step 5/5" in mv.progress_line.object
+    assert not mv.promote_button.disabled and not mv.retrain_button.disabled
     mv.table.selection = [ids.index(first)]
     mv.rollback_button.clicks += 1
+    p = _wait(mv)
     assert _current(url) == first and "Rollback: model version" in mv.message.object, mv.message.object
 
 
@@ -105,6 +112,8 @@ def test_errors_are_shown_not_raised(demo, tmp_path):
     mv.table.value = mv.table.value.assign(id=999)  # a version that does not exist
     mv.table.selection = [0]
     mv.rollback()
-    assert "failed" in mv.message.object and "999" in mv.message.object
+    p = _wait(mv)
+    assert p["state"] == "failed", mv.job.log()
+    assert "failed" in mv.message.object and "999" in mv.message.object, mv.message.object
     mv.cancel()
     assert "No retrain job" in mv.message.object

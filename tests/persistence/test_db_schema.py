@@ -28,7 +28,7 @@ from db.schema import (
 from db.validate import DecisionError
 
 TABLES = {"spectra", "model_versions", "predictions", "inspectors", "decisions", "resolutions", "triage_flags",
-          "queue_leases", "inspector_settings"}  # fmt: skip
+          "queue_leases", "inspector_settings", "job_locks"}  # fmt: skip
 
 
 @pytest.fixture
