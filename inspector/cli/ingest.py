@@ -17,8 +17,10 @@ def ingest_command(
     ),
     store: Path = typer.Option(..., "--store", help="Store directory (created, resumed or appended to)."),
     catalog: Path | None = typer.Option(
-        None, "--catalog", help="DR16Q-like catalog to join on PLATE/MJD/FIBERID or TARGETID."
+        None, "--catalog", help="DR16Q-like catalog to join on PLATE/MJD/FIBERID or TARGETID "
+        "(default: the one catalog-like file among the sources, if any)."
     ),
+    no_catalog: bool = typer.Option(False, "--no-catalog", help="Join no catalog, even one found among the sources."),
     spectra_root: Path | None = typer.Option(
         None, "--spectra-root", help="Where a catalog SOURCE's spec files live, as PPPP/spec-PPPP-MMMMM-FFFF.fits."
     ),
@@ -28,19 +30,33 @@ def ingest_command(
     fsync: bool = typer.Option(
         True, "--fsync/--no-fsync", help="Flush each chunk to disk before committing it (safe against power loss)."
     ),
+    file_timeout: float = typer.Option(
+        60.0, "--file-timeout", help="Seconds one file may take in a worker; past that it is rejected."
+    ),
+    worker_memory: int = typer.Option(
+        2048, "--worker-memory", help="MB a worker may allocate for one file; past that it is rejected."
+    ),
+    max_file_size: float = typer.Option(4.0, "--max-file-size", help="GiB; larger files are rejected unread."),
+    retry_rejected: bool = typer.Option(
+        False, "--retry-rejected", help="Read again the files an earlier run rejected (else skipped while unchanged)."
+    ),
 ) -> None:
     """Read, validate and resample spectra onto the FNet grid into a spectrum store.
 
     Rerun the same command after an interruption to resume; rerun with more
-    sources to append only the new files. Rejected inputs are listed at the
-    end and kept, with reasons, in STORE/rejected.parquet.
+    sources to append only the new files. Rejected inputs (including FIFOs,
+    devices, symlink loops and files that exceed the time or memory limits)
+    are listed at the end and kept, with reasons, in STORE/rejected.parquet;
+    a rerun skips them while they are unchanged.
     """
-    from inspector.ingest import format_summary, ingest
+    from inspector.ingest import WorkerLimits, format_summary, ingest
 
     try:
         report = ingest(
             [str(s) for s in sources], store, catalog=catalog, spectra_root=spectra_root,
-            workers=workers, chunk_size=chunk_size, progress=progress, fsync=fsync,
+            workers=workers, chunk_size=chunk_size, progress=progress, fsync=fsync, no_catalog=no_catalog,
+            retry_rejected=retry_rejected, limits=WorkerLimits(file_timeout, worker_memory * 2**20),
+            max_file_bytes=int(max_file_size * 2**30),
         )
     except (ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)

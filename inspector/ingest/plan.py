@@ -1,4 +1,10 @@
-"""Planning an ingest: which files to read, in which order, and which catalog to join."""
+"""Planning an ingest: which files to read, in which order, which are refused, and which catalog to join.
+
+Every path is stat-ed first (`inspector.ingest.paths`): FIFOs, devices, symlink loops and
+oversized files are refused here, before any worker opens them, and recorded as rejections.
+A file is the join catalog only when it looks like one (`inspector.ingest.catalog_file`) and
+the user did not say otherwise (`catalog=` names it, `no_catalog=True` joins none).
+"""
 from __future__ import annotations
 
 import os
@@ -6,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inspector.readers import read_catalog
+from inspector.ingest.catalog_file import FitsPeek, is_spec_lite, peek
+from inspector.ingest.catalog_file import looks_like_catalog as _catalog_peek
+from inspector.ingest.paths import MAX_FILE_BYTES, Checked, check_file
+from inspector.readers import SpectrumFileError, read_catalog
 
 # File names that are spectra for sure (no header peek needed while walking a tree).
 _SPECTRUM_PREFIXES = ("spec-", "spplate-", "coadd-", "spectra-", "spcframe-", "spframe-")
@@ -24,65 +33,69 @@ class IngestPlan:
     catalog_auto: bool = False  # found inside a source directory (mock survey) rather than given
     not_found: list[str] = field(default_factory=list)  # catalog rows whose spec file is missing
     ignored: list[str] = field(default_factory=list)  # catalog-like files met in a walk and not used
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why): never given to a worker
 
 
 def _is_fits_name(name: str) -> bool:
     return name.lower().endswith(_FITS_SUFFIXES)
 
 
-def _hdu1_columns(path: str | os.PathLike[str]) -> set[str] | None:
-    """Upper-case column names of HDU1 when it is a binary table, else None (also on any failure).
-
-    Only the first two headers are read (cheap), and any failure means "no
-    table", so a broken spectrum file is left to the reader to reject.
-    """
-    try:
-        from astropy.io import fits
-
-        hdr = fits.getheader(path, ext=1)  # reads two headers, no data
-        if str(hdr.get("XTENSION", "")).strip().upper() != "BINTABLE":
-            return None
-        return {str(hdr[k]).strip().upper() for k in hdr if k.startswith("TTYPE")}
-    except Exception:
-        return None
-
-
-def _is_catalog(names: set[str] | None) -> bool:
-    if names is None:
-        return False
-    keyed = {"PLATE", "MJD", "FIBERID"} <= names or "TARGETID" in names
-    has_z = bool({"Z", "Z_VI", "Z_PIPE"} & names)
-    spectral = bool({"FLUX", "LOGLAM", "WAVE", "WAVELENGTH", "IVAR"} & names)
-    return keyed and has_z and not spectral
-
-
 def looks_like_catalog(path: str | os.PathLike[str]) -> bool:
-    """True for a DR16Q-like catalog: HDU1 a table with Z and object keys and no flux column."""
-    return _is_catalog(_hdu1_columns(path))
+    """True for a DR16Q-like catalog (`inspector.ingest.catalog_file.looks_like_catalog`): a regular
+    file whose HDU 1 is a table of objects with a redshift, and not a piece of a spectrum file."""
+    return check_file(path).problem is None and _catalog_peek(peek(path))
 
 
-def _rank(name: str, names: set[str] | None) -> int:
+def _rank(name: str, p: FitsPeek | None) -> int:
     """SPEC_LITE or OTHER: from the file name where it says, else from HDU1's columns (as readers.detect_format)."""
     lower = name.lower()
     if lower.startswith("spec-"):
         return SPEC_LITE
     if lower.startswith(_SPECTRUM_PREFIXES):
         return OTHER  # spPlate, DESI coadd/spectra, spCFrame...
-    return SPEC_LITE if names is not None and {"FLUX", "LOGLAM"} <= names else OTHER
+    return SPEC_LITE if is_spec_lite(p) else OTHER
 
 
-def _classify_file(p: Path) -> tuple[bool, int]:
-    """(is a catalog, rank if a spectrum file); headers are peeked only for names that do not say."""
-    if p.name.lower().startswith(_SPECTRUM_PREFIXES):
-        return False, _rank(p.name, None)
-    names = _hdu1_columns(p) if p.is_file() else None
-    return _is_catalog(names), _rank(p.name, names)
+def _classify_file(path: str) -> tuple[bool, int]:
+    """(is a catalog, rank if a spectrum file) of a checked regular file; headers are peeked only for
+    names that do not say."""
+    name = os.path.basename(path)
+    if name.lower().startswith(_SPECTRUM_PREFIXES):
+        return False, _rank(name, None)
+    p = peek(path) if os.path.isfile(path) else None
+    return _catalog_peek(p), _rank(name, p)
 
 
-def _walk(directory: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    """([(spectrum file, rank)], catalog-like files) under `directory`, sorted by relative path."""
-    spectra: list[tuple[str, int]] = []
-    catalogs: list[str] = []
+class _Collector:
+    """Spectrum files, catalogs and refusals, in the order met."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.spectra: list[tuple[str, int]] = []
+        self.catalogs: list[str] = []
+        self.refused: list[tuple[str, str]] = []
+
+    def check(self, path: str | os.PathLike[str]) -> Checked:
+        c = check_file(path, self.max_bytes)
+        if c.problem is not None:
+            self.refused.append((c.path, c.problem))
+        return c
+
+    def add(self, path: str | os.PathLike[str], catalogs_allowed: bool = True) -> bool:
+        """Plan one file; True when it is a catalog (then not a spectrum file)."""
+        c = self.check(path)
+        if c.problem is not None:
+            return False
+        is_catalog, rank = _classify_file(c.path)
+        if is_catalog and catalogs_allowed:
+            self.catalogs.append(c.path)
+            return True
+        self.spectra.append((c.path, rank))
+        return False
+
+
+def _walk(directory: Path, out: _Collector) -> None:
+    """Every FITS-named entry under `directory`, sorted by relative path, into `out`."""
     found: list[Path] = []
     for root, dirs, names in os.walk(directory):
         dirs.sort()
@@ -90,12 +103,7 @@ def _walk(directory: Path) -> tuple[list[tuple[str, int]], list[str]]:
             if _is_fits_name(name) and not name.startswith("."):
                 found.append(Path(root) / name)
     for p in sorted(found, key=lambda q: q.relative_to(directory).as_posix()):
-        is_catalog, rank = _classify_file(p)
-        if is_catalog:
-            catalogs.append(str(p.resolve()))
-        else:
-            spectra.append((str(p.resolve()), rank))
-    return spectra, catalogs
+        out.add(p)
 
 
 def sas_spec_path(root: Path, plate: int, mjd: int, fiberid: int) -> Path:
@@ -103,12 +111,16 @@ def sas_spec_path(root: Path, plate: int, mjd: int, fiberid: int) -> Path:
     return root / f"{plate:04d}" / f"spec-{plate:04d}-{mjd:05d}-{fiberid:04d}.fits"
 
 
-def _catalog_files(catalog: Path, spectra_root: Path | None) -> tuple[list[str], list[str]]:
-    """(found spec files, expected-but-missing paths) for every row of a catalog, in catalog order."""
+def _catalog_files(catalog: Path, spectra_root: Path | None, out: _Collector) -> tuple[list[str], list[str]]:
+    """(found spec files, expected-but-missing paths) for every row of a catalog, in catalog order;
+    a path there that is not a plain file goes to `out.refused`."""
     root = spectra_root
     if root is None:
         root = catalog.parent / "spectra" if (catalog.parent / "spectra").is_dir() else catalog.parent
-    cat = read_catalog(catalog)
+    try:
+        cat = read_catalog(catalog)
+    except SpectrumFileError as err:  # looked like a catalog, is not one inside: the user must hear it
+        raise ValueError(f"catalog {err}") from None
     found: list[str] = []
     missing: list[str] = []
     for plate, mjd, fib in zip(cat["PLATE"].to_numpy(), cat["MJD"].to_numpy(), cat["FIBERID"].to_numpy()):
@@ -119,10 +131,12 @@ def _catalog_files(catalog: Path, spectra_root: Path | None) -> tuple[list[str],
         if min(ids) < 0:
             continue  # a row with no plate (DESI-only; read_catalog fills -1): nothing to locate
         p = sas_spec_path(root, *ids)
-        if p.exists():
-            found.append(str(p.resolve()))
-        elif p.with_name(p.name + ".gz").exists():
-            found.append(str(p.with_name(p.name + ".gz").resolve()))
+        for q in (p, p.with_name(p.name + ".gz")):
+            if os.path.lexists(q):
+                c = out.check(q)
+                if c.problem is None:
+                    found.append(c.path)
+                break
         else:
             missing.append(str(p.resolve()))
     return found, missing
@@ -132,6 +146,9 @@ def plan_sources(
     sources: Sequence[str | os.PathLike[str]],
     catalog: str | os.PathLike[str] | None = None,
     spectra_root: str | os.PathLike[str] | None = None,
+    *,
+    no_catalog: bool = False,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> IngestPlan:
     """Expand SOURCE arguments into an ordered, de-duplicated list of files to read.
 
@@ -139,46 +156,57 @@ def plan_sources(
     catalog-like FITS found in it becomes the join catalog when none is given
     (that is how a mock survey directory, `spectra/` + `DR16Q_mock.fits`, is
     ingested with its truth joined). A catalog given as a SOURCE is expanded
-    into the SAS paths of its rows under `spectra_root`.
+    into the SAS paths of its rows under `spectra_root`. `catalog` names the
+    join catalog (and is then never read as a spectrum file); `no_catalog`
+    joins none. Paths that are not regular files are in `refused`.
 
     Spec-lite files are planned before every other format (spPlate, image
     spectra, DESI files), each group in input order: the ingest keeps the
     first record of an object, and the spec-lite file is the better one
     (ivar, mask and the pipeline's labels; an spPlate subset may have none).
     """
-    files: list[tuple[str, int]] = []
+    if catalog is not None and no_catalog:
+        raise ValueError("--catalog and --no-catalog contradict each other: give one")
+    chosen = None
+    if catalog is not None:
+        c = check_file(catalog, max_bytes=2**62)  # the user named it: no size limit, but it must be a file
+        if c.problem is not None or not os.path.isfile(c.path):
+            raise ValueError(f"catalog {c.path}: {c.problem or 'file not found'}")
+        chosen = c.path
+    out = _Collector(max_file_bytes)
     not_found: list[str] = []
-    found_catalogs: list[str] = []
     source_catalogs: list[str] = []
     root = Path(spectra_root) if spectra_root is not None else None
     for src in sources:
         p = Path(src)
         if p.is_dir():
-            spectra, cats = _walk(p)
-            files.extend(spectra)
-            found_catalogs.extend(cats)
+            _walk(p, out)
             continue
-        is_catalog, rank = _classify_file(p)
-        if is_catalog:
-            source_catalogs.append(str(p.resolve()))
-            fs, miss = _catalog_files(p.resolve(), root)
-            files.extend((f, SPEC_LITE) for f in fs)
+        n_before = len(out.catalogs)
+        if out.add(p):
+            source_catalogs.append(out.catalogs.pop(n_before))
+            fs, miss = _catalog_files(Path(source_catalogs[-1]), root, out)
+            out.spectra.extend((f, SPEC_LITE) for f in fs)
             not_found.extend(miss)
-        else:
-            files.append((str(p.resolve()), rank))  # a missing or broken file: the reader rejects it, with its reason
-    rank_of = dict(files)  # a path has the same rank wherever it was met
-    ordered = sorted(dict.fromkeys(f for f, _ in files), key=rank_of.__getitem__)  # stable: input order per rank
-    plan = IngestPlan(files=ordered, not_found=list(dict.fromkeys(not_found)))
-    if catalog is not None:
-        plan.catalog = Path(catalog).resolve()
-        plan.ignored = [c for c in found_catalogs if c != str(plan.catalog)]
+    spectra = [(f, r) for f, r in out.spectra if f != chosen]  # the named catalog is not a spectrum file
+    rank_of = dict(spectra)  # a path has the same rank wherever it was met
+    ordered = sorted(dict.fromkeys(f for f, _ in spectra), key=rank_of.__getitem__)  # stable: input order per rank
+    refused = list(dict(out.refused).items())
+    plan = IngestPlan(files=ordered, not_found=list(dict.fromkeys(not_found)), refused=refused)
+    found = list(dict.fromkeys(out.catalogs))
+    if chosen is not None:
+        plan.catalog = Path(chosen)
+        plan.ignored = [c for c in found if c != chosen]
+    elif no_catalog:
+        plan.ignored = found
     elif source_catalogs:
         plan.catalog = Path(source_catalogs[0])
-        plan.ignored = [c for c in source_catalogs[1:] + found_catalogs if c != source_catalogs[0]]
-    elif len(found_catalogs) == 1:
-        plan.catalog, plan.catalog_auto = Path(found_catalogs[0]), True
-    elif found_catalogs:
+        plan.ignored = [c for c in dict.fromkeys(source_catalogs[1:] + found) if c != source_catalogs[0]]
+    elif len(found) == 1:
+        plan.catalog, plan.catalog_auto = Path(found[0]), True
+    elif found:
         raise ValueError(
-            "several catalogs found in the sources; say which to join with --catalog: " + ", ".join(found_catalogs)
+            "several catalogs found in the sources: " + ", ".join(found)
+            + "; name the one to join with --catalog PATH, or join none with --no-catalog"
         )
     return plan

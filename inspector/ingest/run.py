@@ -18,16 +18,18 @@ Why it is built this way:
   rename) lives in `inspector.store`; `inspector.ingest.catalog_join` decides
   what a row is.
 * A bad file never stops an ingest: every reason it is rejected is recorded in
-  the store's rejected.parquet and summarised at the end.
+  the store's rejected.parquet and summarised at the end. That includes the
+  poison ones: planning refuses what is not a regular file, and workers run
+  in `inspector.ingest.pool`, where a file that kills or stalls its worker is
+  rejected and the rest go on. A rerun skips what was rejected while the file
+  is unchanged (`retry_rejected=True` reads it again), and says so.
 """
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,15 @@ from tqdm import tqdm
 
 import inspector
 from inspector.ingest.catalog_join import CatalogJoin, build_index
-from inspector.ingest.plan import plan_sources
-from inspector.ingest.summary import IngestReport
-from inspector.ingest.worker import ChunkResult, file_stat, process_chunk, worker_init
+from inspector.ingest.paths import MAX_FILE_BYTES
+from inspector.ingest.plan import IngestPlan, plan_sources
+from inspector.ingest.pool import WorkerPool
+from inspector.ingest.summary import IngestReport, classify
+from inspector.ingest.worker import ChunkResult, WorkerLimits, file_stat
+from inspector.readers import SpectrumFileError
 from inspector.spectrum import Spectrum
 from inspector.store import REJECTED_SCHEMA, StoreWriter
+from model.grid import FNET_NPIX
 
 
 def default_workers() -> int:
@@ -58,17 +64,26 @@ def _chunks(items: Sequence[str], k: int) -> Iterable[list[str]]:
         yield list(items[i : i + k])
 
 
-def _pending(files: list[str], writer: StoreWriter) -> list[str]:
-    """Files still to read: not stored yet, and not rejected before unless changed since."""
+def _rejected_before(f: str, writer: StoreWriter) -> bool:
+    """Rejected by an earlier run and unchanged since (same size and mtime): not worth reading again."""
+    prev = writer.state.rejected_files.get(f)
+    return prev is not None and file_stat(f) == (prev[0], prev[1])
+
+
+def _pending(files: list[str], writer: StoreWriter, retry_rejected: bool = False) -> tuple[list[str], int]:
+    """(files still to read, how many were skipped as rejected before): not stored yet, and not
+    rejected before unless changed since or `retry_rejected`."""
     stored = writer.state.stored(files)
     out = []
+    n_rejected_before = 0
     for f, done in zip(files, stored):
         if done:
             continue
-        prev = writer.state.rejected_files.get(f)
-        if prev is None or file_stat(f) != (prev[0], prev[1]):  # rejected before: retry only if the file changed
+        if not retry_rejected and _rejected_before(f, writer):
+            n_rejected_before += 1
+        else:
             out.append(f)
-    return out
+    return out, n_rejected_before
 
 
 def _dedupe(res: ChunkResult, writer: StoreWriter) -> None:
@@ -96,6 +111,21 @@ def _dedupe(res: ChunkResult, writer: StoreWriter) -> None:
         res.ivar = res.ivar[keep]
 
 
+def _refusals(plan: IngestPlan, writer: StoreWriter, retry_rejected: bool) -> tuple[ChunkResult, int]:
+    """Planning's refusals as one chunk of rejections (those not recorded, unchanged, before), and
+    how many were recorded before."""
+    rejected = []
+    for f, reason in plan.refused:
+        if not retry_rejected and _rejected_before(f, writer):
+            continue
+        size, mtime = file_stat(f)
+        rejected.append({"file": f, "reason": reason, "category": classify(reason), "hdu_or_fiber": None,
+                         "object_id": None, "size": size, "mtime_ns": mtime})
+    empty = np.zeros((0, FNET_NPIX), np.float32)
+    res = ChunkResult(flux=empty, ivar=empty, rows=[], rejected=rejected, n_files=0, seconds=0.0)
+    return res, len(plan.refused) - len(rejected)
+
+
 def _rejected_table(items: list[dict[str, Any]]) -> pa.Table:
     now = pd.Timestamp.now(tz="UTC").floor("us")
     for it in items:
@@ -113,65 +143,65 @@ def ingest(
     progress: bool = True,
     fsync: bool = True,
     reader: Callable[[str], list[Spectrum]] | None = None,
+    *,
+    no_catalog: bool = False,
+    retry_rejected: bool = False,
+    limits: WorkerLimits | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> IngestReport:
     """Ingest SOURCES into the store at `store`, resuming or appending if it exists.
 
+    `catalog` names the catalog to join, `no_catalog` joins none (else a catalog-like file among
+    the sources is joined); `limits` bounds what one file may cost a worker (time, memory);
+    `retry_rejected` reads again files an earlier run rejected (else skipped while unchanged).
     Returns a report; a KeyboardInterrupt leaves a consistent store (the same
     call resumes it) and a report with `interrupted=True`.
     """
     t_start = time.perf_counter()
     workers = default_workers() if workers is None else max(1, int(workers))
     chunk_size = max(1, int(chunk_size))
+    limits = limits or WorkerLimits()
     report = IngestReport(store=Path(store))
-    plan = plan_sources(sources, catalog, spectra_root)
+    plan = plan_sources(sources, catalog, spectra_root, no_catalog=no_catalog, max_file_bytes=max_file_bytes)
     report.catalog = str(plan.catalog) if plan.catalog else None
+    report.catalog_auto = plan.catalog_auto
     report.ignored = plan.ignored
     join = None
     if plan.catalog is not None:
         from inspector.readers import read_catalog
 
-        join = CatalogJoin(read_catalog(plan.catalog, extra_columns="*"))  # every scalar column reaches the index
+        try:
+            join = CatalogJoin(read_catalog(plan.catalog, extra_columns="*"))  # every scalar column reaches the index
+        except SpectrumFileError as err:
+            raise ValueError(f"catalog {err}") from None
 
     with StoreWriter(store, fsync=fsync) as writer:
         all_files = plan.files + plan.not_found
-        report.n_files = len(all_files)
+        report.n_files = len(all_files) + len(plan.refused)
         missing = set(plan.not_found)
-        pending = _pending(all_files, writer)
-        report.n_skipped = report.n_files - len(pending)
+        pending, n_rejected_before = _pending(all_files, writer, retry_rejected)
+        refusals, n_refused_before = _refusals(plan, writer, retry_rejected)
+        report.n_skipped_rejected = n_rejected_before + n_refused_before
+        report.n_skipped = report.n_files - len(pending) - len(refusals.rejected)
         writer.open_arrays(writer.state.n_rows + sum(1 for f in pending if f not in missing))
         writer.meta.setdefault("sources", [])
         for s in sources:
-            if str(Path(s).resolve()) not in writer.meta["sources"]:
-                writer.meta["sources"].append(str(Path(s).resolve()))
+            if os.path.realpath(s) not in writer.meta["sources"]:  # not Path.resolve: it raises on a symlink loop
+                writer.meta["sources"].append(os.path.realpath(s))
         if plan.catalog is not None:
             writer.meta["catalog"] = str(plan.catalog)
         writer.meta.update({"state": "ingesting", "software": _versions(inspector.__version__)})
         writer.write_meta()
 
         bar = _progress(len(pending), progress)
-        pool = None
-        if workers > 1 and len(pending) > chunk_size:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            # fork: workers start in milliseconds and inherit the imports; a dead worker
-            # (OOM-killed, segfault) raises BrokenProcessPool instead of hanging the ingest
-            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_init, initargs=(os.getpid(),))
+        n_chunks = -(-len(pending) // chunk_size)
+        pool = WorkerPool(min(workers, n_chunks), reader, limits) if n_chunks else None
 
         def results() -> Iterable[ChunkResult]:
-            chunks = _chunks(pending, chunk_size)
-            if pool is None:
-                for c in chunks:
-                    yield process_chunk(c, reader)
-                return
-            window: collections.deque[Any] = collections.deque()  # bounded: memory flat in N
-            for c in chunks:
-                window.append(pool.submit(process_chunk, c, reader))
-                if len(window) >= 2 * workers:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
+            if refusals.rejected:
+                yield refusals
+            if pool is not None:
+                yield from pool.map_ordered(_chunks(pending, chunk_size))
 
         t_work = time.perf_counter()
         try:
@@ -187,20 +217,16 @@ def ingest(
                     report.by_category[r["category"]] = report.by_category.get(r["category"], 0) + 1
                     if len(report.examples) < 10:
                         report.examples.append((r["file"], r["reason"]))
-                if bar is not None:
+                if bar is not None and res is not refusals:
                     bar.update(res.n_files)
                     el = time.perf_counter() - t_work
                     bar.set_postfix_str(f"{report.n_stored / el:.0f} spectra/s, {report.n_rejected} rejected")
         except KeyboardInterrupt:
             report.interrupted = True
-        except BrokenExecutor as exc:
-            raise RuntimeError(
-                f"a worker process died ({exc}); {writer.state.n_rows} spectra are safely stored: "
-                "rerun the same command to resume (with fewer --workers if memory ran out)"
-            ) from None
         finally:
             if pool is not None:
-                _stop(pool)
+                pool.close()
+                report.worker_restarts = pool.restarts
             if bar is not None:
                 bar.close()
         report.seconds = time.perf_counter() - t_work
@@ -209,21 +235,15 @@ def ingest(
             runs.append({
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "files_read": report.n_read, "stored": report.n_stored, "rejected": report.n_rejected,
+                "skipped_rejected_before": report.n_skipped_rejected,
                 "seconds": round(report.seconds, 3), "spectra_per_s": round(report.spectra_per_s, 1),
                 "workers": workers, "chunk_size": chunk_size,
+                "limits": {"file_seconds": limits.seconds, "worker_memory_bytes": limits.memory_bytes},
             })
             writer.finalize({})
         report.n_total = writer.state.n_rows
     report.seconds = report.seconds or (time.perf_counter() - t_start)
     return report
-
-
-def _stop(pool: Any) -> None:
-    """Stop workers now (Ctrl-C, error) or after the last chunk: nothing they hold is needed."""
-    for proc in list(getattr(pool, "_processes", {}).values()):  # private, but the only way to not wait
-        if proc.is_alive():
-            proc.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _versions(version: str) -> dict[str, str]:

@@ -3,11 +3,15 @@
 Workers only compute and send back small arrays (chunk x 4618 float32) and
 row metadata; every failure becomes a rejection row, so a bad file never
 stops an ingest. The parent (`inspector.ingest.run`) is the only writer.
+What a file may cost a worker is bounded (`WorkerLimits`): memory by an
+rlimit set here, time by the parent (`inspector.ingest.pool`), which sees
+through `on_file` which file a worker is on when it has to stop it.
 """
 from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import threading
 import time
@@ -49,6 +53,20 @@ def validate(s: Spectrum) -> str | None:
     if bad.any():
         return f"flux has {int(bad.sum())} NaN/inf values at pixels with ivar > 0"
     return None
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """What one file may cost a worker before it is rejected instead of read.
+
+    Real files take milliseconds and tens of MB (README, "The spectrum store"); the limits are
+    there for the poison ones: a COADD declaring 5e7 rows, a gzip that unpacks to gigabytes.
+    """
+    seconds: float = 60.0  # read + validate + resample, per file
+    memory_bytes: int = 2 * 2**30  # what a worker may allocate on top of what it starts with
+
+    def memory_text(self) -> str:
+        return f"{self.memory_bytes / 2**20:.0f} MB"
 
 
 @dataclass
@@ -99,24 +117,50 @@ def _read(path: str) -> list[Spectrum]:
     return read_any(path)
 
 
-def process_chunk(paths: Sequence[str], reader: Callable[[str], list[Spectrum]] | None = None) -> ChunkResult:
-    """Read, validate and resample a chunk of files; every failure becomes a rejection row."""
+def _exc_reason(exc: BaseException, limits: WorkerLimits | None) -> str:
+    """A rejection reason for an exception raised while reading or resampling a file."""
+    if isinstance(exc, MemoryError):
+        limit = f"the worker's limit of {limits.memory_text()} (--worker-memory)" if limits else "the memory available"
+        return f"out of memory: reading it needed more than {limit}"
+    problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+    return str(problem) if type(exc).__name__ == "SpectrumFileError" else f"{type(exc).__name__}: {problem}"
+
+
+def process_chunk(
+    paths: Sequence[str],
+    reader: Callable[[str], list[Spectrum]] | None = None,
+    skip: dict[int, str] | None = None,
+    on_file: Callable[[int], None] | None = None,
+    limits: WorkerLimits | None = None,
+) -> ChunkResult:
+    """Read, validate and resample a chunk of files; every failure becomes a rejection row.
+
+    `skip` maps positions in `paths` to a reason they are rejected without being read (a file
+    that killed or stalled an earlier worker on this chunk); `on_file(i)` is called before file
+    `i` is opened, so the parent knows which file a worker that dies or stalls was on.
+    """
     t0 = time.perf_counter()
     read = reader or _read
+    skip = skip or {}
     fluxes: list[np.ndarray] = []
     ivars: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    for path in paths:
+    for i_file, path in enumerate(paths):
         size, mtime = file_stat(path)
 
         def reject(reason: str, hdu: str | None = None, oid: str | None = None) -> None:
             rejected.append({"file": path, "reason": reason, "category": classify(reason),
                              "hdu_or_fiber": hdu, "object_id": oid, "size": size, "mtime_ns": mtime})
 
+        if i_file in skip:
+            reject(skip[i_file])
+            continue
         if size < 0:
             reject("file not found")
             continue
+        if on_file is not None:
+            on_file(i_file)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -126,9 +170,8 @@ def process_chunk(paths: Sequence[str], reader: Callable[[str], list[Spectrum]] 
                     reason = _warning_reason(str(w.message), path)
                     m = re.match(r"(?:row|fiber|fibre)\s+(\d+)", reason)
                     reject(reason, m.group(1) if m else None)
-        except Exception as exc:  # SpectrumFileError and anything a broken file provokes
-            problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
-            reject(str(problem) if type(exc).__name__ == "SpectrumFileError" else f"{type(exc).__name__}: {problem}")
+        except Exception as exc:  # SpectrumFileError, MemoryError and anything a broken file provokes
+            reject(_exc_reason(exc, limits))
             continue
         if not spectra:
             reject("empty: the file holds no spectrum")
@@ -144,7 +187,7 @@ def process_chunk(paths: Sequence[str], reader: Callable[[str], list[Spectrum]] 
                     if n_good == 0:
                         problem = "no usable pixel on the FNet grid (3567-10325 A)"
             except Exception as exc:
-                problem, oid = f"{type(exc).__name__}: {exc}", None
+                problem, oid = _exc_reason(exc, limits), None
             if problem is not None:
                 reject(problem, hdu, oid)
                 continue
@@ -169,8 +212,43 @@ def process_chunk(paths: Sequence[str], reader: Callable[[str], list[Spectrum]] 
     )
 
 
-def worker_init(parent_pid: int) -> None:
-    """Workers ignore Ctrl-C (the parent handles it) and die with the parent, even on SIGKILL."""
+def _vm_data() -> int | None:
+    """This process's data segment as the kernel counts it for RLIMIT_DATA (bytes), None off Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def limit_memory(extra_bytes: int) -> bool:
+    """Cap this process's private memory at what it holds now plus `extra_bytes`; True if set.
+
+    RLIMIT_DATA rather than RLIMIT_AS: since Linux 4.7 it counts every private writable mapping
+    (the heap, numpy's buffers, a gzip's output) but not a read-only file mapping, so a large
+    file that the reader maps is not refused for its size alone. Past the cap an allocation fails
+    and Python raises MemoryError, which becomes the file's rejection.
+    """
+    base = _vm_data()
+    if base is None:
+        return False
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    want = base + int(extra_bytes)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (want, hard))
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def worker_init(parent_pid: int, memory_bytes: int | None = None) -> None:
+    """Workers ignore Ctrl-C (the parent handles it), die with the parent, even on SIGKILL, and
+    allocate at most `memory_bytes` more than they start with."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # Linux: the kernel kills us when the parent dies
         import ctypes
@@ -187,3 +265,5 @@ def worker_init(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+    if memory_bytes is not None:
+        limit_memory(memory_bytes)  # after the thread: its stack is part of the baseline
