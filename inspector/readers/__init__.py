@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from inspector.readers import desi_coadd, image_spectrum, spec_file, spplate
 from inspector.readers.catalog import CATALOG_COLUMNS, read_catalog
-from inspector.readers.common import PathLike, open_hdus
+from inspector.readers.common import PathLike, names_the_file, open_hdus
 from inspector.readers.desi_coadd import read_desi_coadd
 from inspector.readers.errors import SpectrumFileError, SpectrumFileWarning
 from inspector.readers.image_spectrum import read_image_spectrum
@@ -45,7 +45,13 @@ def detect_format(hdus: list) -> str:
 
 def read_any(path: PathLike) -> list[Spectrum]:
     """All spectra in a file of any supported format, in file order; raises SpectrumFileError."""
-    hdus = open_hdus(path)
+    return _dispatch(path, open_hdus(path))
+
+
+@names_the_file
+def _dispatch(path: PathLike, hdus: list) -> list[Spectrum]:
+    # detect_format decodes column definitions (has_column): a bad TFORM surfaces here, and must
+    # name the file like any fault the readers meet
     kind = detect_format(hdus)
     if kind == "spec":
         return [spec_file.from_hdus(path, hdus)]

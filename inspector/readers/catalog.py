@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, open_hdus
+from inspector.readers.common import PathLike, names_the_file, open_hdus
 from inspector.readers.errors import SpectrumFileError
 
 # DESIGN.md's columns and the dtype the app expects for each.
@@ -35,17 +35,14 @@ def read_catalog(path: PathLike, extra_columns: Sequence[str] | str = ()) -> pd.
     extra_columns: more columns to keep as they are (e.g. the mock's MOCK_KIND),
     or "*" for every column in the table. Array-valued extra columns are skipped.
     """
-    hdus = open_hdus(path)
+    return _read(path, open_hdus(path), extra_columns)
+
+
+@names_the_file
+def _read(path: PathLike, hdus: list[rawfits.HDU], extra_columns: Sequence[str] | str) -> pd.DataFrame:
     table = next((h for h in hdus if h.is_table), None)
     if table is None:
         raise SpectrumFileError(path, "no binary table HDU: not a catalog")
-    try:
-        return _read(path, table, extra_columns)
-    except rawfits.FitsFormatError as err:
-        raise SpectrumFileError(path, str(err)) from None
-
-
-def _read(path: PathLike, table: rawfits.HDU, extra_columns: Sequence[str] | str) -> pd.DataFrame:
     n = table.nrows
     data: dict[str, np.ndarray] = {}
     missing: list[str] = []

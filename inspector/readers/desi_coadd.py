@@ -27,7 +27,15 @@ import warnings
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, names_the_file, open_hdus
+from inspector.readers.common import (
+    PathLike,
+    check_pixel_count,
+    check_spectra_count,
+    names_the_file,
+    open_hdus,
+    require_float,
+    require_numeric,
+)
 from inspector.readers.errors import SpectrumFileError, SpectrumFileWarning
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
@@ -53,33 +61,59 @@ def _arm(path: PathLike, by_name: dict[str, rawfits.HDU], arm: str) -> dict[str,
             if required:
                 raise SpectrumFileError(path, f"missing HDU {arm}_{kind} (arm {arm} has a {arm}_FLUX HDU)")
             return None
+        shape = hdu.shape  # bounded before the image is decoded (a header can claim a sparse hole)
+        check_pixel_count(path, shape[-1], f"{arm}_{kind}")
+        check_spectra_count(path, shape[0] if len(shape) > 1 else 1, f"{arm}_{kind} rows")
         return hdu.image()
 
-    wave = image("WAVELENGTH").astype(np.float64).reshape(-1)
-    flux = np.atleast_2d(image("FLUX")).astype(np.float32)
-    ivar = np.atleast_2d(image("IVAR")).astype(np.float32)
-    if flux.shape[1] != wave.size or ivar.shape != flux.shape:
+    wave = require_float(path, image("WAVELENGTH"), f"{arm}_WAVELENGTH").astype(np.float64).reshape(-1)
+    _check_wavelength(path, arm, wave)
+    flux = np.atleast_2d(require_float(path, image("FLUX"), f"{arm}_FLUX")).astype(np.float32)
+    ivar = np.atleast_2d(require_float(path, image("IVAR"), f"{arm}_IVAR")).astype(np.float32)
+    if flux.ndim != 2 or flux.shape[1] != wave.size or ivar.shape != flux.shape:
         raise SpectrumFileError(path, f"arm {arm}: array length mismatch: {arm}_WAVELENGTH {wave.size}, "
                                       f"{arm}_FLUX {flux.shape}, {arm}_IVAR {ivar.shape}")
     mask = image("MASK", required=False)
     if mask is not None:
-        mask = np.atleast_2d(mask).astype(np.uint32)
+        mask = np.atleast_2d(require_numeric(path, mask, f"{arm}_MASK"))
         if mask.shape != flux.shape:
             raise SpectrumFileError(path, f"arm {arm}: {arm}_MASK shape {mask.shape} != {arm}_FLUX {flux.shape}")
+        with np.errstate(invalid="ignore"):
+            mask = mask.astype(np.uint32)
         ivar[mask != 0] = 0.0
     out = {"wave": wave, "flux": flux, "ivar": ivar, "mask": mask}
     res = image("RESOLUTION", required=False)
     if res is not None:
-        res = res.reshape((flux.shape[0],) + res.shape[-2:])
+        nspec, npix = flux.shape
+        if res.ndim == 2 and nspec == 1:
+            res = res[None]
+        if res.ndim != 3 or res.shape[0] != nspec or res.shape[2] != npix:
+            raise SpectrumFileError(path, f"arm {arm}: {arm}_RESOLUTION shape {res.shape} does not fit "
+                                          f"{nspec} spectra of {npix} pixels")
         ndiag = res.shape[1]
         offsets = (ndiag // 2 - np.arange(ndiag))[None, :, None]
         norm = res.sum(axis=1)
-        ivar[norm <= 0] = 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
+        ivar[~(norm > 0)] = 0.0
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             var_pix = np.clip((res * offsets**2).sum(axis=1) / norm, 0, None)
-        step = np.median(np.diff(wave)) if wave.size > 1 else np.nan
+        step = np.median(np.diff(wave))
         out["sigma_A"] = np.sqrt(np.where(norm > 0, var_pix, np.nan)) * step
     return out
+
+
+def _check_wavelength(path: PathLike, arm: str, wave: np.ndarray) -> None:
+    """The merge places pixels by (wave - start) / step: a reversed, unsorted or non-finite grid would put
+    flux at the wrong wavelengths (or at negative indices) instead of failing."""
+    if wave.size < 2:
+        raise SpectrumFileError(path, f"arm {arm}: {arm}_WAVELENGTH has {wave.size} pixel(s)")
+    if not np.isfinite(wave).all():
+        raise SpectrumFileError(path, f"arm {arm}: non-finite {arm}_WAVELENGTH at pixel "
+                                      f"{int(np.flatnonzero(~np.isfinite(wave))[0])}")
+    step = np.diff(wave)
+    if not (step > 0).all():
+        i = int(np.flatnonzero(step <= 0)[0])
+        raise SpectrumFileError(path, f"arm {arm}: {arm}_WAVELENGTH is not strictly increasing: pixel {i} is "
+                                      f"{wave[i]:.3f} A, pixel {i + 1} is {wave[i + 1]:.3f} A")
 
 
 def _merge(arms: list[dict[str, np.ndarray]], row: int) -> tuple[np.ndarray, ...]:
@@ -88,7 +122,9 @@ def _merge(arms: list[dict[str, np.ndarray]], row: int) -> tuple[np.ndarray, ...
     start = arms[0]["wave"][0]
     pos = [(a["wave"] - start) / step for a in arms]
     aligned = all(np.allclose(p, np.round(p), atol=1e-3, rtol=0) for p in pos)
-    if aligned:
+    # One common grid only when the arms overlap or abut: a gap (or a corrupt far-away arm) would make
+    # the merged grid as long as the gap, so such files take the concatenation below instead.
+    if aligned and max(p[-1] for p in pos) < sum(p.size for p in pos):
         idx = [np.round(p).astype(np.int64) for p in pos]
         n = int(max(i[-1] for i in idx)) + 1
         wave = start + step * np.arange(n)
@@ -138,7 +174,7 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
     targetid = _table_column(path, by_name.get("FIBERMAP"), "TARGETID", nspec)
     ra = _table_column(path, by_name.get("FIBERMAP"), "TARGET_RA", nspec)
     dec = _table_column(path, by_name.get("FIBERMAP"), "TARGET_DEC", nspec)
-    redshifts = _redshifts(by_name.get("REDSHIFTS"))
+    redshifts = _redshifts(path, by_name.get("REDSHIFTS"))
     primary_extra = {k: hdus[0].get(k) for k in PRIMARY_KEYS if k in hdus[0]}
     primary_extra = {k: (v.strip() if isinstance(v, str) else v) for k, v in primary_extra.items()}
 
@@ -171,14 +207,25 @@ def _table_column(path: PathLike, hdu: rawfits.HDU | None, name: str, nspec: int
         return None
     if hdu.nrows != nspec:
         raise SpectrumFileError(path, f"HDU {hdu.name} has {hdu.nrows} rows for {nspec} spectra")
-    return hdu.column(name)
+    data = require_numeric(path, hdu.column(name), f"HDU {hdu.name} column {name}")
+    if data.ndim != 1:
+        raise SpectrumFileError(path, f"HDU {hdu.name} column {name} has shape {data.shape}, expected one value per row")
+    if name == "TARGETID" and data.dtype.kind == "f":
+        raise SpectrumFileError(path, f"HDU {hdu.name} column TARGETID holds floats, expected integers")
+    return data
 
 
-def _redshifts(hdu: rawfits.HDU | None) -> dict[int, tuple[float, int, str]]:
+def _redshifts(path: PathLike, hdu: rawfits.HDU | None) -> dict[int, tuple[float, int, str]]:
     """TARGETID -> (Z, ZWARN, SPECTYPE) from a REDSHIFTS HDU, when the file carries one."""
     if hdu is None or not hdu.is_table or not all(hdu.has_column(c) for c in ("TARGETID", "Z")):
         return {}
-    tid, z = hdu.column("TARGETID"), hdu.column("Z")
-    zwarn = hdu.column("ZWARN") if hdu.has_column("ZWARN") else np.zeros(len(tid), int)
-    stype = hdu.strings("SPECTYPE") if hdu.has_column("SPECTYPE") else np.full(len(tid), "")
+    n = hdu.nrows
+    check_spectra_count(path, n, "REDSHIFTS rows")
+    tid = _table_column(path, hdu, "TARGETID", n)
+    z = _table_column(path, hdu, "Z", n)
+    zwarn = _table_column(path, hdu, "ZWARN", n)
+    zwarn = np.zeros(n, int) if zwarn is None else zwarn
+    stype = hdu.strings("SPECTYPE") if hdu.has_column("SPECTYPE") else np.full(n, "")
+    if zwarn.dtype.kind == "f" and not np.isfinite(zwarn).all():
+        raise SpectrumFileError(path, "HDU REDSHIFTS column ZWARN holds non-finite values")
     return {int(t): (float(zz), int(w), str(s) or None) for t, zz, w, s in zip(tid, z, zwarn, stype)}

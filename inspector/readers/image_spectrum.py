@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, guess_survey, names_the_file, open_hdus
+from inspector.readers.common import (
+    PathLike,
+    check_pixel_count,
+    guess_survey,
+    header_number,
+    names_the_file,
+    open_hdus,
+    require_float,
+)
 from inspector.readers.errors import SpectrumFileError
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
@@ -63,17 +71,20 @@ def _spectrum(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
     primary = hdus[0]
     if len(primary.shape) != 1:
         raise SpectrumFileError(path, f"HDU 0 should be a 1-D flux image, got shape {primary.shape}")
-    flux = primary.image().astype(np.float32)
+    check_pixel_count(path, primary.shape[0], "HDU 0 (flux)")
+    flux = require_float(path, primary.image(), "HDU 0 (flux)").astype(np.float32)
     npix = flux.size
     loglam = _vector(path, hdus, 2, npix, "log10 wavelength")
     if loglam is None:
         if "COEFF0" not in primary or "COEFF1" not in primary:
             raise SpectrumFileError(path, "no wavelength: neither an HDU 2 loglam array nor COEFF0/COEFF1 in HDU 0")
-        loglam = float(primary.get("COEFF0")) + float(primary.get("COEFF1")) * np.arange(npix)
+        loglam = header_number(path, primary, "COEFF0") + header_number(path, primary, "COEFF1") * np.arange(npix)
+    else:
+        require_float(path, loglam, "HDU 2 (log10 wavelength)")
     err = _vector(path, hdus, 1, npix, "error")
     if err is None:
         raise SpectrumFileError(path, "missing HDU 1 (error array): the file has only 1 HDU")
-    err = err.astype(np.float64)
+    err = require_float(path, err, "HDU 1 (error)").astype(np.float64)
     kind = _error_kind(flux, err)
     good = np.isfinite(err) & (err > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -82,9 +93,11 @@ def _spectrum(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
     if mask is not None:
         ivar[mask == 0] = 0.0
 
-    mjd, run2d = primary.get("MJD"), str(primary.get("RUN2D", "") or "").strip()
-    spec = Spectrum(wave=np.power(10.0, loglam.astype(np.float64)), flux=flux, ivar=ivar, source=str(path),
-                    survey=guess_survey(run2d, mjd), plate=_opt_int(primary.get("PLATEID")), mjd=_opt_int(mjd))
+    mjd, run2d = header_number(path, primary, "MJD", integer=True), str(primary.get("RUN2D", "") or "").strip()
+    with np.errstate(over="ignore"):  # an absurd loglam gives inf, which validation names
+        wave = np.power(10.0, loglam.astype(np.float64))
+    spec = Spectrum(wave=wave, flux=flux, ivar=ivar, source=str(path), survey=guess_survey(run2d, mjd),
+                    plate=header_number(path, primary, "PLATEID", integer=True), mjd=mjd)
     spec.extra["error_hdu"] = kind
     if run2d:
         spec.extra["RUN2D"] = run2d
@@ -111,7 +124,3 @@ def _error_kind(flux: np.ndarray, err: np.ndarray) -> str:
     as_sigma = abs(np.log(typical / noise))
     as_ivar = abs(np.log(1.0 / np.sqrt(typical) / noise))
     return "ivar" if as_ivar < as_sigma else "sigma"
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(value)

@@ -21,10 +21,15 @@ from inspector.readers import rawfits
 from inspector.readers.common import (
     SURVEYS,
     PathLike,
+    as_float,
+    as_int,
+    check_pixel_count,
     guess_survey,
+    header_number,
     names_the_file,
     open_hdus,
     require_columns,
+    require_float,
     require_hdu,
 )
 from inspector.readers.errors import SpectrumFileError
@@ -37,7 +42,7 @@ META_REQUIRED = ("CLASS", "Z", "ZWARNING")
 # HDU2 columns copied into Spectrum.extra under their (upper-case) FITS names.
 META_EXTRA = ("RUN2D", "SUBCLASS", "THING_ID")
 # Keys readers derive themselves: never written back as HDU2 columns.
-READER_KEYS = frozenset({"n_nonfinite", "hdu_layout", "ivar_missing", "radec_from_name", "row"})
+READER_KEYS = frozenset({"n_nonfinite", "n_absurd", "hdu_layout", "ivar_missing", "radec_from_name", "row"})
 XTRA_KEYWORD = "XTRACOLS"  # HDU2 keyword: the last N columns hold Spectrum.extra scalars
 LAYOUTS = {"boss": ("COADD", "SPALL", False), "sdss": ("COADD", "SPECOBJ", False), "picca": (None, None, True)}
 
@@ -57,11 +62,14 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
     if meta.nrows < 1:
         raise SpectrumFileError(path, "HDU 2 (SPALL/SPECOBJ metadata table) has no rows")
 
-    loglam = coadd.column("loglam").astype(np.float64)
+    check_pixel_count(path, coadd.nrows, "HDU 1 (COADD) rows")
+    loglam = require_float(path, coadd.column("loglam"), "HDU 1 column loglam").astype(np.float64)
+    with np.errstate(over="ignore"):  # an absurd loglam gives inf, which validation names
+        wave = np.power(10.0, loglam)
     spec = Spectrum(
-        wave=np.power(10.0, loglam),
-        flux=coadd.column("flux"),
-        ivar=coadd.column("ivar"),
+        wave=wave,
+        flux=require_float(path, coadd.column("flux"), "HDU 1 column flux"),
+        ivar=require_float(path, coadd.column("ivar"), "HDU 1 column ivar"),
         source=str(path),
         and_mask=coadd.column("and_mask") if coadd.has_column("and_mask") else None,
         sky=coadd.column("sky") if coadd.has_column("sky") else None,
@@ -71,24 +79,32 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
             return meta.cell(name)
         return primary.get(fallback_key) if fallback_key else None
 
-    spec.plate = _int(value("PLATE", "PLATEID"))
-    spec.mjd = _int(value("MJD", "MJD"))
-    spec.fiberid = _int(value("FIBERID", "FIBERID"))
-    ra = value("PLUG_RA", "PLUG_RA")
-    dec = value("PLUG_DEC", "PLUG_DEC")
+    def integer(name: str, fallback_key: str | None = None) -> int | None:
+        return as_int(path, value(name, fallback_key), lambda: _where(meta, name, fallback_key))
+
+    def real(name: str, fallback_key: str | None = None) -> float | None:
+        return as_float(path, value(name, fallback_key), lambda: _where(meta, name, fallback_key))
+
+    spec.plate = integer("PLATE", "PLATEID")
+    spec.mjd = integer("MJD", "MJD")
+    spec.fiberid = integer("FIBERID", "FIBERID")
+    ra, dec = real("PLUG_RA", "PLUG_RA"), real("PLUG_DEC", "PLUG_DEC")
     if ra is None and meta.has_column("RA"):  # not the PRIMARY RA/DEC: those are the telescope boresight
-        ra, dec = value("RA"), value("DEC")
-    spec.ra, spec.dec = _float(ra), _float(dec)
+        ra, dec = real("RA"), real("DEC")
+    spec.ra, spec.dec = ra, dec
     spec.spec_class = str(value("CLASS")).strip()
-    spec.z = _float(value("Z"))
-    spec.z_err = _float(value("Z_ERR"))
-    spec.zwarning = _int(value("ZWARNING"))
-    spec.sn_median_all = _float(value("SN_MEDIAN_ALL"))
+    spec.z = real("Z")
+    spec.z_err = real("Z_ERR")
+    spec.zwarning = integer("ZWARNING")
+    spec.sn_median_all = real("SN_MEDIAN_ALL")
     for key in META_EXTRA:
         v = value(key, key)
         if v is not None:
             spec.extra[key] = v.strip() if isinstance(v, str) else v
-    n_extra = int(meta.get(XTRA_KEYWORD, 0) or 0)
+    n_extra = header_number(path, meta, XTRA_KEYWORD, integer=True) or 0
+    if not 0 <= n_extra <= len(meta.column_names):
+        raise SpectrumFileError(path, f"HDU 2: {XTRA_KEYWORD} = {n_extra} but the table has "
+                                      f"{len(meta.column_names)} columns")
     if n_extra:
         for name in meta.column_names[-n_extra:]:
             spec.extra[name.upper()] = value(name)
@@ -100,12 +116,8 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
     return validate_spectrum(spec, path)
 
 
-def _int(v: Any) -> int | None:
-    return None if v is None or v == "" else int(v)
-
-
-def _float(v: Any) -> float | None:
-    return None if v is None or v == "" else float(v)
+def _where(meta: rawfits.HDU, name: str, fallback_key: str | None) -> str:
+    return f"HDU 2 column {name}" if meta.has_column(name) or not fallback_key else f"HDU 0 {fallback_key}"
 
 
 # --------------------------------------------------------------------------- writing

@@ -21,7 +21,17 @@ import warnings
 import numpy as np
 
 from inspector.readers import rawfits
-from inspector.readers.common import PathLike, guess_survey, names_the_file, open_hdus
+from inspector.readers.common import (
+    PathLike,
+    check_pixel_count,
+    check_spectra_count,
+    guess_survey,
+    header_number,
+    names_the_file,
+    open_hdus,
+    require_float,
+    require_numeric,
+)
 from inspector.readers.errors import SpectrumFileError, SpectrumFileWarning
 from inspector.readers.validate import validate_spectrum
 from inspector.spectrum import Spectrum
@@ -49,10 +59,16 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
         raise SpectrumFileError(path, f"HDU 0 should be a 2-D flux image [fiber, pixel], got shape {primary.shape}")
     if "COEFF0" not in primary or "COEFF1" not in primary:
         raise SpectrumFileError(path, "HDU 0 lacks COEFF0/COEFF1 (log10 wavelength solution)")
-    flux = primary.image().astype(np.float32, copy=False)
-    nfiber, npix = flux.shape
-    wave = np.power(10.0, float(primary.get("COEFF0")) + float(primary.get("COEFF1")) * np.arange(npix))
+    nfiber, npix = primary.shape
+    check_spectra_count(path, nfiber, "fibers")
+    check_pixel_count(path, npix, "HDU 0 (flux)")
+    flux = require_float(path, primary.image(), "HDU 0 (flux)").astype(np.float32, copy=False)
+    coeff0, coeff1 = header_number(path, primary, "COEFF0"), header_number(path, primary, "COEFF1")
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd coefficients give inf/NaN, which validation names
+        wave = np.power(10.0, coeff0 + coeff1 * np.arange(npix))
     ivar = _image_like(path, hdus, 1, flux.shape)
+    if ivar is not None:
+        require_float(path, ivar, "HDU 1 (ivar)")
     and_mask = _image_like(path, hdus, 2, flux.shape)
     ivar_missing = ivar is None
     if ivar is None:
@@ -61,15 +77,21 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
     if plug is not None and plug.nrows != nfiber:
         raise SpectrumFileError(path, f"plug map (HDU {PLUGMAP_HDU}) has {plug.nrows} rows for {nfiber} fibers")
 
-    def plug_column(name: str) -> np.ndarray | None:
+    def plug_column(name: str, numeric: bool = True) -> np.ndarray | None:
         if plug is None or not plug.has_column(name):
             return None
-        return plug.values(name)
+        values = plug.values(name)
+        if values.ndim != 1:
+            raise SpectrumFileError(path, f"plug map column {name} has shape {values.shape}, expected one value per fiber")
+        return require_numeric(path, values, f"plug map column {name}") if numeric else values
 
     fibers = plug_column("FIBERID")
+    if fibers is not None and fibers.dtype.kind == "f" and not (np.isfinite(fibers) & (fibers == np.round(fibers))).all():
+        raise SpectrumFileError(path, "plug map column FIBERID holds non-integer values")
     fibers = np.arange(1, nfiber + 1) if fibers is None else fibers
-    ra, dec, objtype = plug_column("RA"), plug_column("DEC"), plug_column("OBJTYPE")
-    plate, mjd = primary.get("PLATEID"), primary.get("MJD")
+    ra, dec, objtype = plug_column("RA"), plug_column("DEC"), plug_column("OBJTYPE", numeric=False)
+    plate = header_number(path, primary, "PLATEID", integer=True)
+    mjd = header_number(path, primary, "MJD", integer=True)
     run2d = str(primary.get("RUN2D", "") or "").strip()
     survey = guess_survey(run2d, mjd)
 
@@ -79,7 +101,7 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
         spec = Spectrum(
             wave=wave.copy(), flux=flux[i].copy(), ivar=ivar[i].astype(np.float32), source=f"{path}#{fiber}",
             survey=survey, and_mask=None if and_mask is None else and_mask[i].copy(),
-            plate=None if plate is None else int(plate), mjd=None if mjd is None else int(mjd), fiberid=fiber,
+            plate=plate, mjd=mjd, fiberid=fiber,
             ra=None if ra is None else float(ra[i]), dec=None if dec is None else float(dec[i]),
         )
         if run2d:

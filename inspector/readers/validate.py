@@ -15,6 +15,10 @@ from inspector.readers.errors import SpectrumFileError
 from inspector.spectrum import Spectrum
 
 MIN_USABLE_FRACTION = 0.10  # below this FNet sees mostly interpolated zeros: refuse
+# |flux| at or above this (in 1e-17 erg/s/cm^2/A, 30x Vega's flux at 5500 A) is no astronomical
+# spectrum a survey took but corrupt bytes (the brightest real fixture peaks at ~800): such pixels
+# are treated like NaN, so a file of them is refused instead of stored.
+FLUX_ABSURD = 1e10
 
 
 def validate_spectrum(spec: Spectrum, path: str | os.PathLike[str], what: str = "") -> Spectrum:
@@ -53,13 +57,22 @@ def validate_spectrum(spec: Spectrum, path: str | os.PathLike[str], what: str = 
         i = int(np.flatnonzero(step <= 0)[0])
         raise fail(f"wavelength is not strictly increasing: pixel {i} is {wave[i]:.3f} A, pixel {i + 1} is {wave[i + 1]:.3f} A")
 
-    flux_ok = np.isfinite(flux)
+    finite = np.isfinite(flux)
+    with np.errstate(invalid="ignore"):
+        big = np.abs(flux) >= FLUX_ABSURD  # inf too: told apart from absurd finite values below
+    n_absurd = 0
+    flux_ok = finite
+    if big.any():
+        absurd = big & finite
+        n_absurd = int(absurd.sum())
+        flux_ok = finite & ~absurd
     if not flux_ok.any():
-        raise fail("flux is non-finite (NaN/inf) in every pixel")
+        raise fail("flux is non-finite (NaN/inf) in every pixel" if not n_absurd else
+                   f"flux is non-finite or absurd (|flux| >= {FLUX_ABSURD:.0e} x 1e-17 erg/s/cm^2/A) in every pixel")
     ivar_ok = np.isfinite(ivar)
     bad = ~(flux_ok & ivar_ok)
-    n_nonfinite = int(bad.sum())
-    if n_nonfinite:
+    n_nonfinite = int(bad.sum()) - n_absurd
+    if n_nonfinite or n_absurd:
         flux = flux if flux.flags.writeable else flux.copy()
         ivar = ivar if ivar.flags.writeable else ivar.copy()
         flux[~flux_ok] = 0.0  # keeps interpolation and plotting finite; ivar = 0 says "no information"
@@ -81,4 +94,6 @@ def validate_spectrum(spec: Spectrum, path: str | os.PathLike[str], what: str = 
     if spec.sky is not None:
         spec.sky = np.asarray(spec.sky, dtype=np.float32)
     spec.extra["n_nonfinite"] = n_nonfinite
+    if n_absurd:
+        spec.extra["n_absurd"] = n_absurd
     return spec

@@ -3,6 +3,7 @@ whose message names the file and the problem (or, for repairable pixels, a repai
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -219,3 +220,204 @@ def test_spplate_and_desi_fail_only_when_nothing_is_usable(real_dir, tmp_path):
     with pytest.warns(SpectrumFileWarning) as skipped:
         expect_error(read_desi_coadd, rewrite(real_dir, DESI, tmp_path / "d.fits", zero_desi), "none of the 2 rows")
     assert len(skipped) == 2 and "TARGETID 39632936152073654" in str(skipped[-1].message)
+
+
+# ---------------------------------------------------------------- issue 15: hostile headers, garbage content
+
+def _with_card(real_dir: Path, name: str, tmp_path: Path, hdu: int, key: str, value: str) -> Path:
+    from fits_fuzz import set_card
+
+    path = tmp_path / f"{Path(name).stem}-{key}.fits"
+    changed = set_card((real_dir / name).read_bytes(), hdu, key, value)
+    assert changed is not None
+    path.write_bytes(changed)
+    return path
+
+
+@pytest.mark.parametrize("name", [SPEC, PICCA, "sdss/spec-0266-51602-0013.fits"])
+@pytest.mark.parametrize("key", ["NAXIS2", "PCOUNT"])
+def test_a_negative_size_in_hdu2_is_refused_not_an_endless_loop(real_dir, tmp_path, name, key):
+    """Defect 1: NAXIS2 = -50 (or a PCOUNT pointing back at HDU2's own header) sent the next-header
+    offset backwards and the parse round for ever, adding HDUs at ~300 MB/s."""
+    from fits_fuzz import hdu_spans, limits
+
+    data = (real_dir / name).read_bytes()
+    start, data_at, _ = hdu_spans(data)[2]
+    naxis1, naxis2 = (int(re.search(rb"%s *= *(\d+)" % k, data[start:data_at]).group(1)) for k in (b"NAXIS1", b"NAXIS2"))
+    value = -50 if key == "NAXIS2" else start - data_at - naxis1 * naxis2  # the next header = this header
+    path = _with_card(real_dir, name, tmp_path, 2, key, str(value))
+    with limits(10, 1 << 30):
+        expect_error(read_any, path, f"HDU 2: {key} = {value} is negative")
+
+
+@pytest.mark.parametrize("name, hdu, key, value, words", [
+    (SPEC, 1, "TFORM1", "'Z'", ["TFORM1"]),  # decoded by detect_format, outside every reader
+    (SPEC, 1, "TTYPE2", "'loglam' x", ["column 2", "malformed"]),
+    (SPEC, 1, "TSCAL1", "'abc'", ["TSCAL1", "not a number"]),
+    (SPEC, 2, "XTRACOLS", "'abc'", ["XTRACOLS", "not an integer"]),
+    (SPEC, 2, "XTRACOLS", "100000", ["XTRACOLS = 100000"]),
+    (PLATE, 0, "PLATEID", "'abc'", ["PLATEID", "not an integer"]),
+    (PLATE, 0, "COEFF0", "'abc'", ["COEFF0", "not a number"]),
+    (IMAGE, 0, "MJD", "'abc'", ["MJD", "not an integer"]),
+    (DESI, 5, "BZERO", "'abc'", ["BZERO", "not a number"]),
+])
+def test_a_bad_header_value_is_a_spectrum_file_error_naming_the_file(real_dir, tmp_path, name, hdu, key, value, words):
+    """Defect 2: FitsFormatError (detect_format ran outside names_the_file) or ValueError (float()/int()
+    on header text) reached the caller without the file name."""
+    expect_error(read_any, _with_card(real_dir, name, tmp_path, hdu, key, value), *words)
+
+
+def test_a_reversed_desi_wavelength_is_refused(real_dir, tmp_path):
+    """Defect 3: a reversed B_WAVELENGTH gave negative merge indices and the B flux was stored at the red end."""
+    def reverse(h: fits.HDUList) -> None:
+        h["B_WAVELENGTH"].data = h["B_WAVELENGTH"].data[::-1].copy()
+    expect_error(read_desi_coadd, rewrite(real_dir, DESI, tmp_path / "d.fits", reverse),
+                 "arm B", "B_WAVELENGTH is not strictly increasing")
+
+
+def test_flux_read_as_integers_is_refused(real_dir, tmp_path):
+    """Defect 3: TFORM E -> J reads the float bits as integers ~1e9; astropy reads the same, so only the
+    reader can tell: flux, ivar and loglam are floating point in every survey format."""
+    from fits_fuzz import column_index
+
+    k = column_index((real_dir / SPEC).read_bytes(), 1, "flux")
+    expect_error(read_any, _with_card(real_dir, SPEC, tmp_path, 1, f"TFORM{k}", "'J'"),
+                 "HDU 1 column flux holds int32 values, not floating point")
+
+
+def test_flux_scaled_by_1e37_is_refused(real_dir, tmp_path):
+    def scale(d: dict) -> None:
+        d["flux"] = (d["flux"] * np.float32(1e30)).astype(np.float32) + np.float32(1e37)
+    expect_error(read_spec_file, rewrite(real_dir, SPEC, tmp_path / "f.fits", coadd_column(scale)),
+                 "flux is non-finite or absurd", "every pixel")
+
+
+def test_a_few_absurd_flux_pixels_are_masked_and_counted(real_dir, tmp_path):
+    def spoil(d: dict) -> None:
+        d["flux"][500:510] = 3e30
+    spec = read_spec_file(rewrite(real_dir, SPEC, tmp_path / "a.fits", coadd_column(spoil)))
+    assert spec.extra["n_absurd"] == 10 and (spec.ivar[500:510] == 0).all() and (spec.flux[500:510] == 0).all()
+
+
+# ---------------------------------------------------------------- issue 15: every size bounded before reading
+
+def test_gzip_is_inflated_in_chunks_and_stopped_at_the_cap(real_dir, tmp_path, monkeypatch):
+    from fits_fuzz import gzip_bomb, hdu_spans
+
+    from inspector.readers import rawfits
+
+    assert rawfits.MAX_GUNZIP_BYTES < 1 << 30  # one file can never take a GiB
+    monkeypatch.setattr(rawfits, "MAX_GUNZIP_BYTES", 4 << 20)
+    data = (real_dir / SPEC).read_bytes()
+    bomb = tmp_path / "bomb.fits.gz"
+    bomb.write_bytes(gzip_bomb(64 << 20, data[: hdu_spans(data)[1][1]]))
+    expect_error(read_any, bomb, "gzip stream inflates to more than 4194304 bytes")
+    two = tmp_path / "two.fits.gz"  # gzip members are concatenated, as gzip does
+    two.write_bytes(gzip.compress(data[:100_000]) + gzip.compress(data[100_000:]))
+    assert np.array_equal(read_any(two)[0].flux, read_any(real_dir / SPEC)[0].flux)
+
+
+def test_a_header_without_end_stops_at_the_block_limit(tmp_path, monkeypatch):
+    from inspector.readers import fitsheader
+
+    monkeypatch.setattr(fitsheader, "MAX_HEADER_BLOCKS", 20)
+    path = tmp_path / "noend.fits"
+    path.write_bytes(b"SIMPLE  =                    T".ljust(80) + b" " * (2880 * 40 - 80))
+    expect_error(read_any, path, "no END card in 20 header blocks")
+
+
+def test_a_header_claiming_millions_of_pixels_is_refused_before_reading(real_dir, tmp_path):
+    """A COADD declaring 5e6 rows over a sparse hole: the file is as long as the header says, so only
+    a bound on pixels per spectrum stops the reader from allocating every column at that length."""
+    from fits_fuzz import hdu_spans, set_card
+
+    data = (real_dir / SPEC).read_bytes()
+    _, (s1, d1, e1) = hdu_spans(data)[:2]
+    naxis1 = int(re.search(rb"NAXIS1 *= *(\d+)", data[s1:d1]).group(1))
+    rows = 5_000_000
+    header = set_card(data, 1, "NAXIS2", str(rows))[s1:d1]
+    path = tmp_path / "sparse.fits"
+    with open(path, "wb") as fh:
+        fh.write(data[:s1] + header + data[d1:e1])
+        fh.seek(d1 + -(-naxis1 * rows // 2880) * 2880)  # the rest of the declared rows: a hole of zeros
+        fh.write(data[e1:])
+    assert path.stat().st_size > naxis1 * rows
+    expect_error(read_any, path, "HDU 1 (COADD) rows: 5000000 pixels per spectrum")
+
+
+def test_bytes_after_the_last_hdu_are_refused_unless_padding(real_dir, tmp_path):
+    data = (real_dir / SPEC).read_bytes()
+    (tmp_path / "pad.fits").write_bytes(data + bytes(2880))
+    read_any(tmp_path / "pad.fits")
+    (tmp_path / "junk.fits").write_bytes(data + b"junk" * 720)
+    expect_error(read_any, tmp_path / "junk.fits", "2880 bytes after HDU 3 are neither a FITS header nor padding")
+
+
+def test_a_malformed_end_card_is_refused(real_dir, tmp_path):
+    data = bytearray((real_dir / SPEC).read_bytes())
+    end = data.index(b"END     ")
+    data[end + 50] = ord("$")  # astropy reads on past such a card, into the next HDU
+    (tmp_path / "end.fits").write_bytes(bytes(data))
+    expect_error(read_any, tmp_path / "end.fits", "HDU 0: malformed END card")
+
+
+# ---------------------------------------------------------------- issue 15: what rawfits does not decode goes to astropy
+
+def _count_fallbacks(monkeypatch) -> list:
+    from inspector.readers import astropy_hdus
+
+    calls: list = []
+    real = astropy_hdus.open_hdus
+    monkeypatch.setattr(astropy_hdus, "open_hdus", lambda path: calls.append(path) or real(path))
+    return calls
+
+
+def test_tnull_and_variable_length_columns_are_read_by_astropy(real_dir, tmp_path, monkeypatch):
+    calls = _count_fallbacks(monkeypatch)
+    plain = read_spec_file(real_dir / SPEC)
+    k = _column_number(real_dir / SPEC, "and_mask")
+    spec = read_spec_file(_with_card(real_dir, SPEC, tmp_path, 1, f"TNULL{k}", "-1"))
+    assert len(calls) == 1 and np.array_equal(spec.flux, plain.flux) and np.array_equal(spec.and_mask, plain.and_mask)
+
+    path = tmp_path / "vla.fits"
+    cols = [fits.Column("Z", "D", array=np.array([1.0, 2.0])), fits.Column("RA", "D", array=np.array([3.0, 4.0])),
+            fits.Column("PLATE", "J", array=np.array([1, 2])),
+            fits.Column("EXTRA", "PD()", array=np.array([np.arange(3.0), np.arange(5.0)], dtype=object))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    cat = read_catalog(path)
+    assert len(calls) == 2 and cat["Z"].tolist() == [1.0, 2.0] and cat["PLATE"].tolist() == [1, 2]
+
+
+def _column_number(path: Path, name: str) -> int:
+    from fits_fuzz import column_index
+
+    k = column_index(path.read_bytes(), 1, name)
+    assert k is not None
+    return k
+
+
+def test_blank_in_a_scaled_integer_image_is_read_by_astropy_as_missing(real_dir, tmp_path, monkeypatch):
+    """rawfits would scale the BLANK value like data; astropy (the reference) makes it NaN, which the
+    readers then mask (ivar 0) like any non-finite pixel."""
+    calls = _count_fallbacks(monkeypatch)
+
+    def to_int16(h: fits.HDUList) -> None:
+        flux = h[0].data
+        scaled = np.round(flux / 0.01).clip(-32000, 32000).astype(np.int16)
+        scaled[100:110] = -32768
+        h[0] = fits.PrimaryHDU(scaled, header=h[0].header)
+        h[0].header["BSCALE"], h[0].header["BZERO"], h[0].header["BLANK"] = 0.01, 0.0, -32768
+        h[0].header["EXTEND"] = True
+    [spec] = read_any(rewrite(real_dir, IMAGE, tmp_path / "blank.fits", to_int16))
+    assert len(calls) == 1
+    assert (spec.ivar[100:110] == 0).all() and spec.extra["n_nonfinite"] >= 10
+
+
+def test_long_string_values_are_joined_like_astropy(real_dir):
+    """DESI primary headers continue long strings (DEPVERnn) with CONTINUE cards: joined natively."""
+    from inspector.readers import rawfits
+
+    hdus = rawfits.read(real_dir / DESI)
+    with fits.open(real_dir / DESI) as ref:
+        for key in ("DEPVER21", "DEPNAM21"):
+            assert hdus[0].get(key) == ref[0].header[key]
