@@ -22,7 +22,7 @@ import numpy as np
 from inspector.readers import rawfits
 
 
-class AstropyHDU:
+class AstropyHDU(rawfits.HeaderValues):
     """One astropy HDU behind rawfits.HDU's methods (get, shape, column, image, ...)."""
 
     def __init__(self, index: int, hdu: Any) -> None:
@@ -37,23 +37,8 @@ class AstropyHDU:
             raise rawfits.FitsFormatError(f"HDU {self.index}: header card {key.upper()}: {err}") from None
         return default if value is None or _undefined(value) else value
 
-    def number(self, key: str, default: float | None = None, integer: bool = False) -> Any:
-        value = self.get(key)
-        if value is None:
-            if default is None:
-                raise rawfits.FitsFormatError(f"HDU {self.index}: header has no {key.upper()}")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            raise rawfits.FitsFormatError(f"HDU {self.index}: {key.upper()} = {value!r} is not "
-                                          f"{'an integer' if integer else 'a number'}")
-        return value
-
     def __contains__(self, key: str) -> bool:
         return key.upper() in self.header
-
-    @property
-    def name(self) -> str:
-        return str(self.get("EXTNAME", "")).strip().upper()
 
     @property
     def is_table(self) -> bool:

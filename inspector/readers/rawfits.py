@@ -85,8 +85,34 @@ class _Column:
     zero: float = 0.0
 
 
+class HeaderValues:
+    """What the readers ask of any HDU's header, given its `get` and `index`: shared by the raw HDU here
+    and astropy's behind `astropy_hdus.AstropyHDU`, so both refuse the same values the same way."""
+
+    index: int
+
+    def get(self, key: str, default: Any = None) -> Any:  # pragma: no cover - each HDU kind has its own
+        raise NotImplementedError
+
+    def number(self, key: str, default: float | None = None, integer: bool = False) -> Any:
+        """A numeric header value; a missing one is `default` (FitsFormatError if None), text is FitsFormatError."""
+        value = self.get(key)
+        if value is None:
+            if default is None:
+                raise FitsFormatError(f"HDU {self.index}: header has no {key.upper()}")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            raise FitsFormatError(f"HDU {self.index}: {key.upper()} = {value!r} is not "
+                                  f"{'an integer' if integer else 'a number'}")
+        return value
+
+    @property
+    def name(self) -> str:
+        return str(self.get("EXTNAME", "")).strip().upper()
+
+
 @dataclass
-class HDU:
+class HDU(HeaderValues):
     """One HDU: its header cards (parsed on demand) and where its data lies."""
 
     index: int
@@ -107,24 +133,8 @@ class HDU:
             raise FitsFormatError(f"HDU {self.index}: {key.upper()}: {err}") from None
         return default if value is None else value
 
-    def number(self, key: str, default: float | None = None, integer: bool = False) -> Any:
-        """A numeric header value; a missing one is `default` (FitsFormatError if None), text is FitsFormatError."""
-        value = self.get(key)
-        if value is None:
-            if default is None:
-                raise FitsFormatError(f"HDU {self.index}: header has no {key.upper()}")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            raise FitsFormatError(f"HDU {self.index}: {key.upper()} = {value!r} is not "
-                                  f"{'an integer' if integer else 'a number'}")
-        return value
-
     def __contains__(self, key: str) -> bool:
         return key.upper() in self.cards
-
-    @property
-    def name(self) -> str:
-        return str(self.get("EXTNAME", "")).strip().upper()
 
     @cached_property
     def xtension(self) -> str:
