@@ -106,3 +106,28 @@ def triaged_mock(d: Path, n: int = 40, seed: int = 5) -> tuple[Path, Path, Any, 
     url = f"sqlite:///{(d / 'db.sqlite').resolve()}"
     load_into_db(url, store, predictions, flags, meta)
     return store, predictions, flags, url
+
+
+def flagged_queue(url: str, spectra: dict[str, Any], predictions: dict[str, Any], n: int, plate: int = 7000) -> None:
+    """n spectra without files, one current model's predictions, every one flagged (highest priority first):
+    the queue the desk tests inspect. `spectra` / `predictions` give the columns that differ per test
+    (a scalar for all, or a list of n)."""
+    import pandas as pd
+
+    from db.engine import make_engine, session_scope
+    from db.load import (
+        add_model_version,
+        load_predictions,
+        load_spectra,
+        load_triage_flags,
+    )
+
+    mjd = 50000 + plate
+    ids = [f"{plate:04d}-{mjd}-{i:04d}" for i in range(n)]
+    base = {"object_id": ids, "plate": plate, "mjd": mjd, "fiberid": range(n), "ra": 10.0, "dec": -1.0}
+    with session_scope(make_engine(url)) as s:
+        load_spectra(s, pd.DataFrame({**base, **spectra}))
+        mv = add_model_version(s, "test", f"{plate:04x}" * 10, make_current=True)
+        load_predictions(s, pd.DataFrame({"object_id": ids, **predictions}), mv.id)
+        load_triage_flags(s, pd.DataFrame({"object_id": ids, "rule": "dv_pipe", "value": 1e4,
+                                           "priority": [float(n - i) for i in range(n)]}))

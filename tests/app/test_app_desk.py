@@ -4,33 +4,24 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pn = pytest.importorskip("panel")
 
+from app_helpers import flagged_queue
 from db_helpers import fresh_database
 
 from db.decisions import history
 from db.engine import make_engine, session_scope
-from db.load import add_model_version, load_predictions, load_spectra, load_triage_flags
 from inspector.app.desk import estimators_consensus
 from inspector.app.item import candidates
 from inspector.app.session import InspectSession
 
 
 def _queue(url: str, n: int = 8, z_pipe: float = 2.0, sn: list[float] | float = 3.0) -> None:
-    ids = [f"7100-57100-{i:04d}" for i in range(n)]
-    spectra = pd.DataFrame({"object_id": ids, "plate": 7100, "mjd": 57100, "fiberid": range(n), "ra": 10.0,
-                            "dec": -1.0, "sn": sn, "Z_PIPE": z_pipe, "Z_QN": 2.01, "Z_PCA": 1.99})
-    pred = pd.DataFrame({"object_id": ids, "z_fnet": 0.45, "z_fnet_err": 0.01, "p_fnet": 0.5, "z_alt1": 2.0,
-                         "p_alt1": 0.3, "z_tpl": 2.004, "tpl_dchi2": 80.0})
-    with session_scope(make_engine(url)) as s:
-        load_spectra(s, spectra)
-        mv = add_model_version(s, "test", "cd" * 20, make_current=True)
-        load_predictions(s, pred, mv.id)
-        load_triage_flags(s, pd.DataFrame({"object_id": ids, "rule": "dv_pipe", "value": 1e4,
-                                           "priority": [float(n - i) for i in range(n)]}))
+    flagged_queue(url, {"sn": sn, "Z_PIPE": z_pipe, "Z_QN": 2.01, "Z_PCA": 1.99},
+                  {"z_fnet": 0.45, "z_fnet_err": 0.01, "p_fnet": 0.5, "z_alt1": 2.0, "p_alt1": 0.3, "z_tpl": 2.004,
+                   "tpl_dchi2": 80.0}, n, plate=7100)
 
 
 @pytest.fixture

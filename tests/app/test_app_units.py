@@ -7,6 +7,7 @@ import pytest
 
 pn = pytest.importorskip("panel")
 
+from app_helpers import flagged_queue
 from db_helpers import fresh_database
 
 from db.decisions import history
@@ -20,17 +21,9 @@ from model import lines as L
 
 def make_queue(url: str, n: int = 6) -> None:
     """n spectra (no files), FNet predictions with alternatives, every one flagged for inspection."""
-    ids = [f"7000-57000-{i:04d}" for i in range(n)]
-    spectra = pd.DataFrame({"object_id": ids, "plate": 7000, "mjd": 57000, "fiberid": range(n), "ra": 10.0,
-                            "dec": -1.0, "sn": 3.0, "Z_PIPE": 2.0, "Z_QN": [-1.0] + [2.01] * (n - 1), "Z_PCA": 1.99})
-    pred = pd.DataFrame({"object_id": ids, "z_fnet": [1.5 + 0.1 * i for i in range(n)], "z_fnet_err": 0.01,
-                         "p_fnet": 0.5, "z_alt1": 2.0, "p_alt1": 0.3})
-    with session_scope(make_engine(url)) as s:
-        load_spectra(s, spectra)
-        mv = add_model_version(s, "test", "ab" * 20, make_current=True)
-        load_predictions(s, pred, mv.id)
-        load_triage_flags(s, pd.DataFrame({"object_id": ids, "rule": "dv_pipe", "value": 1e4,
-                                           "priority": [float(n - i) for i in range(n)]}))
+    flagged_queue(url, {"sn": 3.0, "Z_PIPE": 2.0, "Z_QN": [-1.0] + [2.01] * (n - 1), "Z_PCA": 1.99},
+                  {"z_fnet": [1.5 + 0.1 * i for i in range(n)], "z_fnet_err": 0.01, "p_fnet": 0.5, "z_alt1": 2.0,
+                   "p_alt1": 0.3}, n, plate=7000)
 
 
 @pytest.fixture
