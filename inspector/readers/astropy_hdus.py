@@ -117,12 +117,6 @@ class AstropyHDU(rawfits.HeaderValues):
         data = self._field(name)
         return self.strings(name, rows) if data.dtype.kind in "SU" else self.column(name, rows)
 
-    def cell(self, name: str, row: int = 0) -> Any:
-        value = self.values(name, slice(row, row + 1))[0]
-        if isinstance(value, np.ndarray):
-            return value
-        return value.item() if hasattr(value, "item") else value
-
     def image(self) -> np.ndarray:
         if not self.is_image:
             raise rawfits.FitsFormatError(f"HDU {self.index} holds no image data")

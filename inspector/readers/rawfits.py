@@ -86,8 +86,8 @@ class _Column:
 
 
 class HeaderValues:
-    """What the readers ask of any HDU's header, given its `get` and `index`: shared by the raw HDU here
-    and astropy's behind `astropy_hdus.AstropyHDU`, so both refuse the same values the same way."""
+    """What the readers ask of any HDU, given its `get`, `values` and `index`: shared by the raw HDU here and
+    astropy's behind `astropy_hdus.AstropyHDU`, so both give and refuse the same values the same way."""
 
     index: int
 
@@ -109,6 +109,16 @@ class HeaderValues:
     @property
     def name(self) -> str:
         return str(self.get("EXTNAME", "")).strip().upper()
+
+    def values(self, name: str, rows: slice | None = None) -> np.ndarray:  # pragma: no cover - per HDU kind
+        raise NotImplementedError
+
+    def cell(self, name: str, row: int = 0) -> Any:
+        """One table cell as a plain Python value (arrays stay numpy)."""
+        value = self.values(name, slice(row, row + 1))[0]
+        if isinstance(value, np.ndarray):
+            return value
+        return value.item() if hasattr(value, "item") else value
 
 
 @dataclass
@@ -280,13 +290,6 @@ class HDU(HeaderValues):
     def values(self, name: str, rows: slice | None = None) -> np.ndarray:
         """A column as `column` gives it, except character columns come back as str."""
         return self.strings(name, rows) if self._column(name).code == "A" else self.column(name, rows)
-
-    def cell(self, name: str, row: int = 0) -> Any:
-        """One table cell as a plain Python value (arrays stay numpy)."""
-        value = self.values(name, slice(row, row + 1))[0]
-        if isinstance(value, np.ndarray):
-            return value
-        return value.item() if hasattr(value, "item") else value
 
     # ---- images -------------------------------------------------------
     def image(self) -> np.ndarray:
