@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from db.validate import ACTION_BY_NAME, QSO_TYPES, SPECTRAL_TYPES, flag_names
+from db.validate import ACTION_BY_NAME, NOT_QSO_TYPES, QSO_TYPES, flag_names
 
 # z_source where nobody decided: "model" is FNet's z (no risk model: a rules-only triage); "fnet", "tpl" and
 # "pipe" say which estimate the risk model found least risky (FNet, the template fit, the survey pipeline)
@@ -34,7 +34,6 @@ AUTO_SOURCES = ("model", *AUTO_ESTIMATES)
 # is_qso_final: a person's verdict first, else FNet's p_qso against p_qso_min
 MODEL_P_QSO_MIN = 0.5  # default: FNet's own call (its quasar classes together more probable than not)
 NOT_QSO_ACTION = ACTION_BY_NAME["not_qso"].name
-NOT_QSO_TYPES = frozenset(t.name for t in SPECTRAL_TYPES if not t.is_qso and t.class_person)  # STAR, GALAXY
 
 
 def is_qso_final(

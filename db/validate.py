@@ -85,8 +85,9 @@ SPECTRAL_TYPES: tuple[SpectralType, ...] = (
 )
 TYPE_BY_NAME: dict[str, SpectralType] = {t.name: t for t in SPECTRAL_TYPES}
 QSO_TYPES = frozenset(t.name for t in SPECTRAL_TYPES if t.is_qso)
-# types a person gives a redshift to: all but UNKNOWN (CLASS_PERSON 0); a not_qso decision keeps its z for these
-TYPES_WITH_Z = frozenset(t.name for t in SPECTRAL_TYPES if t.class_person)
+# what a person says a non-quasar is (STAR, GALAXY; not UNKNOWN, CLASS_PERSON 0): the catalog's is_qso_final
+# reads it, and a not_qso decision of these types keeps its z
+NOT_QSO_TYPES = frozenset(t.name for t in SPECTRAL_TYPES if not t.is_qso and t.class_person)
 ALL_TYPES = frozenset(TYPE_BY_NAME)
 
 

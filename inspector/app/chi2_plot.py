@@ -90,12 +90,13 @@ def gaps(fit: Any) -> list[dict[str, Any]]:
     edges = np.flatnonzero(np.diff(np.r_[0, blank.astype(int), 0]))
     out = []
     for a, b in zip(edges[::2], edges[1::2] - 1):
-        for lo, hi, why in _split(z[a], z[b], a, b, z):
+        for lo, hi, why in _split(float(z[a]), float(z[b])):
             out.append({"x0": lo, "x1": hi, "why": WHY_BLANK[why]})
     return out
 
 
-def _split(z0: float, z1: float, a: int, b: int, z: np.ndarray) -> list[tuple[float, float, str]]:
+def _split(z0: float, z1: float) -> list[tuple[float, float, str]]:
+    """A blank z range cut at LYMAN_VETO_Z: the veto's part above, the negative amplitude's below."""
     if z0 >= LYMAN_VETO_Z:
         return [(float(z0), float(z1), "lyman")]
     if z1 < LYMAN_VETO_Z:

@@ -352,9 +352,7 @@ class InspectView:
             self.chi2.set_z(t.z)
 
     def _view_changed(self, event: Any) -> None:
-        self.plot.set_view(self.t.z, reframe=event.name == "rest", **self._kw())
-        if event.name == "rest":
-            self._model_refresh()
+        self.plot.set_view(self.t.z, reframe=event.name == "rest", **self._kw())  # the model column is kept
 
     def _model_refresh(self) -> None:
         """The best-fit template model at the current z, for the type being recorded (`model.template_model`)."""

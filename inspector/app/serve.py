@@ -46,7 +46,7 @@ def _tabs(engine: Any, store: Any, store_dir: str, name: str, crosscheck_fractio
 
             state = OverviewState()
             view = overview_view(engine, store_dir, state=state)
-            overview = view.overview
+            overview, overview_tab = view.overview, len(tabs)
             tabs.append(("Overview", view))
 
             def jumped(event: Any) -> None:
@@ -65,7 +65,7 @@ def _tabs(engine: Any, store: Any, store_dir: str, name: str, crosscheck_fractio
         log.exception("models tab failed")
         tabs.append(("Models", pn.pane.Alert(f"Models unavailable: {e}", alert_type="warning")))
     if overview is not None:
-        tabs.param.watch(lambda e: overview.refresh_progress() if e.new == 1 else None, "active")
+        tabs.param.watch(lambda e: overview.refresh_progress() if e.new == overview_tab else None, "active")
     return tabs
 
 

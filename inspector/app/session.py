@@ -22,7 +22,7 @@ from db.engine import session_scope
 from db.load import current_model
 from db.queue import DEFAULT_ORDER, ORDERS, jump, next_after, next_item, previous_item, release
 from db.settings import SETTINGS, load_settings, save_settings
-from db.validate import COMMENT_MAX, FLAGS, QSO_TYPES, SPECTRAL_TYPES, TYPES_WITH_Z, Z_MAX, DecisionError, z_range
+from db.validate import COMMENT_MAX, FLAGS, NOT_QSO_TYPES, QSO_TYPES, SPECTRAL_TYPES, Z_MAX, DecisionError, z_range
 from inspector.app import keymap
 from inspector.app.desk import estimators_consensus, feature_lines, person_words, refine_click
 from inspector.app.item import SAME_Z_KMS, Item, candidates, dv_kms, load_item
@@ -215,7 +215,7 @@ class InspectSession(param.Parameterized):
             z_final = self.z
         elif action == "accept":
             z_final = it.z_fnet
-        elif action == "not_qso" and self.spectral_type in TYPES_WITH_Z:
+        elif action == "not_qso" and self.spectral_type in NOT_QSO_TYPES:
             z_final = self.z  # a star or galaxy keeps the z on screen (a template's, a typed one)
         try:
             with session_scope(self.engine) as s:

@@ -183,6 +183,11 @@ class SpectrumPlot:
         lo, hi = y_limits(flux)
         self.main.y_range.update(start=lo, end=hi)
         self._labels["spectrum_main"].y = hi
+        self._fit_zoom_y()
+
+    def _fit_zoom_y(self) -> None:
+        """The zoom panel's y range to the data inside its window (`window_limits`), its labels on top."""
+        x, flux = np.asarray(self.spec.data["x"]), np.asarray(self.spec.data["flux"])
         r = self.zoom.x_range
         sel = (x >= r.start) & (x <= r.end)
         ylo, yhi = window_limits(flux[sel]) if sel.any() else (-1.0, 1.0)
@@ -208,10 +213,7 @@ class SpectrumPlot:
         if x.size:
             w = min(w, float(np.nanmax(x) - np.nanmin(x)))
         r.update(start=c - w / 2, end=c + w / 2)
-        sel = (x >= r.start) & (x <= r.end)
-        ylo, yhi = window_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
-        self.zoom.y_range.update(start=ylo, end=yhi)
-        self._labels["spectrum_zoom"].y = yhi
+        self._fit_zoom_y()
 
     def set_lines(self, z: float, *, rest: bool, major_only: bool) -> None:
         """Markers at lambda_vac (1 + z) exactly (or lambda_vac in the rest frame)."""
@@ -228,7 +230,4 @@ class SpectrumPlot:
         c = float(inside[0]) if inside.size else (lo + hi) / 2
         start = max(lo, c - width / 2)
         self.zoom.x_range.update(start=start, end=start + width)
-        sel = (self.spec.data["x"] >= start) & (self.spec.data["x"] <= start + width)
-        ylo, yhi = window_limits(np.asarray(self.spec.data["flux"])[sel]) if sel.any() else (-1.0, 1.0)
-        self.zoom.y_range.update(start=ylo, end=yhi)
-        self._labels["spectrum_zoom"].y = yhi
+        self._fit_zoom_y()
