@@ -8,9 +8,9 @@ Measures
 - first page load: navigation start to the first spectrum drawn (object id shown and the plot canvas
   attached), on `/?inspector=bench-...` so no name is typed; read from the page's `performance.now()`; the
   first session on a fresh server (cold) and the median of 3 later ones;
-- accept-to-next: Enter pressed (quality set beforehand, not timed) to the next spectrum's object id
-  on screen and its flux in the browser's plot data, polled every 5 ms from Python through Playwright,
-  over N accepts (median, p90);
+- accept-to-next: Enter pressed (quality set beforehand, not timed) to the frame that shows the next
+  spectrum: timed in the browser, from the keydown event to the second animation frame after the new
+  flux and title arrived (`_HOOK_JS`), over N accepts (median, p90);
 - a scripted session (`--session 100`) at 1440x900 with the template model drawn: a fixed mix of
   decisions, each made with the keys a person would press (SESSION_MIX): accept FNet (quality, Enter),
   adopt a candidate (j, its row number, quality, c), type a z (i.e. click the field, type, Enter, quality,
@@ -46,21 +46,33 @@ TARGET_LOAD_S, TARGET_MEDIAN_MS, TARGET_SESSION_MS = 3.0, 150.0, 100.0
 SESSION_MIX = (("accept", 0.5), ("adopt", 0.2), ("typed z", 0.15), ("not a quasar", 0.15))
 
 
-# the spectrum's data as the browser holds it (its length and a few values): "drawn" means these changed too
-_SPECTRUM_JS = """() => { for (const d of Bokeh.documents) { for (const m of d.all_models) {
-  if (m.type !== 'ColumnDataSource' || !m.data || !m.data.flux || m.data.flux.length < 1000) continue;
-  const f = m.data.flux; return f.length + ':' + f[100] + ':' + f[f.length >> 1]; } } return ''; }"""
+# Timed in the browser itself: from the decision key's keydown event to the second animation frame after
+# the new spectrum's flux (the `fnet_spectrum` source) and its title have both arrived, i.e. once that frame
+# is on screen. Polling from Python instead adds the round trips of the polls to what is measured.
+_HOOK_JS = """() => { if (window.__fnet_lat) return; window.__fnet_lat = []; window.__fnet_arm = false;
+  let t0 = null, flux = false, title = false;
+  document.addEventListener('keydown', (e) => {
+    if (window.__fnet_arm) { window.__fnet_arm = false; t0 = e.timeStamp; flux = title = false; } }, true);
+  for (const doc of Bokeh.documents) doc.on_change((ev) => {
+    const m = ev.model; if (t0 === null || !m) return;
+    if (m.name === 'fnet_spectrum') flux = true;
+    if ((m.css_classes || []).includes('fnet-title')) title = true;
+    if (flux && title) { const s = t0; t0 = null;
+      requestAnimationFrame(() => requestAnimationFrame(() => window.__fnet_lat.push(performance.now() - s))); }
+  }); }"""
 
 
-def _wait_changed(page, old: str, timeout: float = 15.0) -> float:
-    """Seconds until the next spectrum is on screen: its object id shown and its flux in the browser's plot
-    data (either alone can arrive first)."""
+def _timed(page, key: str, old: str, timeout: float = 15.0) -> float:
+    """Press `key` (a decision) and return the milliseconds until the next spectrum is on screen."""
+    page.evaluate(_HOOK_JS)
+    n = page.evaluate("window.__fnet_lat.length")
+    page.evaluate("window.__fnet_arm = true")
+    page.keyboard.press(key)
     t0 = time.perf_counter()
-    before = page.evaluate(_SPECTRUM_JS)
     while time.perf_counter() - t0 < timeout:
-        if object_id(page) != old and page.evaluate(_SPECTRUM_JS) != before:
-            return time.perf_counter() - t0
-        time.sleep(0.005)
+        if page.evaluate("window.__fnet_lat.length") > n and object_id(page) != old:
+            return float(page.evaluate(f"window.__fnet_lat[{n}]"))
+        time.sleep(0.02)
     said = page.locator(".fnet-message").inner_text().strip()
     raise RuntimeError(f"the next spectrum did not show within {timeout} s (still {old}; the page says {said!r})")
 
@@ -93,12 +105,9 @@ def measure(base: str, accepts: int) -> dict[str, float]:
             old = object_id(page)
             page.keyboard.press("3")
             page.locator(".fnet-quality", has_text="3").wait_for(timeout=10_000)
-            t0 = time.perf_counter()
-            page.keyboard.press("Enter")
-            _wait_changed(page, old)
-            times.append(time.perf_counter() - t0)
+            times.append(_timed(page, "Enter", old))
         ctx.close()
-    ms = sorted(t * 1000 for t in times)
+    ms = sorted(times)
     return {"cold_load_s": cold, "first_load_s": loads[0], "load_median_s": statistics.median(loads), "n": len(ms),
             "median_ms": statistics.median(ms), "p90_ms": ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))],
             "max_ms": ms[-1]}  # fmt: skip
@@ -135,13 +144,10 @@ def session(base: str, n: int) -> dict[str, list[tuple[int, float]]]:
                 page.keyboard.press(k)
                 time.sleep(0.05)  # a person's pace between keys; the decision key is timed
             strokes += len(keys)
-            t0 = time.perf_counter()
-            page.keyboard.press(keys[-1])
             try:
-                _wait_changed(page, old)
+                out[kind].append((strokes, _timed(page, keys[-1], old)))
             except RuntimeError as e:
                 raise RuntimeError(f"{kind} ({' '.join(keys)}): {e}") from None
-            out[kind].append((strokes, (time.perf_counter() - t0) * 1000))
     return out
 
 

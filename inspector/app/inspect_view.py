@@ -30,10 +30,12 @@ from panel.custom import JSComponent
 from db.validate import ACTIONS, FLAGS, SPECTRAL_TYPES
 from inspector.app import chi2_plot as C
 from inspector.app import keymap
+from inspector.app.candidates_table import CandidateTable
 from inspector.app.risk_view import risk_html
 from inspector.app.desk import feature_lines
 from inspector.app.session import InspectSession
 from inspector.app.spectrum_plot import SpectrumPlot
+from inspector.app.text_pane import TextPane
 from inspector.triage import RULES
 from model.template_model import template_model
 
@@ -47,11 +49,6 @@ TOGGLES = (("show_model", "toggle_model", "model", "fnet-model-toggle"), ("show_
            ("show_grid", "toggle_grid", "grid", "fnet-grid"),
            ("show_chi2", "toggle_chi2", "χ²(z)", "fnet-chi2-toggle"))  # (param, action, label, css class)
 SMALL_BUTTONS = ".bk-btn { padding: 4px 8px; font-size: 13px; }"
-COMPACT_TABLE = """
-.tabulator { font-size: 12px; }
-.tabulator-row .tabulator-cell { padding: 2px 4px; }
-.tabulator .tabulator-header .tabulator-col .tabulator-col-content { padding: 2px 4px; }
-"""
 _FITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chi2-fit")  # one at a time, for every session
 CHI2_DELAY_MS = 120  # the browser draws the new spectrum first; then the chi2 panel follows
 
@@ -221,20 +218,17 @@ class InspectView:
         self._fits: OrderedDict[int, Any] = OrderedDict()  # spectrum id -> (fit, pixels) or None
         self.keys = KeyCatcher(self._key)
         t.param.watch(lambda e: self.keys.param.trigger("focus"), "focus")
-        self.title = pn.pane.HTML("", css_classes=["fnet-title"], sizing_mode="stretch_width", margin=(0, 5))
-        self.msg = pn.pane.HTML("", css_classes=["fnet-message"], sizing_mode="stretch_width", margin=(0, 5))
-        self.why = pn.pane.HTML("", sizing_mode="stretch_width", height=BOTTOM_HEIGHT,
+        self.title = TextPane("", css_classes=["fnet-title"], sizing_mode="stretch_width", margin=(0, 5))
+        self.msg = TextPane("", css_classes=["fnet-message"], sizing_mode="stretch_width", margin=(0, 5))
+        self.why = TextPane("", sizing_mode="stretch_width", height=BOTTOM_HEIGHT,
                                 styles={"overflow-y": "auto"}, css_classes=["fnet-why-box"])  # fmt: skip
         self.z_in = pn.widgets.TextInput(name="current z (type, Enter)", value="", width=120, css_classes=["fnet-z"])
         self.z_in.param.watch(self._typed_z, "value")
-        self.cands = pn.widgets.Tabulator(
-            value=self._cand_frame(), disabled=True, show_index=False, selectable=False, layout="fit_columns",
-            sizing_mode="stretch_width", css_classes=["fnet-candidates"], stylesheets=[COMPACT_TABLE],
-            widths={"#": 28, "source": 104, "z": 72, "dv (km/s)": 76},
-        )  # fmt: skip
+        self.cands = CandidateTable(self._cand_frame(), sizing_mode="stretch_width", css_classes=["fnet-candidates"],
+                                    margin=(0, 5))  # fmt: skip
         self.cands.on_click(self._cand_click)
         # a feature clicked in either panel (its centre fitted) + its line named here or with l -> z
-        self.feature = pn.pane.HTML(self._feature_text(), css_classes=["fnet-feature"], width=200, margin=(18, 5, 0, 5))
+        self.feature = TextPane(self._feature_text(), css_classes=["fnet-feature"], width=200, margin=(18, 5, 0, 5))
         self.line_pick = pn.widgets.Select(name=_label("next_line", "is the line"), options=["", *feature_lines()],
                                            value="", width=170, css_classes=["fnet-line-pick"])  # fmt: skip
         self.line_pick.param.watch(self._line_picked, "value")
@@ -316,7 +310,8 @@ class InspectView:
 
     # ------------------------------------------------------------------ from the session
     def _key(self, key: str) -> None:
-        self.t.dispatch(key)
+        with pn.io.hold():  # every change one key makes goes to the browser as one message
+            self.t.dispatch(key)
 
     def _kw(self) -> dict[str, Any]:
         t = self.t
@@ -325,9 +320,12 @@ class InspectView:
     def _item_changed(self, *_: Any) -> None:
         t = self.t
         if t.item is not None:
-            self.plot.show_item(t.item, t.z, **self._kw())
-            self.plot.zoom_by(ZOOM_STEP ** -t.zoom_level)
-        self._model_refresh()
+            model = self._model_flux()
+            self.plot.show_item(t.item, t.z, model=model, **self._kw())
+            if t.zoom_level:
+                self.plot.zoom_by(ZOOM_STEP ** -t.zoom_level)
+        else:
+            self._model_refresh()
         self._z_text()
         self._feature_shown()
         self._candidates_shown()
@@ -354,14 +352,16 @@ class InspectView:
     def _view_changed(self, event: Any) -> None:
         self.plot.set_view(self.t.z, reframe=event.name == "rest", **self._kw())  # the model column is kept
 
-    def _model_refresh(self) -> None:
-        """The best-fit template model at the current z, for the type being recorded (`model.template_model`)."""
+    def _model_flux(self) -> np.ndarray | None:
+        """The best-fit template model at the current z, for the type being recorded (`model.template_model`);
+        None when hidden."""
         t = self.t
         if not t.show_model or t.item is None or t.item.wave.size == 0:
-            self.plot.set_model(None, t.z, rest=t.rest)
-            return
-        kind = MODEL_KIND.get(t.spectral_type, "QSO")
-        self.plot.set_model(template_model(t.item.wave, t.item.flux, t.item.ivar, t.z, kind=kind), t.z, rest=t.rest)
+            return None
+        return template_model(t.item.wave, t.item.flux, t.item.ivar, t.z, kind=MODEL_KIND.get(t.spectral_type, "QSO"))
+
+    def _model_refresh(self) -> None:
+        self.plot.set_model(self._model_flux(), self.t.z, rest=self.t.rest)
 
     def _set_quality(self) -> None:
         self.quality.value = self.t.quality

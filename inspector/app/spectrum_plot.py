@@ -14,10 +14,11 @@ range tool; its y axis fits the data inside its window.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from bokeh.models import ColumnDataSource, CustomJS, LabelSet, Range1d, RangeTool
+from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, LabelSet, Range1d, RangeTool
 from bokeh.plotting import figure
 from model import lines as L
 from model.smoothing import smooth
@@ -47,6 +48,14 @@ def window_limits(flux: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + 3 * pad
 
 
+# y tick labels of one width whatever the flux (7 monospace characters, figure-space padded): a label that
+# grows or shrinks with the next spectrum's flux resizes the axis, and Bokeh then lays out the whole page
+# again (about a third of the browser's work between Enter and the next spectrum drawn)
+_Y_TICKS_JS = """
+const a = Math.abs(tick);
+const s = (a !== 0 && (a >= 1e5 || a < 1e-2)) ? tick.toExponential(1) : String(+tick.toPrecision(4));
+return s.padStart(7, '\u2007');"""
+
 _ZOOM_Y_JS = """
 const x = s.data.x, f = s.data.flux, r = cb_obj; let lo = Infinity, hi = -Infinity;
 for (let i = 0; i < x.length; i++) { if (x[i] < r.start || x[i] > r.end || !isFinite(f[i])) continue;
@@ -61,6 +70,14 @@ def y_limits(flux: np.ndarray) -> tuple[float, float]:
     lo, hi = np.percentile(f, [0.5, 99.5])
     pad = 0.08 * (hi - lo or 1.0)
     return float(lo - pad), float(hi + 3 * pad)  # room for the labels on top
+
+
+@lru_cache(maxsize=4)
+def _drawn_lines(major_only: bool, *, absorption: bool) -> tuple[Any, list[str], list[str]]:
+    """(table, names, colours) of the lines drawn: selected once, not for every spectrum."""
+    t = L.select(L.line_table(), major_only=major_only, absorption=absorption)
+    colors = np.where(t["kind"].to_numpy() == "emission", "#1f77b4", "#9467bd")
+    return t, t["name"].tolist(), colors.tolist()
 
 
 class SpectrumPlot:
@@ -97,6 +114,8 @@ class SpectrumPlot:
             p.add_layout(labels)
             self._labels[p.name] = labels
             p.y_range.js_link("end", labels, "y")  # pinned to the top of the panel, hanging down
+            p.yaxis.formatter = CustomJSTickFormatter(code=_Y_TICKS_JS)
+            p.yaxis.major_label_text_font = "monospace"
             leg = p.legend[0]
             leg.orientation, leg.click_policy, leg.label_text_font_size = "horizontal", "hide", "9px"
             leg.margin, leg.padding, leg.spacing = 0, 2, 8
@@ -125,11 +144,14 @@ class SpectrumPlot:
 
     # ------------------------------------------------------------------ updates
     def show_item(self, item: Any, z: float, *, rest: bool, smoothing: float, show_grid: bool,
-                  major_only: bool) -> None:
-        """A new spectrum: data, ranges, markers."""
+                  major_only: bool, model: np.ndarray | None = None) -> None:
+        """A new spectrum: data (with its template `model` if given: one update of the source, not two),
+        ranges, markers."""
         self._item = item
         self._wave, self._flux, self._ivar = item.wave, item.flux, item.ivar
-        self._draw_data(z, rest, smoothing, show_grid)
+        if model is None:  # not the last spectrum's
+            model = np.full(len(item.wave), np.nan, np.float32)
+        self._draw_data(z, rest, smoothing, show_grid, model)
         self.set_lines(z, rest=rest, major_only=major_only)
         x = self.spec.data["x"]
         if len(x):
@@ -142,13 +164,15 @@ class SpectrumPlot:
     def _x(self, wave: np.ndarray, z: float, rest: bool) -> np.ndarray:
         return wave / (1.0 + z) if rest else wave
 
-    def _draw_data(self, z: float, rest: bool, smoothing: float, show_grid: bool) -> None:
+    def _draw_data(self, z: float, rest: bool, smoothing: float, show_grid: bool,
+                   model: np.ndarray | None = None) -> None:
         item = self._item
         x = self._x(self._wave, z, rest)
         flux, noise = smooth(self._flux, self._ivar, smoothing)  # the noise of the smoothed flux, not the pixels'
         n = x.size
         old = self.spec.data
-        model = old["model"] if len(old["model"]) == n and len(old["x"]) == n else np.full(n, np.nan, np.float32)
+        if model is None or len(model) != n:
+            model = old["model"] if len(old["model"]) == n and len(old["x"]) == n else np.full(n, np.nan, np.float32)
         sky = item.sky if item.sky is not None and len(item.sky) == n else np.full(n, np.nan)
         f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731 - half the bytes to the browser, ample precision
         self.spec.data = {"x": f32(x), "flux": f32(flux), "noise": f32(noise), "sky": f32(sky), "model": f32(model)}
@@ -217,14 +241,11 @@ class SpectrumPlot:
 
     def set_lines(self, z: float, *, rest: bool, major_only: bool) -> None:
         """Markers at lambda_vac (1 + z) exactly (or lambda_vac in the rest frame)."""
-        t = L.select(L.line_table(), major_only=major_only)
-        x = L.observed(t, z, rest=rest)
-        colors = np.where(t["kind"].to_numpy() == "emission", "#1f77b4", "#9467bd")
-        self.lines.data = {"x": x, "label": t["name"].tolist(), "color": colors.tolist()}
+        t, names, colors = _drawn_lines(major_only, absorption=True)
+        self.lines.data = {"x": L.observed(t, z, rest=rest), "label": names, "color": colors}
 
     def _center_zoom(self, z: float, rest: bool, lo: float, hi: float) -> None:
-        t = L.select(L.line_table(), major_only=True, absorption=False)
-        x = L.observed(t, z, rest=rest)
+        x = L.observed(_drawn_lines(True, absorption=False)[0], z, rest=rest)
         inside = x[(x > lo) & (x < hi)]
         width = min(800.0 / (1 + z) if rest else 800.0, hi - lo)
         c = float(inside[0]) if inside.size else (lo + hi) / 2

@@ -93,12 +93,12 @@ def test_one_screen_at_1440x900(server, browser):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{base}?inspector=olga")
     wait_drawn(page)
-    page.locator(".fnet-candidates .tabulator-row").last.wait_for(timeout=10_000)
+    page.locator(".fnet-candidates .fnet-cand-row").last.wait_for(timeout=10_000)
     time.sleep(1.0)
     (ROOT / "assets").mkdir(exist_ok=True)
     page.screenshot(path=str(ROOT / "assets" / "screenshot_inspect.png"))
     assert page.evaluate("document.documentElement.scrollHeight <= window.innerHeight + 1")
-    rows = page.locator(".fnet-candidates .tabulator-row")
+    rows = page.locator(".fnet-candidates .fnet-cand-row")
     assert rows.count() >= 8
     for loc in (rows.last, page.locator(".fnet-quality-buttons"), page.locator(".fnet-type"),
                 page.locator(".fnet-flags"), page.locator(".fnet-comment"), *(page.locator(f".fnet-{a}") for a in
@@ -138,6 +138,25 @@ def test_keys_for_type_flag_comment(server, browser):
         assert (d.action, d.spectral_type, d.comment, d.quality) == ("not_qso", "GALAXY", "host galaxy lines", 3)
         assert d.z_final is not None  # a galaxy keeps its z
         assert d.flags & 1  # bad_z (Shift+z)
+    page.close()
+
+
+def test_candidate_row_click_adopts_its_z(server, browser):
+    """A click on a numbered candidate row makes its z the current one (the marker moves to that row); a click
+    on a row without a z changes nothing."""
+    base, _url = server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{base}?inspector=rhea")
+    wait_drawn(page)
+    rows = page.locator(".fnet-candidates .fnet-cand-row")
+    rows.last.wait_for(timeout=10_000)
+    z_box = page.locator(".fnet-z input")
+    before = z_box.input_value()
+    cells = [rows.nth(i).locator("td").nth(2).inner_text().strip() for i in range(rows.count())]
+    pick = next(i for i, z in enumerate(cells) if z not in ("", "–") and abs(float(z) - float(before)) > 1e-4)
+    rows.nth(pick).click()
+    sync_api.expect(z_box).to_have_value(f"{float(cells[pick]):.5f}", timeout=10_000)
+    sync_api.expect(rows.nth(pick)).to_have_class(__import__("re").compile("fnet-cand-here"), timeout=10_000)
     page.close()
 
 
