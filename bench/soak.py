@@ -9,6 +9,7 @@ at random moments; the poison-file ingest soak. Prints what was acknowledged aga
 Writers (`--writers`, 8): each is a process that loops `db.queue.next_item` (a short lease) then
 `db.decisions.record_decision`, and prints a line only after each commit: the lease it got (from the
 database's row) and the decision id ("acknowledged"). The soak kills a random writer every 0.1-0.6 s
+(once it has imported and connected: on a loaded machine that takes seconds, and a kill before it tests nothing)
 with SIGKILL and starts another (half of the time under the killed one's name, so its held lease comes
 back to it; otherwise under a new name, so the lease has to expire and be taken over). Then:
 
@@ -70,6 +71,7 @@ def writer(url: str, name: str) -> None:
 
     engine = make_engine(url)
     with session_scope(engine) as s:
+        print("R", flush=True)  # imported and connected: from now on a kill can catch it mid-write
         while True:
             sp = next_item(s, name, lease_seconds=LEASE_S, crosscheck_fraction=0.0)
             if sp is None:
@@ -157,13 +159,16 @@ class Writer:
         self.name = name
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--writer", name, "--url", url],
                                      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        self.ready = threading.Event()  # its first line read (or its end)
         self.thread = threading.Thread(target=self._read, args=(log, lock), daemon=True)
         self.thread.start()
 
     def _read(self, log: list[tuple[str, str]], lock: threading.Lock) -> None:
         for line in self.proc.stdout:
+            self.ready.set()
             with lock:
                 log.append((self.name, line))
+        self.ready.set()
 
 
 def soak_writers(url: str, n_writers: int, seconds: float, seed: int = 0) -> dict[str, Any]:
@@ -184,6 +189,8 @@ def soak_writers(url: str, n_writers: int, seconds: float, seed: int = 0) -> dic
             time.sleep(rng.uniform(0.1, 0.6))
             k = rng.randrange(n_writers)
             w = writers[k]
+            if not w.ready.wait(30):  # a kill while it is still importing tests nothing (a loaded machine: seconds)
+                raise RuntimeError(f"writer {w.name} printed nothing in 30 s (see `bench/soak.py --writer NAME --url URL`)")
             if w.proc.poll() is None:
                 w.proc.send_signal(signal.SIGKILL)
                 kills += 1

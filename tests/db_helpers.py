@@ -62,12 +62,13 @@ def _sqlite_template() -> Path:
     return _TEMPLATE
 
 
-def worker_url(url: str) -> str:
-    """`url` with a search_path of its own for this pytest-xdist worker (schema created if missing)."""
+def worker_url(url: str, name: str = "") -> str:
+    """`url` with a search_path of its own for this pytest-xdist worker and database `name` (schema created if
+    missing)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    if not re.fullmatch(r"[A-Za-z0-9_]+", worker):
-        raise ValueError(f"unexpected xdist worker name {worker!r}")
-    schema = f"fnet_test_{worker}"
+    if not re.fullmatch(r"[A-Za-z0-9_]*", worker + name):
+        raise ValueError(f"unexpected xdist worker or database name {worker!r}, {name!r}")
+    schema = f"fnet_test_{worker}" + (f"_{name}" if name else "")
     base = make_url(url)
     engine = make_engine(base, poolclass=NullPool)
     try:
@@ -78,11 +79,12 @@ def worker_url(url: str) -> str:
     return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
-def fresh_database(tmp_path: Path) -> str:
-    """The URL of an empty database migrated to head (see the module docstring)."""
+def fresh_database(tmp_path: Path, name: str = "") -> str:
+    """The URL of an empty database migrated to head (see the module docstring); a test that needs two
+    databases at once names the second (on PostgreSQL both would otherwise be the worker's one schema)."""
     url = os.environ.get(TEST_URL_ENV)
     if url:
-        wurl = worker_url(url)
+        wurl = worker_url(url, name)
         engine = make_engine(wurl, poolclass=NullPool)
         try:
             has_version = inspect(engine).has_table("alembic_version")

@@ -72,7 +72,7 @@ def source(tmp_path):
 def target(tmp_path):
     """A fresh database with the same spectra and no decisions."""
     (tmp_path / "b").mkdir()
-    url = fresh_database(tmp_path / "b")
+    url = fresh_database(tmp_path / "b", name="b")
     _spectra(url)
     e = make_engine(url)
     yield e
