@@ -6,6 +6,7 @@ on a free port, launch Debian's Chromium through Playwright with the flags it ne
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from db_helpers import TEST_URL_ENV, fresh_database, worker_url
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,10 +31,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _demo_schema(d: Path) -> str:
+    """A PostgreSQL schema name of the demo in `d` (two demos of one test run must not share one)."""
+    return "demo_" + hashlib.sha1(str(Path(d).resolve()).encode()).hexdigest()[:10]
+
+
+def demo_db_url(d: Path) -> str:
+    """The database of the demo in `d`: its SQLite file, or with $FNET_TEST_DB_URL a PostgreSQL schema of its own
+    (the browser tests run on both backends)."""
+    if os.environ.get(TEST_URL_ENV):
+        return worker_url(os.environ[TEST_URL_ENV], _demo_schema(d))
+    return f"sqlite:///{Path(d) / 'fnet_inspector.sqlite'}"
+
+
 def build_demo(d: Path, n: int = 40, *extra: str) -> None:
-    """`inspector demo --n N --dir D [extra]` (a store and a SQLite database under `d`)."""
+    """`inspector demo --n N --dir D [extra]`: a store under `d`, its database at `demo_db_url(d)` (emptied first)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run([*CLI, "demo", "--n", str(n), "--dir", str(d), "--no-serve", *extra], check=True,
+    db = ["--db", fresh_database(d, _demo_schema(d))] if os.environ.get(TEST_URL_ENV) else []
+    subprocess.run([*CLI, "demo", "--n", str(n), "--dir", str(d), "--no-serve", *db, *extra], check=True,
                    env=env, capture_output=True, timeout=600)  # fmt: skip
 
 
@@ -40,7 +57,7 @@ def demo_server(d: Path, *extra: str) -> Iterator[tuple[str, str]]:
     """`inspector serve` on the demo in `d`, on a free port; yields (base URL, database URL)."""
     d = Path(d)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    url = f"sqlite:///{d / 'fnet_inspector.sqlite'}"
+    url = demo_db_url(d)
     port = free_port()
     with open(d / "serve.log", "w") as log:
         proc = subprocess.Popen([*CLI, "serve", "--store", str(d / "store"), "--db", url,

@@ -6,10 +6,12 @@
 
 SQLite: the migrations run once per process into a template file, each test
 gets a copy (milliseconds). PostgreSQL (``FNET_TEST_DB_URL=postgresql+psycopg://
-user@host/fnet_test pytest tests/persistence/``): each test starts from
-`downgrade base` + `upgrade head` in a schema of its own per pytest-xdist
-worker (``fnet_test_gw0``...), so parallel workers never meet. Everything in
-those schemas is dropped: point the URL at a database kept for tests.
+user@host/fnet_test pytest tests/persistence/``): each test starts from an
+emptied schema of its own per pytest-xdist worker (``fnet_test_gw0``...),
+migrated to head, so parallel workers never meet. (Not `downgrade base`: a
+downgrade that re-adds an old constraint fails on rows the newer schema
+allows, such as a star's negative z.) Everything in those schemas is
+dropped: point the URL at a database kept for tests.
 """
 from __future__ import annotations
 
@@ -20,12 +22,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from sqlalchemy.schema import CreateSchema
+from sqlalchemy.schema import CreateSchema, DropSchema
 
-from db.engine import downgrade, make_engine, upgrade
+from db.engine import make_engine, upgrade
 
 TEST_URL_ENV = "FNET_TEST_DB_URL"
 _TEMPLATE: Path | None = None
@@ -62,9 +63,9 @@ def _sqlite_template() -> Path:
     return _TEMPLATE
 
 
-def worker_url(url: str, name: str = "") -> str:
+def worker_url(url: str, name: str = "", empty: bool = False) -> str:
     """`url` with a search_path of its own for this pytest-xdist worker and database `name` (schema created if
-    missing)."""
+    missing; with `empty`, dropped with all it holds first)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     if not re.fullmatch(r"[A-Za-z0-9_]*", worker + name):
         raise ValueError(f"unexpected xdist worker or database name {worker!r}, {name!r}")
@@ -73,6 +74,8 @@ def worker_url(url: str, name: str = "") -> str:
     engine = make_engine(base, poolclass=NullPool)
     try:
         with engine.begin() as conn:
+            if empty:
+                conn.execute(DropSchema(schema, cascade=True, if_exists=True))
             conn.execute(CreateSchema(schema, if_not_exists=True))
     finally:
         engine.dispose()
@@ -84,14 +87,7 @@ def fresh_database(tmp_path: Path, name: str = "") -> str:
     databases at once names the second (on PostgreSQL both would otherwise be the worker's one schema)."""
     url = os.environ.get(TEST_URL_ENV)
     if url:
-        wurl = worker_url(url, name)
-        engine = make_engine(wurl, poolclass=NullPool)
-        try:
-            has_version = inspect(engine).has_table("alembic_version")
-        finally:
-            engine.dispose()
-        if has_version:
-            downgrade(wurl, "base")
+        wurl = worker_url(url, name, empty=True)
         upgrade(wurl)
         return wurl
     path = Path(tmp_path) / "inspections.sqlite"

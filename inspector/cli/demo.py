@@ -22,8 +22,10 @@ def demo(
     max_leak: float | None = typer.Option(None, "--max-leak", help="Queue policy: target leak rate (see `inspector triage`)."),
     budget: int | None = typer.Option(None, "--budget", help="Queue policy: the N spectra worth most a look."),
     rules_only: bool = typer.Option(False, "--rules-only", help="Queue every spectrum any triage rule sends."),
+    db: str | None = typer.Option(None, "--db", help="Database URL (e.g. postgresql+psycopg://user@host/fnet; "
+                                  "default: the SQLite file fnet_inspector.sqlite in --dir)."),
 ) -> None:
-    """Make a mock survey, ingest it, predict with FNet, score it, triage it into SQLite, serve the app.
+    """Make a mock survey, ingest it, predict with FNet, score it, triage it into the database, serve the app.
 
     Each step is reused when already done, so a second run goes straight on to the app.
     """
@@ -31,7 +33,7 @@ def demo(
 
     try:
         run = run_demo(workdir, n=n, seed=seed, model=model, echo=typer.echo, max_leak=max_leak, budget=budget,
-                       rules_only=rules_only)
+                       rules_only=rules_only, db_url=db)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

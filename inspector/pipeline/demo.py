@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from inspector.ingest import format_summary, ingest
 from inspector.mock import make_survey
 from inspector.mock.survey import CATALOG_NAME
@@ -33,12 +35,14 @@ class DemoRun:
     workdir: Path
     store: Path
     predictions: Path
-    db_file: Path
+    db_url: str
     counts: dict[str, int]  # load_into_db's: spectra, predictions, flags, model_version_id
 
     @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.db_file}"
+    def db_file(self) -> Path | None:
+        """The SQLite file; None for a database server."""
+        u = make_url(self.db_url)
+        return Path(u.database) if u.get_backend_name() == "sqlite" and u.database else None
 
     @property
     def evaluation(self) -> Path:
@@ -48,7 +52,7 @@ class DemoRun:
         """The closing lines a person needs to find the store, the predictions and the database again."""
         return (
             f"\nspectrum store: {self.store}\npredictions: {self.predictions}\nevaluation: {self.evaluation}"
-            f"\ndatabase: {self.db_file} ({self.counts['spectra']} spectra, {self.counts['flags']} triage flags in the queue)"
+            f"\ndatabase: {self.db_file or make_url(self.db_url).render_as_string()} ({self.counts['spectra']} spectra, {self.counts['flags']} triage flags in the queue)"
         )
 
 
@@ -61,13 +65,15 @@ def run_demo(
     max_leak: float | None = None,
     budget: int | None = None,
     rules_only: bool = False,
+    db_url: str | None = None,
 ) -> DemoRun:
     """Build (or bring up to date) the demo in `workdir`; `echo` gets each step's report as it finishes.
 
     The survey is made only when its catalog is missing and the predictions only when this model has
     none in the store yet, so `n` and `seed` are ignored once a demo exists (delete `workdir` to start
     over). `max_leak` / `budget` / `rules_only`: the queue policy, as `inspector triage` takes it (default:
-    the default leak target where the model has a risk model).
+    the default leak target where the model has a risk model). `db_url`: a team's database (PostgreSQL)
+    instead of the SQLite file in `workdir`.
     """
     workdir = Path(workdir)
     survey, store = workdir / "survey", workdir / "store"
@@ -87,7 +93,6 @@ def run_demo(
     echo(format_triage(flags))
     if meta.get("policy"):
         echo(format_policy(meta["policy"]))
-    db_file = (workdir / DB_NAME).resolve()
-    counts = load_into_db(f"sqlite:///{db_file}", store, predictions, flags, meta,
-                          scores=scores_path(triage_path(store, predictions)))
-    return DemoRun(workdir=workdir, store=store, predictions=predictions, db_file=db_file, counts=counts)
+    url = db_url or f"sqlite:///{(workdir / DB_NAME).resolve()}"
+    counts = load_into_db(url, store, predictions, flags, meta, scores=scores_path(triage_path(store, predictions)))
+    return DemoRun(workdir=workdir, store=store, predictions=predictions, db_url=url, counts=counts)

@@ -12,6 +12,7 @@ from db.engine import make_engine, session_scope
 from db.labels import decided_labels, held_out_rule, is_held_out
 from db.load import current_model, predictions_frame
 from db.schema import ModelVersion, Spectrum, TriageFlag
+from db_helpers import fresh_database
 
 N = 200
 
@@ -38,7 +39,7 @@ def demo(tmp_path_factory):
     ingest([str(w / "survey")], w / "store")
     side = write_predictions(w / "store", DEMO_MODEL)
     flags, _, meta = run_triage(w / "store", Path(side["predictions"]))
-    url = f"sqlite:///{(w / 'fnet_inspector.sqlite').resolve()}"
+    url = fresh_database(w, name="retrain")  # SQLite, or PostgreSQL under FNET_TEST_DB_URL (a schema of its own)
     load_into_db(url, w / "store", Path(side["predictions"]), flags, meta)
     return w / "store", url
 
@@ -164,7 +165,8 @@ def test_retrain_promote_rollback(decided):
             mv = s.get(ModelVersion, res.version_id)
             assert mv.parent_id == old_id and mv.data_hash and mv.label_count == res.label_count > 0
             assert mv.config and Path(mv.path).exists() and Path(mv.path).parent.name == "models"
-            assert Path(mv.path).parent.parent == Path(url.removeprefix("sqlite:///")).parent
+            home = Path(url.removeprefix("sqlite:///")).parent if url.startswith("sqlite") else store
+            assert Path(mv.path).parent.parent == home  # beside a SQLite file; in the store with a server
             for when in ("before", "after"):
                 assert mv.metrics[when]["mock_test"]["n"] > 0 and "acc@6000" in mv.metrics[when]["mock_test"]
                 assert mv.metrics[when]["held_out_decided"]["n"] > 0

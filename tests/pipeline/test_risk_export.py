@@ -93,7 +93,7 @@ def decided_export(policy_triage):
     store, predictions, flags, tmeta, scores, _, tmp = policy_triage
     d = tmp / "decided"
     d.mkdir()
-    url = fresh_database(d)
+    url = fresh_database(d, name="risk_export")  # a module-wide database: a schema of its own on PostgreSQL
     load_into_db(url, store, predictions, flags, tmeta)
     tpl = scores[scores["z_best_source"] == "tpl"]
     acc = scores[scores["accepted"] & (scores["z_best_source"] == "fnet")]
