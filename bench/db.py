@@ -18,6 +18,8 @@ weights, as `inspector.pipeline.triage.flags_long` builds it). Then:
   rule, FNet z), after the export, `--order-calls` next + decide each;
 - decision write latency: `db.decisions.record_decision` on the item just handed out;
 - the next + decide loop rate (spectra per hour for one inspector, db cost only);
+- `--inspectors` (8) inspectors at once, each a process of its own (bench/db_inspectors.py): their
+  pooled next / decide latencies and the decisions per second all together;
 - export: `decisions_frame`, `final_decisions`, `overlay_decisions` onto the
   model rows of every spectrum, `export_catalog` to FITS, CSV and Parquet;
 - the database's size on disk.
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, default=None, help="directory for the SQLite file and the catalog (kept)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--order-calls", type=int, default=150, help="next + decide iterations in each queue order")
+    ap.add_argument("--inspectors", type=int, default=8, help="inspectors deciding at once (0: skip that part)")
+    ap.add_argument("--inspector-calls", type=int, default=100, help="next + decide iterations of each of them")
+    ap.add_argument("--think", type=float, default=0.5, help="their mean pause between spectra, seconds (0: flat out)")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="fnet-bench-db-")) if args.keep is None else args.keep
@@ -306,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         size, how = db_size(engine, url)
         engine.dispose()
 
+        # ---------------------------------------------------------------- several inspectors at once
+        team = None
+        if args.inspectors > 0:
+            from db_inspectors import concurrent_inspectors
+
+            team = concurrent_inspectors(url, args.inspectors, args.inspector_calls, args.think, seed=args.seed)
+
         # ---------------------------------------------------------------- report
         def row(what: str, value: str, target: str = "", ok: bool | None = None) -> str:
             verdict = "" if ok is None else ("PASS" if ok else "MISS")
@@ -330,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
             print(row(f"next_item order={name} med / p95 (n={len(xs)})", f"{ms(med)} / {ms(p95)}", "< 20 ms",
                       p95 < TARGETS["next"]) + f" (max {ms(mx)})")  # fmt: skip
         print(row("next + decide loop", f"{res['per_hour']:,.0f} spectra/h"))
+        if team is not None:
+            k = f"{team['inspectors']} at once (think {team['think']:g} s):"
+            for what, key, target in (("next_item", "next", "next"), ("record_decision", "decide", "decide")):
+                med, p95, mx = stats(team[key])
+                print(row(f"{k} {what} med / p95 (n={len(team[key])})", f"{ms(med)} / {ms(p95)}",
+                          f"< {TARGETS[target] * 1e3:.0f} ms", p95 < TARGETS[target]) + f" (max {ms(mx)})")
+            print(row(f"{k} decisions, all together", f"{team['decisions_per_s']:.0f} /s"))
         print(row("export: decisions_frame (all)", f"{res['decisions_frame']:.2f} s"))
         print(row("export: final_decisions (consensus)", f"{res['final_decisions']:.2f} s"))
         print(row("export: model rows + overlay", f"{res['overlay']:.2f} s"))

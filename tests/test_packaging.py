@@ -3,6 +3,7 @@ the mock, the template fit and the app's line markers without a checkout beside 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -64,26 +65,34 @@ def test_every_code_package_is_listed_and_assets_map_to_model_assets():
     assert ASSETS == REPO / "assets"
 
 
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built from a clean copy of the checkout's files (a stale build/ in the checkout
+    could hide a missing one)."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout to copy the source tree")
+    tmp = tmp_path_factory.mktemp("wheel")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split("\n")
+    src = tmp / "src"
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp / "whl"), str(src)], check=True, capture_output=True)
+    (whl,) = (tmp / "whl").glob("fnet_inspector-*.whl")
+    return whl
+
+
 @pytest.mark.slow
-def test_wheel_carries_every_asset_the_product_opens(tmp_path):
+def test_wheel_carries_every_asset_the_product_opens(tmp_path, wheel):
     opened = json.loads(subprocess.run([sys.executable, "-c", RECORD_OPENS], cwd=tmp_path, check=True,
                                        capture_output=True, text=True).stdout)
     # the recording itself works: each kind of asset the product reads shows up
     for part in ("models/", "templates/", "lines/", "mock_calibration.npz"):
         assert any(p.startswith(part) for p in opened), f"no {part} file recorded among {opened}"
 
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("needs a git checkout to copy the source tree")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split("\n")
-    src = tmp_path / "src"
-    for rel in filter(None, files):  # a clean copy: a stale build/ in the checkout could hide a missing file
-        if (REPO / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, src / rel)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path / "whl"), str(src)], check=True, capture_output=True)
-    (wheel,) = (tmp_path / "whl").glob("fnet_inspector-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {n.removeprefix(f"{ASSET_PACKAGE}/") for n in names if n.startswith(f"{ASSET_PACKAGE}/")}
 
@@ -92,3 +101,35 @@ def test_wheel_carries_every_asset_the_product_opens(tmp_path):
     assert {"PROVENANCE.md", "__init__.py", *licences} <= shipped
     assert not any(n.endswith(".png") for n in shipped), "the README's pictures do not belong in the wheel"
     assert {"model/assets.py", "db/alembic.ini", "db/migrations/versions/0001_initial.py"} <= names
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_runs_the_demo_away_from_the_checkout(tmp_path, wheel):
+    """`pip install fnet_inspector-*.whl` into a fresh venv, then `inspector demo --no-serve --n 50` in an
+    empty directory: survey, store, predictions, triage and a SQLite database, with no checkout on the path.
+
+    The venv gets its third-party packages (torch, panel, ...) by a path line to this interpreter's
+    site-packages rather than a download; a path line does not run that directory's .pth files, so the
+    checkout's editable install stays out of it and only the wheel provides inspector/, model/ and db/."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    py = venv / "bin" / "python"
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    Path(purelib, "third_party.pth").write_text("\n".join(ours) + "\n")
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)  # fmt: skip
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    where = subprocess.run([str(py), "-c", "import inspector, model.assets as a; print(inspector.__file__); "
+                            "print(a.ASSETS)"], cwd=work, env=env, check=True, capture_output=True, text=True)
+    for line in where.stdout.split():
+        assert Path(line).is_relative_to(venv), f"{line} is not the installed copy"
+    r = subprocess.run([str(venv / "bin" / "inspector"), "demo", "--no-serve", "--n", "50", "--dir", "demo"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (work / "demo" / "fnet_inspector.sqlite").stat().st_size > 0
+    assert any((work / "demo" / "store" / "predictions").glob("*.parquet"))
+    assert "50 spectra" in r.stdout, r.stdout[-2000:]
