@@ -141,6 +141,11 @@ def predict_command(
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:8786): predict on the cluster's workers "
+        "(the store and the model at the same paths there)."
+    ),
+    scheduler_timeout: float = typer.Option(10.0, "--scheduler-timeout", help="Seconds to wait for the scheduler."),
 ) -> None:
     """Z_QN for every spectrum of a store, streamed in batches to a parquet file.
 
@@ -150,13 +155,16 @@ def predict_command(
     """
     import torch
 
+    from inspector.cluster import client_for
     from inspector.pipeline.baseline import write_baseline_predictions
 
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        r = write_baseline_predictions(store, model_path, out, batch_size=batch_size, progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
+        with client_for(scheduler, scheduler_timeout) as client:
+            r = write_baseline_predictions(store, model_path, out, batch_size=batch_size, progress=progress,
+                                           scheduler=client, threads=threads)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if not r["split"]:

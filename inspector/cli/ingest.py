@@ -40,6 +40,11 @@ def ingest_command(
     retry_rejected: bool = typer.Option(
         False, "--retry-rejected", help="Read again the files an earlier run rejected (else skipped while unchanged)."
     ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:8786): the cluster's workers read the files, "
+        "which must be at the same paths there (a shared filesystem). Default: local worker processes."
+    ),
+    scheduler_timeout: float = typer.Option(10.0, "--scheduler-timeout", help="Seconds to wait for the scheduler."),
 ) -> None:
     """Read, validate and resample spectra onto the FNet grid into a spectrum store.
 
@@ -49,15 +54,17 @@ def ingest_command(
     are listed at the end and kept, with reasons, in STORE/rejected.parquet;
     a rerun skips them while they are unchanged.
     """
+    from inspector.cluster import client_for
     from inspector.ingest import WorkerLimits, format_summary, ingest
 
     try:
-        report = ingest(
-            [str(s) for s in sources], store, catalog=catalog, spectra_root=spectra_root,
-            workers=workers, chunk_size=chunk_size, progress=progress, fsync=fsync, no_catalog=no_catalog,
-            retry_rejected=retry_rejected, limits=WorkerLimits(file_timeout, worker_memory * 2**20),
-            max_file_bytes=int(max_file_size * 2**30),
-        )
+        with client_for(scheduler, scheduler_timeout) as client:
+            report = ingest(
+                [str(s) for s in sources], store, catalog=catalog, spectra_root=spectra_root,
+                workers=workers, chunk_size=chunk_size, progress=progress, fsync=fsync, no_catalog=no_catalog,
+                retry_rejected=retry_rejected, limits=WorkerLimits(file_timeout, worker_memory * 2**20),
+                max_file_bytes=int(max_file_size * 2**30), scheduler=client,
+            )
     except (ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -23,7 +23,8 @@ def predict_command(
         None, "--mc-samples", help="Dropout passes for the uncertainty (default 20 if the model has dropout, else 0)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, "--threads", min=1,
+                                        help="torch CPU threads (here, and per task on the Dask workers)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     template: bool = typer.Option(
         True, "--template/--no-template",
@@ -34,6 +35,12 @@ def predict_command(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline",
                                   help="Where the store has no catalog Z_QN, also run the QuasarNET-style baseline "
                                        "(its Z_QN stands in for DR16Q's in triage)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:8786): FNet, the template fit and the baseline "
+        "run on the cluster's workers, which open the store and the model at the same paths (a shared filesystem)."
+    ),
+    scheduler_timeout: float = typer.Option(10.0, "--scheduler-timeout", help="Seconds to wait for the scheduler."),
+    chunk_rows: int = typer.Option(4096, "--chunk-rows", min=1, help="Spectra per Dask task (with --scheduler)."),
 ) -> None:
     """Predict z, its uncertainty, alternative redshifts and the class for every spectrum in the store.
 
@@ -48,9 +55,13 @@ def predict_command(
         import torch
 
         torch.set_num_threads(threads)
+    from inspector.cluster import client_for
+
     try:
-        side = write_predictions(store, model, out, batch_size, mc_samples, device, progress, template,
-                                 template_processes, baseline)
+        with client_for(scheduler, scheduler_timeout) as client:
+            side = write_predictions(store, model, out, batch_size, mc_samples, device, progress, template,
+                                     template_processes, baseline, scheduler=client, chunk_rows=chunk_rows,
+                                     threads=threads)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -23,6 +23,9 @@ Why it is built this way:
   in `inspector.ingest.pool`, where a file that kills or stalls its worker is
   rejected and the rest go on. A rerun skips what was rejected while the file
   is unchanged (`retry_rejected=True` reads it again), and says so.
+* On a Dask cluster (`scheduler=`) the chunks are read by the cluster's workers instead of the
+  local pool (`inspector.ingest.remote`); everything else, the commit order included, is the same
+  code, so the store is the same.
 """
 from __future__ import annotations
 
@@ -40,10 +43,12 @@ import pyarrow as pa
 from tqdm import tqdm
 
 import inspector
+from inspector.cluster import Scheduler, client_for, describe
 from inspector.ingest.catalog_join import CatalogJoin, build_index
 from inspector.ingest.paths import MAX_FILE_BYTES
 from inspector.ingest.plan import IngestPlan, plan_sources
 from inspector.ingest.pool import WorkerPool
+from inspector.ingest.remote import cluster_chunks
 from inspector.ingest.summary import IngestReport, classify
 from inspector.ingest.worker import ChunkResult, WorkerLimits, file_stat
 from inspector.readers import SpectrumFileError
@@ -148,12 +153,15 @@ def ingest(
     retry_rejected: bool = False,
     limits: WorkerLimits | None = None,
     max_file_bytes: int = MAX_FILE_BYTES,
+    scheduler: Scheduler | None = None,
 ) -> IngestReport:
     """Ingest SOURCES into the store at `store`, resuming or appending if it exists.
 
     `catalog` names the catalog to join, `no_catalog` joins none (else a catalog-like file among
     the sources is joined); `limits` bounds what one file may cost a worker (time, memory);
     `retry_rejected` reads again files an earlier run rejected (else skipped while unchanged).
+    `scheduler` (a Dask scheduler address, Client or cluster) has the cluster's workers read the
+    files instead of `workers` local processes; the files must be at the same paths there.
     Returns a report; a KeyboardInterrupt leaves a consistent store (the same
     call resumes it) and a report with `interrupted=True`.
     """
@@ -175,7 +183,7 @@ def ingest(
         except SpectrumFileError as err:
             raise ValueError(f"catalog {err}") from None
 
-    with StoreWriter(store, fsync=fsync) as writer:
+    with client_for(scheduler) as client, StoreWriter(store, fsync=fsync) as writer:
         all_files = plan.files + plan.not_found
         report.n_files = len(all_files) + len(plan.refused)
         missing = set(plan.not_found)
@@ -195,13 +203,15 @@ def ingest(
 
         bar = _progress(len(pending), progress)
         n_chunks = -(-len(pending) // chunk_size)
-        pool = WorkerPool(min(workers, n_chunks), reader, limits) if n_chunks else None
+        pool = WorkerPool(min(workers, n_chunks), reader, limits) if n_chunks and client is None else None
 
         def results() -> Iterable[ChunkResult]:
             if refusals.rejected:
                 yield refusals
             if pool is not None:
                 yield from pool.map_ordered(_chunks(pending, chunk_size))
+            elif client is not None and n_chunks:
+                yield from cluster_chunks(client, _chunks(pending, chunk_size), reader, limits)
 
         t_work = time.perf_counter()
         try:
@@ -238,6 +248,7 @@ def ingest(
                 "skipped_rejected_before": report.n_skipped_rejected,
                 "seconds": round(report.seconds, 3), "spectra_per_s": round(report.spectra_per_s, 1),
                 "workers": workers, "chunk_size": chunk_size,
+                **({"dask": describe(client)} if client is not None else {}),
                 "limits": {"file_seconds": limits.seconds, "worker_memory_bytes": limits.memory_bytes},
             })
             writer.finalize({})

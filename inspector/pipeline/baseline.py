@@ -6,10 +6,14 @@ Columns: row, object_id, z_qn (-1 = failure, as DR16Q), z_qn_conf, z_qn_line, is
 bal_prob, per line (lya civ ciii mgii hb ha) qn_z_<line> and qn_conf_<line>, and, when the model
 was trained on this store, split (train, val, or test = never seen in training). Where a store has
 no survey catalog, this run plays Z_QN's part in triage and in the risk model (`inspector.estimates`).
+
+On a Dask cluster (`scheduler=`) row ranges aligned on the batch size are predicted by the workers
+(`qn_rows`, opening the store by path); the batches, hence the numbers, are the local run's.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from inspector.store import open_store
+from inspector.cluster import Scheduler, cached, client_for, map_ordered, torch_threads
+from inspector.store import open_arrays, open_store
 from inspector.store.files import atomic_path, baseline_path
 
 
@@ -45,11 +50,35 @@ def split_labels(extra: dict, st) -> np.ndarray | None:
     return lab
 
 
+CLUSTER_CHUNK = 4096  # rows per Dask task (rounded up to whole batches)
+
+
+def _load(model_path: str) -> Any:
+    from model.quasarnet_train import load_quasarnet
+
+    st = os.stat(model_path)
+    return cached(("quasarnet", model_path, st.st_size, st.st_mtime_ns), lambda: load_quasarnet(model_path)[0])
+
+
+def qn_rows(store_path: str, model_path: str, a: int, b: int, batch_size: int,
+            threads: int | None = None) -> list[tuple[np.ndarray, Any]]:
+    """(rows, predictions) per batch of store rows a..b-1: a Dask task's work (top level, the store and
+    the model opened by path; the model once per worker process)."""
+    from model.quasarnet_train import iter_predict
+
+    torch_threads(threads)
+    flux, ivar = open_arrays(store_path)
+    return list(iter_predict(_load(model_path), flux, ivar, rows=np.arange(a, b), batch_size=batch_size))
+
+
 def write_baseline_predictions(
-    store: Path, model_path: Path, out: Path | None = None, batch_size: int = 256, progress: bool = False
+    store: Path, model_path: Path, out: Path | None = None, batch_size: int = 256, progress: bool = False,
+    scheduler: Scheduler | None = None, chunk_rows: int = CLUSTER_CHUNK, threads: int | None = None,
 ) -> dict[str, Any]:
     """Predict Z_QN for every stored spectrum, streamed in batches to a parquet file (written whole or not
-    at all). Returns {"path", "n", "n_failed", "seconds", "split"} (split: whether a split column was written)."""
+    at all). Returns {"path", "n", "n_failed", "seconds", "split"} (split: whether a split column was written).
+    `scheduler` (a Dask address, Client or cluster): the batches are predicted on its workers, torch on
+    `threads` threads there (default: the worker's own, 1 under a Dask nanny)."""
     from model.quasarnet_train import iter_predict, load_quasarnet, predict_quasarnet
 
     model, ckpt = load_quasarnet(model_path)
@@ -62,9 +91,16 @@ def write_baseline_predictions(
     n_failed = n_done = 0
     t0 = time.perf_counter()
     bar = tqdm(total=len(st), disable=not progress, unit="spec", dynamic_ncols=True)
-    with atomic_path(out) as tmp:  # a killed run leaves the previous file whole
+    step = -(-max(1, chunk_rows) // batch_size) * batch_size
+    with client_for(scheduler) as client, atomic_path(out) as tmp:  # a killed run leaves the previous file whole
+        if client is None:
+            batches = iter_predict(model, st.flux, st.ivar, batch_size=batch_size)
+        else:
+            where, mp = str(st.path.absolute()), str(Path(model_path).absolute())
+            tasks = [(where, mp, a, min(a + step, len(st)), batch_size, threads) for a in range(0, len(st), step)]
+            batches = (rb for chunk in map_ordered(client, qn_rows, tasks, "quasarnet-baseline") for rb in chunk)
         try:
-            for rows, df in iter_predict(model, st.flux, st.ivar, batch_size=batch_size):
+            for rows, df in batches:
                 df.insert(0, "row", rows.astype(np.int64))
                 df.insert(1, "object_id", ids[rows] if ids is not None else rows.astype(str))
                 df["z_qn_line"] = df["z_qn_line"].astype(str)

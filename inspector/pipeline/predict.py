@@ -10,9 +10,14 @@ The class columns (`CLASS_COLUMNS`: fnet_class, p_qso and one probability per cl
 written for every model and are null where the model has no class head (the published network and models
 trained before it had one), so every predictions file has the same columns and a reader never has to ask
 which kind of model made it.
+
+On a Dask cluster (`scheduler=`) FNet, the template fit and the baseline run on the cluster's workers in
+chunks of rows aligned on the batch size (`fnet_rows` opens the store and the model by path); this
+process gathers the chunks in order and writes, so the file holds the numbers a local run writes.
 """
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from inspector.cluster import Scheduler, cached, client_for, describe, map_ordered, torch_threads
 from inspector.estimates import read_baseline
 from inspector.pipeline.baseline import write_baseline_predictions
-from inspector.store import open_store
+from inspector.store import open_arrays, open_store
 from inspector.store.files import (
     atomic_path,
     baseline_path,
@@ -39,6 +45,7 @@ from model.classes import CLASSES, PROB_COLUMNS, QSO_CLASSES, p_qso
 from model.template_fit import TPL_COLUMNS, settings_key
 
 N_ALT = 3
+CLUSTER_CHUNK = 4096  # rows per Dask task (rounded up to whole batches): ~15 s of one core for the small FNet
 CLASS_COLUMNS: tuple[str, ...] = ("fnet_class", "p_qso", *PROB_COLUMNS)
 
 
@@ -100,6 +107,40 @@ def column_notes(method: str, mc_samples: int) -> dict[str, str]:
     }
 
 
+def _fnet_columns(b: Any) -> dict[str, np.ndarray]:
+    """The model's own columns of one `PredictionBatch` (not row, object_id, model_sha1, the template fit)."""
+    cols: dict[str, Any] = {"z_fnet": b.z, "z_fnet_err": b.z_err, "p_fnet": b.alternatives.p_z}
+    for k in range(N_ALT):
+        cols[f"z_alt{k + 1}"] = b.alternatives.z[:, k]
+        cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
+    cols.update(class_columns(b.class_prob, b.rows.size))
+    return cols
+
+
+def _load_fnet(model_path: str, device: str) -> Any:
+    from model.predict import resolve_device
+    from model.train import load_checkpoint
+
+    st = os.stat(model_path)
+    return cached(("fnet", model_path, st.st_size, st.st_mtime_ns, device),
+                  lambda: load_checkpoint(model_path, map_location=resolve_device(device))[0])
+
+
+def fnet_rows(store_path: str, model_path: str, device: str, a: int, b: int, batch_size: int,
+              mc_samples: int, threads: int | None = None) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """(rows, `_fnet_columns`) per batch of store rows a..b-1: a Dask task's work (top level, the store and
+    the model opened by path, the model once per worker process). `a` must be a multiple of the batch size,
+    so the batches, hence the numbers, are those of a local run on as many torch threads (`threads`)."""
+    from model.predict import predict_store
+
+    torch_threads(threads)
+    flux, _ = open_arrays(store_path)
+    model = _load_fnet(model_path, device)
+    return [(pb.rows, _fnet_columns(pb)) for pb in predict_store(model, flux, rows=np.arange(a, b),
+                                                                 batch_size=batch_size, mc_samples=mc_samples,
+                                                                 n_alt=N_ALT)]
+
+
 def write_predictions(
     store_path: Path,
     model_path: Path,
@@ -111,6 +152,9 @@ def write_predictions(
     template: bool = True,
     template_processes: int | None = None,
     baseline: bool = True,
+    scheduler: Scheduler | None = None,
+    chunk_rows: int = CLUSTER_CHUNK,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Predict every stored spectrum; write the Parquet file and its JSON sidecar; return the sidecar dict.
 
@@ -118,7 +162,10 @@ def write_predictions(
     (STORE/predictions/quasarnet.parquet, kept while it covers the store) so that its Z_QN plays DR16Q's
     Z_QN in triage and in the risk model.
     `template`: also store the template-fit redshift (Z_TPL, its error, delta chi2, two more candidates)
-    of every spectrum, from `inspector.pipeline.template` (fitted once per store and reused)."""
+    of every spectrum, from `inspector.pipeline.template` (fitted once per store and reused).
+    `scheduler` (a Dask address, Client or cluster): FNet, the template fit and the baseline run on its
+    workers, `chunk_rows` rows per task, torch on `threads` threads there (default: the worker's, 1 under a
+    Dask nanny); the store and the model must be at the same paths there."""
     from model.checkpoint import file_sha1, git_revision
     from model.predict import predict_store, resolve_device, uncertainty_method
     from model.train import load_checkpoint
@@ -130,51 +177,55 @@ def write_predictions(
     if mc_samples is None:
         mc_samples = 20 if model.cfg.dropout > 0 else 0
     method = uncertainty_method(model, mc_samples)
+    if scheduler is not None and method == "mc_dropout":
+        raise ValueError("--mc-samples with a Dask scheduler is not supported yet: the dropout seeds follow the "
+                         "batch's place in the whole store, which a chunk does not know; predict locally")
     out = Path(out) if out is not None else predictions_path(st.path, model_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     schema = prediction_schema()
     oid = st.index["object_id"].astype(str).to_numpy()
     n = len(st)
-    tpl = None
-    t_tpl = 0.0
-    if template:
-        from inspector.pipeline.template import template_fits
+    with client_for(scheduler) as client:
+        tpl = None
+        t_tpl = 0.0
+        if template:
+            from inspector.pipeline.template import template_fits
 
+            t0 = time.perf_counter()
+            tpl = template_fits(st.path, processes=template_processes, progress=progress, scheduler=client,
+                                chunk_rows=chunk_rows)
+            t_tpl = time.perf_counter() - t0
+        tpl_cols = None if tpl is None else {c: tpl[c].to_numpy() for c in TPL_COLUMNS}
         t0 = time.perf_counter()
-        tpl = template_fits(st.path, processes=template_processes, progress=progress)
-        t_tpl = time.perf_counter() - t0
-    tpl_cols = None if tpl is None else {c: tpl[c].to_numpy() for c in TPL_COLUMNS}
-    t0 = time.perf_counter()
-    bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
-    with atomic_path(out) as tmp:  # a killed run leaves the previous run whole
-        try:
-            with pq.ParquetWriter(tmp, schema) as w:
-                for b in predict_store(model, st.flux, batch_size=batch_size, mc_samples=mc_samples, n_alt=N_ALT):
-                    cols: dict[str, Any] = {
-                        "row": b.rows,
-                        "object_id": oid[b.rows],
-                        "z_fnet": b.z,
-                        "z_fnet_err": b.z_err,
-                        "p_fnet": b.alternatives.p_z,
-                    }
-                    for k in range(N_ALT):
-                        cols[f"z_alt{k + 1}"] = b.alternatives.z[:, k]
-                        cols[f"p_alt{k + 1}"] = b.alternatives.p[:, k]
-                    cols.update(class_columns(b.class_prob, b.rows.size))
-                    cols["model_sha1"] = np.full(b.rows.size, sha)
-                    for c in TPL_COLUMNS:
-                        cols[c] = tpl_cols[c][b.rows] if tpl_cols is not None else np.full(b.rows.size, None)
-                    arrays = [
-                        pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
-                    ]  # NaN -> null for the float columns
-                    w.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                    bar.update(b.rows.size)
-                if n == 0:
-                    w.write_table(schema.empty_table())
-        finally:
-            bar.close()
-    seconds = time.perf_counter() - t0
-    base = ensure_baseline(st) if baseline else None
+        if client is None:
+            batches: Any = ((pb.rows, _fnet_columns(pb)) for pb in predict_store(
+                model, st.flux, batch_size=batch_size, mc_samples=mc_samples, n_alt=N_ALT))
+        else:
+            step = -(-max(1, chunk_rows) // batch_size) * batch_size
+            where, mp = str(st.path.absolute()), str(Path(model_path).absolute())
+            tasks = [(where, mp, device, a, min(a + step, n), batch_size, mc_samples, threads)
+                     for a in range(0, n, step)]
+            batches = (rc for chunk in map_ordered(client, fnet_rows, tasks, "fnet-predict") for rc in chunk)
+        bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
+        with atomic_path(out) as tmp:  # a killed run leaves the previous run whole
+            try:
+                with pq.ParquetWriter(tmp, schema) as w:
+                    for rows, cols in batches:
+                        cols.update({"row": rows, "object_id": oid[rows], "model_sha1": np.full(rows.size, sha)})
+                        for c in TPL_COLUMNS:
+                            cols[c] = tpl_cols[c][rows] if tpl_cols is not None else np.full(rows.size, None)
+                        arrays = [
+                            pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema
+                        ]  # NaN -> null for the float columns
+                        w.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                        bar.update(rows.size)
+                    if n == 0:
+                        w.write_table(schema.empty_table())
+            finally:
+                bar.close()
+        seconds = time.perf_counter() - t0
+        base = ensure_baseline(st, client, chunk_rows, threads) if baseline else None
+        ran_on = describe(client) if client is not None else None
     side = {
         "predictions": str(out),
         "store": str(st.path.resolve()),
@@ -197,23 +248,26 @@ def write_predictions(
         "predicted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "predict_seconds": seconds,
         "device": str(dev),
+        "dask": ran_on,
         "code_git": git_revision(),
     }
     write_json(sidecar_path(out), side)
     return side
 
 
-def ensure_baseline(st) -> dict[str, Any] | None:
-    """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row);
-    None where the catalog has Z_QN."""
+def ensure_baseline(st, scheduler: Scheduler | None = None, chunk_rows: int = CLUSTER_CHUNK,
+                    threads: int | None = None) -> dict[str, Any] | None:
+    """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row, on
+    `scheduler`'s workers if given); None where the catalog has Z_QN."""
     if "Z_QN" in st.index.columns:
         return None
     have = read_baseline(st.path)
     if have is not None and len(have) == len(st) and (have["object_id"].astype(str).to_numpy()
                                                        == st.index["object_id"].astype(str).to_numpy()).all():
         return {"path": str(baseline_path(st.path)), "model": None, "reused": True}
-    r = write_baseline_predictions(st.path, BASELINE_MODEL)
+    r = write_baseline_predictions(st.path, BASELINE_MODEL, scheduler=scheduler, chunk_rows=chunk_rows,
+                                   threads=threads)
     return {"path": str(r["path"]), "model": str(BASELINE_MODEL), "n_failed": r["n_failed"], "seconds": r["seconds"]}
 
 
-__all__ = ["CLASS_COLUMNS", "N_ALT", "class_columns", "prediction_schema", "write_predictions"]
+__all__ = ["CLASS_COLUMNS", "N_ALT", "class_columns", "fnet_rows", "prediction_schema", "write_predictions"]

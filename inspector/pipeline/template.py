@@ -8,6 +8,10 @@ made with. A later call fits only the rows ingested since; a change of
 templates or settings, or a store whose object ids no longer match, refits
 everything. Writes are atomic (temp file + rename), so a killed run leaves
 the previous file.
+
+On a Dask cluster (`scheduler=`) the chunks of rows are fitted by the cluster's workers with the
+same chunk function (`fit_rows`, which opens the store by path) and come back in order: the cache
+written is the one a local run writes.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from inspector.store import open_store
+from inspector.cluster import Scheduler, client_for, map_ordered
+from inspector.store import open_arrays, open_store
 from inspector.store.files import atomic_path, sidecar_path, template_cache_path, write_json
 from model.grid import FNET_LOGLAM
 from model.template_fit import (
@@ -67,10 +72,22 @@ def _write(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
     write_json(sidecar_path(path), meta)
 
 
+def fit_rows(store_path: str, a: int, b: int, z_max: float, processes: int = 1) -> dict[str, np.ndarray]:
+    """`TPL_COLUMNS` of store rows a..b-1: the one chunk function of the local loop and of a Dask task
+    (top level and opening the store by path, so a worker on another machine can run it)."""
+    flux, ivar = open_arrays(store_path)
+    fl, iv = np.asarray(flux[a:b], np.float64), np.asarray(ivar[a:b], np.float64)
+    return fits_to_columns(fit_batch(FNET_LOGLAM, fl, iv, z_max=z_max, processes=processes))
+
+
 def template_fits(store_path: str | os.PathLike[str], processes: int | None = None, z_max: float | None = None,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool = False, scheduler: Scheduler | None = None,
+                  chunk_rows: int = CHUNK) -> pd.DataFrame:
     """One row per stored spectrum (row, object_id, z_tpl, z_tpl_err, tpl_dchi2, ...), from the cache where
-    it is valid; missing rows are fitted (on the FNet grid rows of the store) and the cache rewritten."""
+    it is valid; missing rows are fitted (on the FNet grid rows of the store) and the cache rewritten.
+
+    `scheduler` (a Dask address, Client or cluster): fit `chunk_rows` rows per task on its workers
+    (one process per task: the cluster's threads are the parallelism) instead of `processes` here."""
     z_max = Z_MAX if z_max is None else z_max
     st = open_store(store_path)
     oid = st.index["object_id"].astype(str).to_numpy()
@@ -84,15 +101,19 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
     parts = [] if done is None else [done]
     t0 = time.perf_counter()
     bar = tqdm(total=oid.size - start, disable=not progress, unit="spectrum", desc="template fit", dynamic_ncols=True)
+    step = max(1, chunk_rows if scheduler is not None else CHUNK)
+    ranges = [(a, min(a + step, oid.size)) for a in range(start, oid.size, step)]
+    where = str(st.path.absolute())
     try:
-        for a in range(start, oid.size, CHUNK):
-            b = min(a + CHUNK, oid.size)
-            flux = np.asarray(st.flux[a:b], np.float64)
-            ivar = np.asarray(st.ivar[a:b], np.float64)
-            cols = fits_to_columns(fit_batch(FNET_LOGLAM, flux, ivar, z_max=z_max, processes=procs))
-            parts.append(pd.DataFrame({"row": np.arange(a, b, dtype=np.int64), "object_id": oid[a:b],
-                                       **{c: cols[c] for c in TPL_COLUMNS}}))  # fmt: skip
-            bar.update(b - a)
+        with client_for(scheduler) as client:
+            if client is None:
+                fitted = (fit_rows(where, a, b, z_max, procs) for a, b in ranges)
+            else:
+                fitted = map_ordered(client, fit_rows, [(where, a, b, z_max, 1) for a, b in ranges], "template-fit")
+            for (a, b), cols in zip(ranges, fitted):
+                parts.append(pd.DataFrame({"row": np.arange(a, b, dtype=np.int64), "object_id": oid[a:b],
+                                           **{c: cols[c] for c in TPL_COLUMNS}}))  # fmt: skip
+                bar.update(b - a)
     finally:
         bar.close()
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "object_id", *TPL_COLUMNS])

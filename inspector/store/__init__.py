@@ -49,10 +49,11 @@ from inspector.store.layout import (
     REJECTED_SCHEMA,
     STORE_FORMAT,
 )
-from inspector.store.reader import SpectrumStore, open_store
+from inspector.store.reader import SpectrumStore, open_arrays, open_store
 from inspector.store.writer import StoreState, StoreWriter
 
 __all__ = [
     "BASE_SCHEMA", "DERIVED_SCHEMA", "FLUX_FILE", "INDEX_FILE", "IVAR_FILE", "META_FILE", "PARTS_DIR",
-    "REJECTED_FILE", "REJECTED_SCHEMA", "STORE_FORMAT", "SpectrumStore", "StoreState", "StoreWriter", "open_store",
+    "REJECTED_FILE", "REJECTED_SCHEMA", "STORE_FORMAT", "SpectrumStore", "StoreState", "StoreWriter", "open_arrays",
+    "open_store",
 ]

@@ -1,0 +1,154 @@
+"""Dask for the survey-sized stages: connect to a scheduler, farm chunks out, get results back in order.
+
+Why it looks like this:
+
+* Ingest and predict keep one code path for the numerics: a stage cuts the store (or its file list)
+  into chunks and calls a plain top-level chunk function, either in this process (local) or as a
+  Dask task (`map_ordered`). A chunk function opens the store by its path, so workers on other
+  machines need the store on a shared filesystem (NFS, Lustre) at the same path, nothing else.
+* Results come back to the caller in chunk order and the caller is the only writer, exactly as on
+  the local path: the files written are the same whichever worker computed what.
+* At most `window` chunks are in flight, so the client's memory stays flat whatever N is.
+* Task keys start with the stage's name (`ingest-read-<token>-<i>`), which is how the Dask
+  dashboard groups and names them.
+* A scheduler that cannot be reached fails fast with its address in the message (`ClusterError`),
+  rather than hanging on a typo'd host.
+
+This module imports no other part of the app (ingest and the pipeline both use it).
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+Scheduler = Any  # an address ("tcp://host:8786"), a dask.distributed Client, or a cluster object
+CONNECT_TIMEOUT_S = 10.0
+
+
+class ClusterError(RuntimeError):
+    """The Dask scheduler could not be reached, or its address is not one."""
+
+
+def connect(scheduler: Scheduler, timeout: float = CONNECT_TIMEOUT_S) -> Client:
+    """A Client for an address, a cluster object (LocalCluster, dask-jobqueue's SLURMCluster) or a Client."""
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler
+    where = getattr(scheduler, "scheduler_address", None) or str(scheduler)
+    try:
+        return Client(scheduler, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address ("tcp//host")
+        raise ClusterError(f"cannot reach the Dask scheduler at {where} within {timeout:g} s "
+                           f"(is it running, and is the address right?): {exc}") from None
+
+
+@contextmanager
+def client_for(scheduler: Scheduler | None, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Client | None]:
+    """None for None (run locally); else a connected Client, closed at the end only if opened here."""
+    if scheduler is None:
+        yield None
+        return
+    from distributed import Client
+
+    client = connect(scheduler, timeout)
+    try:
+        yield client
+    finally:
+        if not isinstance(scheduler, Client):
+            client.close()
+
+
+_CACHE: dict[Any, Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached(key: Any, make: Callable[[], Any]) -> Any:
+    """`make()` once per process for `key`: a worker loads a model once, not once per chunk (a task of
+    a few seconds would otherwise spend a good part of it reading the checkpoint)."""
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = make()
+        return _CACHE[key]
+
+
+def torch_threads(n: int | None) -> None:
+    """Set a worker's torch threads for a task (None: leave them; a Dask worker runs torch on 1 thread).
+
+    A network's output depends, in the last bits, on how many threads split its reductions; a cluster
+    run equals a local one run with the same count (`inspector predict --threads`)."""
+    if n is not None:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+def total_threads(client: Client) -> int:
+    """Worker threads the cluster has now (at least 1, so an empty cluster still queues work)."""
+    return max(1, sum(client.nthreads().values()))
+
+
+def describe(client: Client) -> dict[str, Any]:
+    """Where a stage ran, for a run's provenance."""
+    nthreads = client.nthreads()
+    return {"scheduler": client.scheduler.address, "workers": len(nthreads), "threads": sum(nthreads.values())}
+
+
+def map_ordered(
+    client: Client,
+    fn: Callable[..., Any],
+    args: Iterable[tuple[Any, ...]],
+    name: str,
+    window: int | None = None,
+    on_lost: Callable[[tuple[Any, ...], BaseException], Any] | None = None,
+) -> Iterator[Any]:
+    """`fn(*a)` for each `a` of `args` as Dask tasks named `name`, yielded in the order of `args`.
+
+    `on_lost(a, exc)` gives the result of a chunk whose task could not finish because its worker
+    died (dask's KilledWorker, after the scheduler's own retries): ingest uses it to find and
+    reject the poison file instead of failing the run. Any other exception of a task is raised here.
+    Leaving the loop early (an error, Ctrl-C) cancels the tasks still in flight.
+    """
+    from distributed import KilledWorker
+
+    window = window or 2 * total_threads(client)
+    token = uuid.uuid4().hex[:8]
+    source = enumerate(args)
+    pending: collections.deque[tuple[tuple[Any, ...], Any]] = collections.deque()
+
+    def fill() -> None:
+        while len(pending) < window:
+            item = next(source, None)
+            if item is None:
+                return
+            i, a = item
+            pending.append((a, client.submit(fn, *a, key=f"{name}-{token}-{i}", pure=False)))
+
+    try:
+        fill()
+        while pending:
+            a, fut = pending.popleft()
+            try:
+                res = fut.result()
+            except KilledWorker as exc:
+                if on_lost is None:
+                    raise
+                res = on_lost(a, exc)
+            fut.release()
+            fill()
+            yield res
+    finally:
+        if pending:
+            client.cancel([f for _, f in pending])
+
+
+__all__ = ["CONNECT_TIMEOUT_S", "ClusterError", "Scheduler", "cached", "client_for", "connect", "describe",
+           "map_ordered", "torch_threads", "total_threads"]
