@@ -34,6 +34,9 @@ with replacement, with probability inverse to the training n(z) in bins of
 0.05 in log(1+z), capped so that no spectrum is drawn more than 10x as often
 as under uniform sampling (a lone z = 5 spectrum would otherwise fill epochs).
 The survey's n(z) under-samples z < 0.8 and z > 3.5.
+
+Data-parallel under `torchrun` (DDP, the same global batches and samples as one process, rank 0
+writing): `model.distributed`.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed as dd
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     _plain,
@@ -206,10 +210,12 @@ def train(
     True stops training there (an exception propagates, the checkpoint stays).
     `model.provenance` is set to the data hash, git revision, arguments,
     versions and times (merged with `provenance`), and `save_checkpoint` stores it.
+    Under torchrun every rank calls this with the same arguments: see `model.distributed` (batch_size is
+    the global batch; rank 0 alone writes the checkpoint and runs `callback`).
     """
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    dev = resolve_device(device)
+    ddp, dev = dd.setup(resolve_device(device))  # under torchrun: join the group, this rank's GPU
     sched_name = resolve_schedule(schedule, cfg) if scheduler is None else "custom"
 
     if cfg.n_classes == 0 and (train_classes is not None or val_classes is not None):
@@ -239,8 +245,9 @@ def train(
 
     ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else None
     state = None
-    if ckpt_path is not None and resume and ckpt_path.exists():
-        state = read_checkpoint(ckpt_path)
+    if ckpt_path is not None and resume:  # rank 0 reads it for all (a node may not see its disk)
+        state = dd.from_main(lambda: read_checkpoint(ckpt_path) if ckpt_path.exists() else None, ddp)
+    if state is not None:
         _check_resumable(state, cfg, dhash, args, ckpt_path)
 
     torch.manual_seed(seed)  # initial weights; epoch orders have their own seeded generators
@@ -250,6 +257,7 @@ def train(
         model = FNet(cfg)
         model.set_label_scaling(float(np.min(zt[has_z])), float(np.max(zt[has_z])))
     model.to(dev)
+    net = dd.wrap(model, ddp, dev)  # DDP with synchronised batch norm under torchrun, else `model`
 
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = scheduler(opt) if scheduler is not None else make_scheduler(sched_name, opt, epochs, lr)
@@ -265,6 +273,8 @@ def train(
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "train_seconds": 0.0,
     }  # fmt: skip
     prov.update(_plain(provenance or {}))
+    if ddp is not None:
+        prov["processes"] = ddp.world
     if state is not None:
         tr = state["training"]
         opt.load_state_dict(tr["optimizer"])
@@ -282,7 +292,8 @@ def train(
     amp = autocast_for(dev)
     n_batches = len(_batches(np.arange(len(train_ds)), batch_size))
     bar = tqdm(
-        total=max(0, epochs - start_epoch + 1) * n_batches, disable=not progress, unit="batch", dynamic_ncols=True
+        total=max(0, epochs - start_epoch + 1) * n_batches, disable=not progress or not dd.is_main(), unit="batch",
+        dynamic_ncols=True,
     )
     pool = ThreadPoolExecutor(1)  # reads + normalises the next batch while this one trains
     try:
@@ -290,26 +301,27 @@ def train(
             model.train()
             t0 = time.perf_counter()
             total, count = 0.0, 0
-            batches = _batches(epoch_order(len(train_ds), seed, epoch, weights), batch_size)
-            nxt = pool.submit(train_ds.__getitems__, batches[0])
+            batches = dd.drop_short(_batches(epoch_order(len(train_ds), seed, epoch, weights), batch_size), ddp)
+            nxt = pool.submit(train_ds.__getitems__, dd.shard(batches[0], ddp))
             for bi in range(len(batches)):
                 x, z, c = nxt.result()
                 if bi + 1 < len(batches):
-                    nxt = pool.submit(train_ds.__getitems__, batches[bi + 1])
+                    nxt = pool.submit(train_ds.__getitems__, dd.shard(batches[bi + 1], ddp))
                 x = x.to(dev, non_blocking=True)
                 z = z.to(dev)
                 opt.zero_grad(set_to_none=True)
                 with amp:
-                    out = model(x)
+                    out = net(x)
                 loss = model.loss(out, z, c.to(dev) if train_classes is not None else None)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}")
-                loss.backward()
+                loss_sum = dd.global_sum([loss.item() * x.shape[0]], ddp, dev)[0]  # the global batch's
+                if not math.isfinite(loss_sum):
+                    raise FloatingPointError(f"loss is {loss_sum / batches[bi].size} at epoch {epoch}")
+                (loss if ddp is None else loss * dd.loss_scale(x.shape[0], batches[bi].size, ddp)).backward()
                 if clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
                 opt.step()
-                total += loss.item() * x.shape[0]
-                count += x.shape[0]
+                total += loss_sum
+                count += int(batches[bi].size)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{total / count:.3g}", refresh=False)
             rec: dict[str, float] = {
@@ -339,7 +351,7 @@ def train(
             history.append(rec)
             prov["train_seconds"] = float(prov["train_seconds"]) + rec["seconds"]
             prov["epochs_done"] = epoch
-            if ckpt_path is not None:
+            if ckpt_path is not None and dd.is_main():
                 training = {
                     "optimizer": opt.state_dict(),
                     "scheduler": None if sched is None else _plain_sched(sched.state_dict()),
@@ -348,11 +360,12 @@ def train(
                     "args": args,
                 }
                 save_checkpoint(ckpt_path, model, metrics=_last_metrics(history), history=history, training=training)
-            if callback is not None and callback(epoch, rec, model) is True:
+            if callback is not None and dd.from_main(lambda: callback(epoch, rec, model) is True, ddp):
                 break
     finally:
         bar.close()
         pool.shutdown(wait=True)
+        dd.unwrap(model)
     prov["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     model.eval()
     return model, history

@@ -55,12 +55,19 @@ def retrain_command(
     progress_file: Path | None = typer.Option(None, "--progress-file", help="JSON progress written each epoch."),
     cancel_file: Path | None = typer.Option(None, "--cancel-file", help="Stop (register nothing) if this exists."),
 ) -> None:
-    """Train a new model version on the inspectors' decisions, compare it with the current one, maybe promote it."""
+    """Train a new model version on the inspectors' decisions, compare it with the current one, maybe promote it.
+
+    Data-parallel: `torchrun --nproc_per_node N -m inspector.cli retrain ...`; rank 0 alone holds the job
+    lock, writes the progress file and registers the version.
+    """
     from db.jobs import JobLockHeld
     from inspector.pipeline.retrain import PROMOTE_MODES, retrain
+    from model import distributed
 
     if promote not in PROMOTE_MODES:
         raise typer.BadParameter(f"--promote must be one of {PROMOTE_MODES}")
+    if not distributed.is_main():
+        progress_file = None  # one writer
     status: dict[str, Any] = {"state": "running", "epoch": 0, "epochs": epochs, "pid": os.getpid()}
     if progress_file is not None:
         _write_json(progress_file, status)
@@ -106,6 +113,9 @@ def retrain_command(
         raise typer.Exit(2) from None
     finally:
         signal.signal(signal.SIGTERM, old)
+        distributed.teardown()
+    if res is None:  # a torchrun rank > 0: rank 0 reports
+        return
     m = res.metrics
     lines = [f"model version {res.version_id} (parent {res.parent_id}): {res.path}",
              f"labels: {res.label_count} training spectra ({res.n_decided_labels} decided labels in all)"]  # fmt: skip

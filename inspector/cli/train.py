@@ -42,8 +42,12 @@ def train_command(
     A training checkpoint is written after every epoch next to --out
     (model.pt -> model.ckpt.pt); after an interruption, the same command with
     --resume continues where it stopped and ends with the same weights.
+
+    Data-parallel on N GPUs or CPU workers: `torchrun --nproc_per_node N -m inspector.cli train ...`;
+    --batch-size is the global batch, and rank 0 alone prints and writes.
     """
     from inspector.pipeline.train import TrainingSetError, train_on_store
+    from model import distributed
 
     if output is not None and output not in ("bins", "regression"):
         raise typer.BadParameter("--output must be bins or regression")
@@ -54,12 +58,16 @@ def train_command(
             schedule=schedule, dropout=dropout, threads=threads, class_head=class_head, progress=progress,
             echo=typer.echo,
         )  # fmt: skip
+        if not distributed.is_main():
+            return
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; the last finished epoch is in {checkpoint_path_for(out)}: rerun with --resume to continue", err=True)
         raise typer.Exit(130) from None
     except (FileNotFoundError, ValueError, RuntimeError, TrainingSetError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    finally:
+        distributed.teardown()
 
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         typer.echo("\n" + res.history.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

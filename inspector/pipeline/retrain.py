@@ -25,10 +25,15 @@ the database as they were. The weights go beside the database
 Promotion rule (`promote="auto"`): the new model's acc@6000 on the held-out
 decided spectra (on the mock test split if none are decided yet) is not
 lower than the current model's by more than `AUTO_MAX_DROP` points.
+
+Under torchrun (`model.distributed`) every rank reads the store and the decisions and trains its share
+of each batch; rank 0 alone takes the job lock (the others start once it holds it), and writes the
+weights, the model version and any promotion: the other ranks return None when training ends.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +52,7 @@ from db.schema import ModelVersion, TriageFlag
 from inspector.pipeline.promote import promote_version, rollback  # noqa: F401 (rollback: re-exported)
 from inspector.store import open_store
 from inspector.training_set import store_classes, store_redshifts, training_rows
+from model import distributed
 from model.classes import CLASSES, UNKNOWN, from_class_person, is_qso_class
 from model.evaluate import evaluation_tables, tables_to_records
 
@@ -177,19 +183,27 @@ def retrain(
     callback: Callable[[int, dict[str, float], Any], Any] | None = None,
     progress: bool = False,
     out_dir: Path | None = None,
-) -> RetrainResult:
+) -> RetrainResult | None:
     """Train a new model version on the decisions (see the module docstring); register it; maybe promote it.
 
     config: an `FNetConfig` for `from_scratch` (default `FNetConfig.small()`, with a class head if the current
     model has one).
     callback(epoch, record, model): as `model.train.train` (return True to stop; an exception aborts and
     leaves everything as it was). Raises `db.jobs.JobLockHeld` (before any work) while another model job
-    runs.
+    runs. Returns None on a torchrun rank other than 0 (see the module docstring).
     """
+    from model.predict import resolve_device
+
     if promote not in PROMOTE_MODES:
         raise ValueError(f"promote must be one of {PROMOTE_MODES}, not {promote!r}")
-    upgrade(db_url)  # the lock table comes with revision 0008
-    with hold_job_lock(db_url, "retrain") as lock:
+    ddp = distributed.setup(resolve_device(device))[0] if distributed.launched() else None
+    with ExitStack() as stack:
+
+        def take_lock() -> Lock:
+            upgrade(db_url)  # the lock table comes with revision 0008
+            return stack.enter_context(hold_job_lock(db_url, "retrain"))
+
+        lock = distributed.from_main(take_lock, ddp, share=False)  # ranks > 0: None, and they write nothing
         return _retrain(
             store, db_url, lock, from_scratch=from_scratch, epochs=epochs, min_quality=min_quality, promote=promote,
             replay=replay, config=config, batch_size=batch_size, lr=lr, seed=seed, device=device,
@@ -197,11 +211,11 @@ def retrain(
         )  # fmt: skip
 
 
-def _retrain(store: Path, db_url: str, lock: Lock, *, from_scratch: bool, epochs: int, min_quality: float,
+def _retrain(store: Path, db_url: str, lock: Lock | None, *, from_scratch: bool, epochs: int, min_quality: float,
              promote: str, replay: bool, config: Any, batch_size: int, lr: float | None, seed: int, device: str,
              callback: Callable[[int, dict[str, float], Any], Any] | None, progress: bool,
-             out_dir: Path | None) -> RetrainResult:
-    """`retrain`'s work, under the model job lock `lock` (its promotion included)."""
+             out_dir: Path | None) -> RetrainResult | None:
+    """`retrain`'s work, under the model job lock `lock` (its promotion included; None on a torchrun rank > 0)."""
     from model.checkpoint import file_sha1, load_checkpoint, save_checkpoint
     from model.fnet import FNetConfig
     from model.train import train
@@ -256,6 +270,8 @@ def _retrain(store: Path, db_url: str, lock: Lock, *, from_scratch: bool, epochs
         val_classes=cls_all if with_classes and val_rows is not None else None,
         provenance={"store": str(Path(store).resolve()), "retrain": True, "parent_sha1": cur_sha},
     )  # fmt: skip
+    if not distributed.is_main():
+        return None
     model.cpu().eval()
     old_model.cpu().eval()
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from inspector import training_set
 from inspector.store import open_store
+from model import distributed
 from model.evaluate import Z_EDGES
 from model.metrics import accuracy_table, format_table, z_bin_groups
 
@@ -84,11 +85,17 @@ def train_on_store(
     initial network and only that copy trains, the initial one frozen (see `model.class_head` for why).
     Raises FileNotFoundError / ValueError for a store that is not one, TrainingSetError when it has
     too little to train on, and lets KeyboardInterrupt through (the last epoch stays in the checkpoint).
+
+    Under torchrun every rank calls this alike and trains its share (`model.distributed`); rank 0 alone
+    echoes, writes the checkpoint and the model and computes the validation table (the other ranks
+    return their history with an empty table: nothing of theirs is written).
     """
     from model.fnet import FNet, FNetConfig, count_parameters
     from model.predict import predict_store
     from model.train import save_checkpoint, train
 
+    if not distributed.is_main():
+        echo = _quiet
     if config not in CONFIG_DEFAULTS:
         raise ValueError(f"config must be one of {sorted(CONFIG_DEFAULTS)}, not {config!r}")
     if twin and (init is None or not class_head):
@@ -159,6 +166,11 @@ def train_on_store(
         },
     )  # fmt: skip
 
+    hist = pd.DataFrame(history)
+    hist = hist[[c for c in HISTORY_COLUMNS if c in hist]]
+    secs = float(model.provenance.get("train_seconds", 0.0))
+    if not distributed.is_main():
+        return TrainResult(Path(out), ckpt, hist, "", 0, secs)
     metrics: dict[str, Any] = {}
     table_text = ""
     val_qso = training_set.quasar_rows(index, val_rows) if class_head else val_rows
@@ -169,7 +181,8 @@ def train_on_store(
         metrics = {"validation": table.reset_index().to_dict(orient="records")}
         table_text = format_table(table)
     save_checkpoint(out, model, metrics=metrics, history=history)
-    hist = pd.DataFrame(history)
-    hist = hist[[c for c in HISTORY_COLUMNS if c in hist]]
-    secs = float(model.provenance.get("train_seconds", 0.0))
     return TrainResult(Path(out), ckpt, hist, table_text, int(val_qso.size), secs)
+
+
+def _quiet(_msg: str) -> None:
+    """The echo of a torchrun rank other than 0: one voice in the log, not N."""
