@@ -92,7 +92,6 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="keep the survey and stores here (default: a temp dir)")
     args = ap.parse_args()
 
-    import dask
     import torch
     from distributed import Client, LocalCluster
 
@@ -135,12 +134,8 @@ def main() -> None:
           f"predict {times['local']['predict']:.1f} s", flush=True)
 
     t0 = time.perf_counter()
-    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's mmap threshold:
-    # every batch-sized array is then mmapped and unmapped, and FNet ran 2x, the template fit 3x slower
-    # per task than in a plain process. Unset (glibc's dynamic default), a worker runs as fast as this one.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
-            LocalCluster(n_workers=w, threads_per_worker=args.threads_per_worker, processes=True,
-                         dashboard_address=None) as lc, Client(lc) as client:
+    with LocalCluster(n_workers=w, threads_per_worker=args.threads_per_worker, processes=True,
+                      dashboard_address=None) as lc, Client(lc) as client:
         t_start = time.perf_counter() - t0
         t0 = time.perf_counter()
         ingest([str(work / "survey")], work / "remote", scheduler=client, **ikw)
