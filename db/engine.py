@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,10 +111,19 @@ def get_engine(url: str | URL | None = None) -> Engine:
     return _ENGINES[key]
 
 
+_FACTORIES: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = weakref.WeakKeyDictionary()
+
+
 def session_factory(bind: Engine | str | URL | None = None) -> sessionmaker[Session]:
-    """Sessions that keep their objects' values after commit (`expire_on_commit=False`)."""
+    """Sessions that keep their objects' values after commit (`expire_on_commit=False`); one factory per
+    engine, kept while the engine lives: each `sessionmaker` makes a Session subclass of its own, whose
+    event dispatch SQLAlchemy builds on first use, so a factory made afresh for every `session_scope`
+    paid that each time (the app opens several per decision)."""
     engine = bind if isinstance(bind, Engine) else get_engine(bind)
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = _FACTORIES.get(engine)
+    if factory is None:
+        factory = _FACTORIES[engine] = sessionmaker(engine, expire_on_commit=False)
+    return factory
 
 
 @contextmanager
