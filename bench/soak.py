@@ -171,7 +171,7 @@ class Writer:
         self.ready.set()
 
 
-def soak_writers(url: str, n_writers: int, seconds: float, seed: int = 0) -> dict[str, Any]:
+def soak_writers(url: str, n_writers: int, seconds: float, seed: int = 0, min_acks: int = 0) -> dict[str, Any]:
     """Run the writers for `seconds`, killing one every 0.1-0.6 s; then compare the log with the database."""
     from sqlalchemy import func, select
 
@@ -183,9 +183,16 @@ def soak_writers(url: str, n_writers: int, seconds: float, seed: int = 0) -> dic
     lock = threading.Lock()
     writers = [Writer(url, f"w{k}", log, lock) for k in range(n_writers)]
     started, kills, restarts = time.time(), 0, 0
+
+    def acks() -> int:
+        with lock:
+            return sum(line.startswith("A ") for _, line in log)
+
     t0 = time.perf_counter()
     try:
-        while time.perf_counter() - t0 < seconds:
+        # `seconds`, or longer (up to 4x) until `min_acks` decisions were acknowledged: a loaded machine
+        # must not make the soak too short to mean anything
+        while (elapsed := time.perf_counter() - t0) < seconds or (acks() < min_acks and elapsed < 4 * seconds):
             time.sleep(rng.uniform(0.1, 0.6))
             k = rng.randrange(n_writers)
             w = writers[k]
@@ -423,6 +430,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--min-acks", type=int, default=0,
+                    help="go on past --seconds (up to 4x) until this many decisions were acknowledged")
     ap.add_argument("--spectra", type=int, default=N_SPECTRA)
     ap.add_argument("--url", help="also soak this PostgreSQL database (in its schema fnet_soak)")
     ap.add_argument("--promote-kills", type=int, default=10)
@@ -445,7 +454,7 @@ def main() -> int:
             t = time.perf_counter()
             prepare(url, a.spectra)
             print(f"{where}: {a.spectra} flagged spectra loaded in {time.perf_counter() - t:.1f} s", flush=True)
-            report[where] = soak_writers(url, a.writers, a.seconds, a.seed)
+            report[where] = soak_writers(url, a.writers, a.seconds, a.seed, a.min_acks)
             show_writers(where, report[where])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

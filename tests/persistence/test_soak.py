@@ -37,7 +37,7 @@ def test_overlap_count_sees_two_holders_at_once():
 def test_eight_writers_killed_lose_nothing(tmp_path):
     out = tmp_path / "soak.json"
     cmd = [sys.executable, str(SOAK), "--writers", "8", "--seconds", "8", "--spectra", "5000", "--promote-kills", "0",
-           "--no-ingest", "--json", str(out)]  # fmt: skip
+           "--min-acks", "40", "--no-ingest", "--json", str(out)]  # fmt: skip
     if os.environ.get(TEST_URL_ENV):
         cmd += ["--url", os.environ[TEST_URL_ENV]]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
@@ -45,7 +45,7 @@ def test_eight_writers_killed_lose_nothing(tmp_path):
     report = json.loads(out.read_text())
     for where in ("sqlite", "postgresql") if os.environ.get(TEST_URL_ENV) else ("sqlite",):
         w = report[where]
-        assert w["kills"] >= 8 and w["acknowledged"] >= 20, w  # enough writes to mean something on a loaded 2-core machine (47 seen under the full suite)
+        assert w["kills"] >= 8 and w["acknowledged"] >= 40, w  # enough writes to mean something (it runs on until then)
         assert w["lost"] == 0 and w["acknowledged_but_different"] == 0, w
         assert w["duplicates"] == 0 and w["overlapping_leases"] == 0, w
         assert w["integrity"]["ok"], w["integrity"]
