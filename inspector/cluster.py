@@ -68,17 +68,29 @@ def client_for(scheduler: Scheduler | None, timeout: float = CONNECT_TIMEOUT_S) 
             client.close()
 
 
+CHUNK_ROWS = 4096  # spectra per Dask task of a per-spectrum stage: ~15 s of one core for the small FNet
+
 _CACHE: dict[Any, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def cached(key: Any, make: Callable[[], Any]) -> Any:
-    """`make()` once per process for `key`: a worker loads a model once, not once per chunk (a task of
-    a few seconds would otherwise spend a good part of it reading the checkpoint)."""
+def cached(path: str, make: Callable[[], Any], *key: Any) -> Any:
+    """`make()` once per process for the file at `path` as it is now (its size and mtime) and `key`: a worker
+    loads a model once, not once per chunk (a task of a few seconds would otherwise spend a good part of it
+    reading the checkpoint), and again if the file is replaced."""
+    st = os.stat(path)
+    full = (path, st.st_size, st.st_mtime_ns, *key)
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = make()
-        return _CACHE[key]
+        if full not in _CACHE:
+            _CACHE[full] = make()
+        return _CACHE[full]
+
+
+def row_chunks(start: int, stop: int, chunk_rows: int, batch_size: int = 1) -> list[tuple[int, int]]:
+    """(a, b) row ranges covering start..stop-1, `chunk_rows` rows each rounded up to whole batches, so that
+    a task's batches (from `start`, a multiple of the batch size) are those of a local run."""
+    step = -(-max(1, chunk_rows) // batch_size) * batch_size
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
 
 
 _MALLOC_SET = False
@@ -184,5 +196,5 @@ def map_ordered(
             client.cancel([f for _, f in pending])
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "ClusterError", "Scheduler", "cached", "client_for", "connect", "describe",
-           "map_ordered", "torch_threads", "total_threads", "undo_nanny_malloc"]
+__all__ = ["CHUNK_ROWS", "CONNECT_TIMEOUT_S", "ClusterError", "Scheduler", "cached", "client_for", "connect",
+           "describe", "map_ordered", "row_chunks", "torch_threads", "total_threads", "undo_nanny_malloc"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from inspector.cluster import map_ordered, total_threads
+from inspector.cluster import map_ordered
 from inspector.ingest.summary import classify
 from inspector.ingest.worker import ChunkResult, WorkerLimits, file_stat, process_chunk
 from inspector.spectrum import Spectrum
@@ -64,4 +64,4 @@ def cluster_chunks(client: Client, chunks: Iterable[list[str]], reader: Reader |
         return _merge(list(singles))
 
     yield from map_ordered(client, process_chunk, ((c, reader, None, None, limits) for c in chunks), TASK_NAME,
-                           window=2 * total_threads(client), on_lost=one_by_one)
+                           on_lost=one_by_one)

@@ -13,7 +13,6 @@ On a Dask cluster (`scheduler=`) row ranges aligned on the batch size are predic
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from inspector.cluster import Scheduler, cached, client_for, map_ordered, torch_threads
+from inspector.cluster import CHUNK_ROWS, Scheduler, cached, client_for, map_ordered, row_chunks, torch_threads
 from inspector.store import open_arrays, open_store
 from inspector.store.files import atomic_path, baseline_path
 
@@ -50,14 +49,10 @@ def split_labels(extra: dict, st) -> np.ndarray | None:
     return lab
 
 
-CLUSTER_CHUNK = 4096  # rows per Dask task (rounded up to whole batches)
-
-
 def _load(model_path: str) -> Any:
     from model.quasarnet_train import load_quasarnet
 
-    st = os.stat(model_path)
-    return cached(("quasarnet", model_path, st.st_size, st.st_mtime_ns), lambda: load_quasarnet(model_path)[0])
+    return cached(model_path, lambda: load_quasarnet(model_path)[0], "quasarnet")
 
 
 def qn_rows(store_path: str, model_path: str, a: int, b: int, batch_size: int,
@@ -73,7 +68,7 @@ def qn_rows(store_path: str, model_path: str, a: int, b: int, batch_size: int,
 
 def write_baseline_predictions(
     store: Path, model_path: Path, out: Path | None = None, batch_size: int = 256, progress: bool = False,
-    scheduler: Scheduler | None = None, chunk_rows: int = CLUSTER_CHUNK, threads: int | None = None,
+    scheduler: Scheduler | None = None, chunk_rows: int = CHUNK_ROWS, threads: int | None = None,
 ) -> dict[str, Any]:
     """Predict Z_QN for every stored spectrum, streamed in batches to a parquet file (written whole or not
     at all). Returns {"path", "n", "n_failed", "seconds", "split"} (split: whether a split column was written).
@@ -91,13 +86,12 @@ def write_baseline_predictions(
     n_failed = n_done = 0
     t0 = time.perf_counter()
     bar = tqdm(total=len(st), disable=not progress, unit="spec", dynamic_ncols=True)
-    step = -(-max(1, chunk_rows) // batch_size) * batch_size
     with client_for(scheduler) as client, atomic_path(out) as tmp:  # a killed run leaves the previous file whole
         if client is None:
             batches = iter_predict(model, st.flux, st.ivar, batch_size=batch_size)
         else:
             where, mp = str(st.path.absolute()), str(Path(model_path).absolute())
-            tasks = [(where, mp, a, min(a + step, len(st)), batch_size, threads) for a in range(0, len(st), step)]
+            tasks = [(where, mp, a, b, batch_size, threads) for a, b in row_chunks(0, len(st), chunk_rows, batch_size)]
             batches = (rb for chunk in map_ordered(client, qn_rows, tasks, "quasarnet-baseline") for rb in chunk)
         try:
             for rows, df in batches:

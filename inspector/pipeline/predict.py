@@ -17,7 +17,6 @@ process gathers the chunks in order and writes, so the file holds the numbers a 
 """
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from inspector.cluster import Scheduler, cached, client_for, describe, map_ordered, torch_threads
+from inspector.cluster import (
+    CHUNK_ROWS,
+    Scheduler,
+    cached,
+    client_for,
+    describe,
+    map_ordered,
+    row_chunks,
+    torch_threads,
+)
 from inspector.estimates import read_baseline
 from inspector.pipeline.baseline import write_baseline_predictions
 from inspector.store import open_arrays, open_store
@@ -45,7 +53,6 @@ from model.classes import CLASSES, PROB_COLUMNS, QSO_CLASSES, p_qso
 from model.template_fit import TPL_COLUMNS, settings_key
 
 N_ALT = 3
-CLUSTER_CHUNK = 4096  # rows per Dask task (rounded up to whole batches): ~15 s of one core for the small FNet
 CLASS_COLUMNS: tuple[str, ...] = ("fnet_class", "p_qso", *PROB_COLUMNS)
 
 
@@ -121,9 +128,8 @@ def _load_fnet(model_path: str, device: str) -> Any:
     from model.predict import resolve_device
     from model.train import load_checkpoint
 
-    st = os.stat(model_path)
-    return cached(("fnet", model_path, st.st_size, st.st_mtime_ns, device),
-                  lambda: load_checkpoint(model_path, map_location=resolve_device(device))[0])
+    return cached(model_path, lambda: load_checkpoint(model_path, map_location=resolve_device(device))[0], "fnet",
+                  device)
 
 
 def fnet_rows(store_path: str, model_path: str, device: str, a: int, b: int, batch_size: int,
@@ -153,7 +159,7 @@ def write_predictions(
     template_processes: int | None = None,
     baseline: bool = True,
     scheduler: Scheduler | None = None,
-    chunk_rows: int = CLUSTER_CHUNK,
+    chunk_rows: int = CHUNK_ROWS,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Predict every stored spectrum; write the Parquet file and its JSON sidecar; return the sidecar dict.
@@ -201,10 +207,9 @@ def write_predictions(
             batches: Any = ((pb.rows, _fnet_columns(pb)) for pb in predict_store(
                 model, st.flux, batch_size=batch_size, mc_samples=mc_samples, n_alt=N_ALT))
         else:
-            step = -(-max(1, chunk_rows) // batch_size) * batch_size
             where, mp = str(st.path.absolute()), str(Path(model_path).absolute())
-            tasks = [(where, mp, device, a, min(a + step, n), batch_size, mc_samples, threads)
-                     for a in range(0, n, step)]
+            tasks = [(where, mp, device, a, b, batch_size, mc_samples, threads)
+                     for a, b in row_chunks(0, n, chunk_rows, batch_size)]
             batches = (rc for chunk in map_ordered(client, fnet_rows, tasks, "fnet-predict") for rc in chunk)
         bar = tqdm(total=n, disable=not progress, unit="spectrum", dynamic_ncols=True)
         with atomic_path(out) as tmp:  # a killed run leaves the previous run whole
@@ -255,7 +260,7 @@ def write_predictions(
     return side
 
 
-def ensure_baseline(st, scheduler: Scheduler | None = None, chunk_rows: int = CLUSTER_CHUNK,
+def ensure_baseline(st, scheduler: Scheduler | None = None, chunk_rows: int = CHUNK_ROWS,
                     threads: int | None = None) -> dict[str, Any] | None:
     """The baseline run for a store without a catalog Z_QN (run now unless one already covers every row, on
     `scheduler`'s workers if given); None where the catalog has Z_QN."""

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from inspector.cluster import Scheduler, client_for, map_ordered
+from inspector.cluster import Scheduler, client_for, map_ordered, row_chunks
 from inspector.store import open_arrays, open_store
 from inspector.store.files import atomic_path, sidecar_path, template_cache_path, write_json
 from model.grid import FNET_LOGLAM
@@ -101,8 +101,7 @@ def template_fits(store_path: str | os.PathLike[str], processes: int | None = No
     parts = [] if done is None else [done]
     t0 = time.perf_counter()
     bar = tqdm(total=oid.size - start, disable=not progress, unit="spectrum", desc="template fit", dynamic_ncols=True)
-    step = max(1, chunk_rows if scheduler is not None else CHUNK)
-    ranges = [(a, min(a + step, oid.size)) for a in range(start, oid.size, step)]
+    ranges = row_chunks(start, oid.size, chunk_rows if scheduler is not None else CHUNK)
     where = str(st.path.absolute())
     try:
         with client_for(scheduler) as client:
