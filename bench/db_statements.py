@@ -5,8 +5,9 @@
 
 It loads a synthetic survey as bench/db.py does (`--n` spectra, ~40 % of them queued), then repeats
 `db.queue.next_item` + `db.decisions.record_decision` (`--repeats` times, after a warm-up) and times each
-statement the driver executes, from SQLAlchemy's before/after cursor events; the commits are timed apart.
-It prints, per statement of the sequence, the median time and the SQL's opening words. On a server each
+statement the driver executes, from SQLAlchemy's before/after cursor events. It prints the median wall time
+of the whole next + decide and, per statement of the sequence, the median time and the SQL's opening words;
+what the statements leave of the whole is the commits and SQLAlchemy's Python. On a server each
 statement is a round trip, so their count matters as much as their plans.
 """
 from __future__ import annotations
@@ -63,10 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         @event.listens_for(engine, "after_cursor_execute")
         def _after(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
             seq.append((time.perf_counter() - conn.info["t0"], " ".join(statement.split())[:90]))
-
-        @event.listens_for(engine, "commit")
-        def _commit(conn):  # noqa: ANN001
-            conn.info["c0"] = time.perf_counter()
 
         totals = []
         with session_scope(engine) as s:
