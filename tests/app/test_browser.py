@@ -5,6 +5,7 @@ Saves the main view to assets/screenshot_inspect.png and the Overview tab to ass
 """
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from app_helpers import (
     object_id,
     wait_drawn,
 )
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +43,14 @@ def server(tmp_path_factory):
 def browser():
     with chromium() as b:
         yield b
+
+
+def _inspect_page(browser, base: str, name: str):
+    """A 1440x900 page (the screen the README shows) on Inspect as inspector `name`, its spectrum drawn."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{base}?inspector={name}")
+    wait_drawn(page)
+    return page
 
 
 def _login(page, base: str, name: str) -> float:
@@ -90,9 +100,7 @@ def test_one_screen_at_1440x900(server, browser):
     """Issue 14: at 1440x900 the spectrum, the zoom, every candidate row, quality, type, flags and the decision
     buttons are in view without scrolling; a message shows right above the buttons."""
     base, _url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{base}?inspector=olga")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "olga")
     page.locator(".fnet-candidates .fnet-cand-row").last.wait_for(timeout=10_000)
     time.sleep(1.0)
     (ROOT / "assets").mkdir(exist_ok=True)
@@ -118,15 +126,13 @@ def test_one_screen_at_1440x900(server, browser):
 
 def test_keys_for_type_flag_comment(server, browser):
     base, url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{base}?inspector=pat")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "pat")
     _focus_page(page)
     first = _obj(page)
     page.keyboard.press("G")
     page.keyboard.press("Z")
     sync_api.expect(page.locator(".fnet-type button.active, .fnet-type .bk-active")).to_have_text(
-        __import__("re").compile("GALAXY"), timeout=10_000)
+        re.compile("GALAXY"), timeout=10_000)
     page.keyboard.press("i")  # the comment box takes the keyboard
     page.keyboard.type("host galaxy lines")
     page.keyboard.press("Escape")
@@ -145,9 +151,7 @@ def test_candidate_row_click_adopts_its_z(server, browser):
     """A click on a numbered candidate row makes its z the current one (the marker moves to that row); a click
     on a row without a z changes nothing."""
     base, _url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{base}?inspector=rhea")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "rhea")
     rows = page.locator(".fnet-candidates .fnet-cand-row")
     rows.last.wait_for(timeout=10_000)
     z_box = page.locator(".fnet-z input")
@@ -156,7 +160,7 @@ def test_candidate_row_click_adopts_its_z(server, browser):
     pick = next(i for i, z in enumerate(cells) if z not in ("", "–") and abs(float(z) - float(before)) > 1e-4)
     rows.nth(pick).click()
     sync_api.expect(z_box).to_have_value(f"{float(cells[pick]):.5f}", timeout=10_000)
-    sync_api.expect(rows.nth(pick)).to_have_class(__import__("re").compile("fnet-cand-here"), timeout=10_000)
+    sync_api.expect(rows.nth(pick)).to_have_class(re.compile("fnet-cand-here"), timeout=10_000)
     page.close()
 
 
@@ -164,18 +168,16 @@ def test_overview_jump_shows_it_in_inspect(server, browser):
     """Defect 1: the Overview's jump-to really shows that spectrum in Inspect (and switches there); defect 8:
     the progress is current when the tab opens."""
     base, url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{base}?inspector=quinn")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "quinn")
     shown = _obj(page)
     page.locator(".bk-tab", has_text="Overview").click()
     page.locator(".tabulator-row").first.wait_for(timeout=30_000)
     with session_scope(make_engine(url)) as s:
-        decided = s.execute(__import__("sqlalchemy").text(
+        decided = s.execute(text(
             "SELECT count(DISTINCT spectrum_id) FROM decisions WHERE action != 'skip'")).scalar()
     sync_api.expect(page.locator("body")).to_contain_text(f"{decided:,}", timeout=10_000)
     with session_scope(make_engine(url)) as s:
-        oids = s.execute(__import__("sqlalchemy").text("SELECT object_id FROM spectra ORDER BY id DESC LIMIT 2")).scalars()
+        oids = s.execute(text("SELECT object_id FROM spectra ORDER BY id DESC LIMIT 2")).scalars()
         oid = next(o for o in oids if o != shown)
     jump = page.locator("input[placeholder*='Jump'], input[placeholder*='0300']").first
     jump.fill(oid)
@@ -281,9 +283,7 @@ def test_two_inspectors_and_latency(server, browser):
 
 def test_overview_screenshot(server, browser):
     base, _url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})  # as the README shows it: what one screen holds
-    page.goto(f"{base}?inspector=erin")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "erin")  # as the README shows it: what one screen holds
     page.locator(".bk-tab", has_text="Overview").click()
     page.locator(".tabulator-row").first.wait_for(timeout=30_000)
     t0 = time.perf_counter()
@@ -298,9 +298,7 @@ def test_overview_screenshot(server, browser):
 def test_click_feature_and_pick_line(server, browser):
     """A click in the spectrum fills the feature wavelength; choosing a line sets z = λ_obs / λ_line - 1."""
     base, _url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{base}?inspector=frank")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "frank")
     time.sleep(0.5)
     box = page.locator(".bk-Canvas canvas, canvas").first.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -327,16 +325,14 @@ def test_click_feature_and_pick_line(server, browser):
 def test_overview_only_inspected_label_toggles(server, browser):
     """Defect 10: a click on the words "only inspected" toggles the box, as on any form."""
     base, _url = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{base}?inspector=ruth")
-    wait_drawn(page)
+    page = _inspect_page(browser, base, "ruth")
     page.locator(".bk-tab", has_text="Overview").click()
     label = page.get_by_text("only inspected", exact=True)
     label.wait_for(timeout=30_000)
     button = page.locator(".fnet-only-inspected button")
     assert "bk-active" not in (button.get_attribute("class") or "")
     label.click()
-    sync_api.expect(button).to_have_class(__import__("re").compile("bk-active"), timeout=10_000)
+    sync_api.expect(button).to_have_class(re.compile("bk-active"), timeout=10_000)
     label.click()
-    sync_api.expect(button).not_to_have_class(__import__("re").compile("bk-active"), timeout=10_000)
+    sync_api.expect(button).not_to_have_class(re.compile("bk-active"), timeout=10_000)
     page.close()
