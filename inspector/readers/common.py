@@ -154,6 +154,26 @@ def check_pixel_count(path: PathLike, count: int, what: str) -> None:
                                       f"{MAX_PIXELS_PER_SPECTRUM} a survey spectrum has: a corrupt header")
 
 
+def coeff_wavelengths(path: PathLike, hdu: rawfits.HDU, npix: int) -> np.ndarray:
+    """10**(COEFF0 + COEFF1 * i): the log-linear vacuum wavelength solution of SDSS image files (spPlate,
+    spSpec). Missing cards are refused here; absurd ones give inf/NaN, which validation names."""
+    missing = [k for k in ("COEFF0", "COEFF1") if k not in hdu]
+    if missing:
+        raise SpectrumFileError(path, f"HDU {hdu.index} lacks {'/'.join(missing)} (log10 wavelength solution): "
+                                      "no wavelengths")
+    coeff0, coeff1 = header_number(path, hdu, "COEFF0"), header_number(path, hdu, "COEFF1")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.power(10.0, coeff0 + coeff1 * np.arange(npix))
+
+
+def sigma_to_ivar(err: np.ndarray) -> np.ndarray:
+    """1/sigma^2 where sigma is finite and positive, else 0 (how the pipelines mark a pixel without data)."""
+    err = np.asarray(err, np.float64)
+    good = np.isfinite(err) & (err > 0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, 0.0).astype(np.float32)
+
+
 def guess_survey(run2d: str | None, mjd: int | None, layout_hint: str = "") -> str:
     """SDSS (SDSS-I/II: numeric RUN2D such as '26', or a SPECOBJ HDU2), else BOSS/eBOSS by date."""
     run2d = (run2d or "").strip()

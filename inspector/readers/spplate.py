@@ -25,6 +25,7 @@ from inspector.readers.common import (
     PathLike,
     check_pixel_count,
     check_spectra_count,
+    coeff_wavelengths,
     guess_survey,
     header_number,
     names_the_file,
@@ -57,15 +58,11 @@ def from_hdus(path: PathLike, hdus: list[rawfits.HDU]) -> list[Spectrum]:
     primary = hdus[0]
     if len(primary.shape) != 2:
         raise SpectrumFileError(path, f"HDU 0 should be a 2-D flux image [fiber, pixel], got shape {primary.shape}")
-    if "COEFF0" not in primary or "COEFF1" not in primary:
-        raise SpectrumFileError(path, "HDU 0 lacks COEFF0/COEFF1 (log10 wavelength solution)")
     nfiber, npix = primary.shape
     check_spectra_count(path, nfiber, "fibers")
     check_pixel_count(path, npix, "HDU 0 (flux)")
+    wave = coeff_wavelengths(path, primary, npix)
     flux = require_float(path, primary.image(), "HDU 0 (flux)").astype(np.float32, copy=False)
-    coeff0, coeff1 = header_number(path, primary, "COEFF0"), header_number(path, primary, "COEFF1")
-    with np.errstate(over="ignore", invalid="ignore"):  # absurd coefficients give inf/NaN, which validation names
-        wave = np.power(10.0, coeff0 + coeff1 * np.arange(npix))
     ivar = _image_like(path, hdus, 1, flux.shape)
     if ivar is not None:
         require_float(path, ivar, "HDU 1 (ivar)")

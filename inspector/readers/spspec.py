@@ -39,10 +39,12 @@ from inspector.readers import rawfits
 from inspector.readers.common import (
     PathLike,
     check_pixel_count,
+    coeff_wavelengths,
     header_number,
     names_the_file,
     open_hdus,
     require_float,
+    sigma_to_ivar,
 )
 from inspector.readers.errors import SpectrumFileError
 from inspector.readers.validate import validate_spectrum
@@ -94,19 +96,11 @@ def _spectrum(path: PathLike, hdus: list[rawfits.HDU]) -> Spectrum:
         raise SpectrumFileError(path, f"HDU 0 has {nrows} rows; an spSpec image has 4 (flux, continuum-subtracted "
                                       "flux, error, mask) or 5 (and sky)")
     check_pixel_count(path, npix, "HDU 0 (spSpec image)")
-    for key in ("COEFF0", "COEFF1"):
-        if key not in primary:
-            raise SpectrumFileError(path, f"HDU 0 lacks {key} (log10 wavelength solution): no wavelengths")
     if primary.get("VACUUM") is False:
         raise SpectrumFileError(path, "HDU 0 VACUUM = F: air wavelengths, but SDSS spSpec files are in vacuum")
+    wave = coeff_wavelengths(path, primary, npix)
     image = require_float(path, primary.image(), "HDU 0 (spSpec image)")
-    coeff0, coeff1 = header_number(path, primary, "COEFF0"), header_number(path, primary, "COEFF1")
-    with np.errstate(over="ignore", invalid="ignore"):  # absurd coefficients give inf/NaN, which validation names
-        wave = np.power(10.0, coeff0 + coeff1 * np.arange(npix))
-    err = image[ERROR_ROW].astype(np.float64)
-    good = np.isfinite(err) & (err > 0)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        ivar = np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, 0.0).astype(np.float32)
+    ivar = sigma_to_ivar(image[ERROR_ROW])
 
     spec = Spectrum(
         wave=wave, flux=image[FLUX_ROW].astype(np.float32), ivar=ivar, source=str(path), survey="SDSS",
