@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, distinct, func, select, update
+from sqlalchemy import Select, bindparam, delete, distinct, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from db.engine import run_write
+from db.engine import prebuilt, run, run_write
 from db.schema import (
     Decision,
     Inspector,
@@ -48,11 +48,12 @@ def insert_ignore(session: Session, model: Any, values: dict[str, Any], conflict
 def inspector_id(session: Session, name: str, *, create: bool = True) -> int | None:
     """The id of inspector `name` (trimmed); created on first use when `create` (safe under concurrency)."""
     name = check_name(name)
-    found = session.scalar(select(Inspector.id).where(Inspector.name == name))
+    q = prebuilt(("inspector id",), lambda: select(Inspector.id).where(Inspector.name == bindparam("name")))
+    found = run(session, q, {"name": name}).scalar()
     if found is not None or not create:
         return found
     insert_ignore(session, Inspector, {"name": name, "created_at": utcnow()}, ["name"])
-    return session.scalar(select(Inspector.id).where(Inspector.name == name))
+    return run(session, q, {"name": name}).scalar()
 
 
 def get_inspector(session: Session, name: str) -> Inspector:
@@ -74,11 +75,25 @@ def spectrum_query(ref: SpectrumRef) -> Select[tuple[int]]:
 
 def spectrum_id(session: Session, ref: SpectrumRef, *, lock: bool = False) -> int:
     """The spectra.id of `ref`; DecisionError if there is none. `lock`: FOR UPDATE on PostgreSQL."""
-    q = spectrum_query(ref)
-    sid = session.scalar(q.with_for_update() if lock else q)
+    if isinstance(ref, Spectrum):
+        key: int | str = ref.id
+    elif isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
+        key = int(ref)
+    elif isinstance(ref, str):
+        key = ref
+    else:
+        spectrum_query(ref)  # raises the DecisionError that says what a reference is
+    by_id = isinstance(key, int)
+    q = prebuilt(("spectrum id", by_id, lock), lambda: _spectrum_id_query(by_id, lock))
+    sid = run(session, q, {"key": key}).scalar()
     if sid is None:
         raise DecisionError("spectrum", ref.object_id if isinstance(ref, Spectrum) else ref, "is not in the database")
     return sid
+
+
+def _spectrum_id_query(by_id: bool, lock: bool) -> Any:
+    q = select(Spectrum.id).where((Spectrum.id if by_id else Spectrum.object_id) == bindparam("key"))
+    return q.with_for_update() if lock else q
 
 
 def get_spectrum(session: Session, ref: SpectrumRef) -> Spectrum:
@@ -88,17 +103,26 @@ def get_spectrum(session: Session, ref: SpectrumRef) -> Spectrum:
 # --------------------------------------------------------------------------- writing
 def refresh_triage_counters(session: Session, spectrum_ids: Iterable[int] | None = None) -> None:
     """Recompute triage_flags.n_inspectors / first_inspector_id from the decisions (all rows if None)."""
+    ids = None if spectrum_ids is None else list(spectrum_ids)
+    if ids is not None and len(ids) == 1:  # every decision: the statement built once
+        stmt = prebuilt(("triage counters of one",), lambda: _counters_update().where(
+            TriageFlag.spectrum_id == bindparam("sid")))
+        run(session, stmt, {"sid": ids[0]})
+        return
+    stmt = _counters_update()
+    if ids is not None:
+        if not ids:
+            return
+        stmt = stmt.where(TriageFlag.spectrum_id.in_(ids))
+    session.execute(stmt.execution_options(synchronize_session=False))
+
+
+def _counters_update() -> Any:
     tf = TriageFlag
     deciding = (Decision.spectrum_id == tf.spectrum_id) & Decision.action.in_(DECIDING_ACTIONS)
     n = select(func.count(distinct(Decision.inspector_id))).where(deciding).scalar_subquery()
     first = select(Decision.inspector_id).where(deciding).order_by(Decision.id).limit(1).scalar_subquery()
-    stmt = update(tf).values(n_inspectors=n, first_inspector_id=first)
-    if spectrum_ids is not None:
-        ids = list(spectrum_ids)
-        if not ids:
-            return
-        stmt = stmt.where(tf.spectrum_id.in_(ids))
-    session.execute(stmt.execution_options(synchronize_session=False))
+    return update(tf).values(n_inspectors=n, first_inspector_id=first)
 
 
 def record_decision(
@@ -167,12 +191,9 @@ def record_decision(
             session.add(Resolution(resolution_id=d.id, decision_id=rid))
         if clean.action in DECIDING_ACTIONS:
             refresh_triage_counters(session, [sid])
-        session.execute(
-            delete(QueueLease)
-            .where(QueueLease.spectrum_id == sid, QueueLease.inspector_id == iid)
-            .execution_options(synchronize_session=False)
-        )
-        session.flush()
+        release = prebuilt(("release one lease",), lambda: delete(QueueLease).where(
+            QueueLease.spectrum_id == bindparam("sid"), QueueLease.inspector_id == bindparam("me")))
+        run(session, release, {"sid": sid, "me": iid})
         return d
 
     return run_write(session, work)

@@ -185,6 +185,28 @@ def run_write(session: Session, work: Callable[[], T], *, attempts: int = 8) -> 
     raise AssertionError("unreachable")
 
 
+# --------------------------------------------------------------------------- statements of the hot path
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def prebuilt(key: tuple[Any, ...], build: Callable[[], T]) -> T:
+    """The statement `build()` makes, built once per `key` and kept: its values go in as bound parameters.
+
+    For the statements run on every decision and every next spectrum: building a SQLAlchemy statement
+    and its cache key costs more Python than the database takes to run it (bench/db_statements.py), and
+    on a 2-core server that Python is what 8 inspectors queue for.
+    """
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        stmt = _BUILT[key] = build()
+    return stmt
+
+
+def run(session: Session, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+    """Execute a Core statement on the session's connection (its transaction), not through the ORM layer."""
+    return session.connection().execute(stmt, params or {})
+
+
 # --------------------------------------------------------------------------- migrations
 def alembic_config(url: str | URL | None = None, *, script_location: str | os.PathLike[str] | None = None) -> Any:
     """An Alembic Config for `url` that finds `db/migrations` by path (no working directory needed)."""
@@ -224,5 +246,5 @@ def current_revision(url: str | URL | None = None) -> str | None:
 
 __all__ = [
     "alembic_config", "begin_write", "current_revision", "default_url", "downgrade", "get_engine", "is_sqlite",
-    "make_engine", "run_write", "session_factory", "session_scope", "upgrade",
+    "make_engine", "prebuilt", "run", "run_write", "session_factory", "session_scope", "upgrade",
 ]  # fmt: skip

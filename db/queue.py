@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.decisions import SpectrumRef, inspector_id, spectrum_id
-from db.engine import run_write
+from db.engine import prebuilt, run, run_write
 from db.schema import Decision, QueueLease, Spectrum, TriageFlag, utcnow
 from db.validate import DecisionError, check_rule
 
@@ -89,11 +89,19 @@ def check_order(value: Any) -> QueueOrder:
 
 @dataclass(frozen=True)
 class _Tier:
-    """One index range read in order: the rows matching `where`, sorted on `columns` (all one way)."""
+    """One index range read in order, sorted on the order's column then spectrum id (all one way).
 
-    where: ColumnElement[bool] | None
-    columns: tuple[Any, ...]
+    kind: "all" (every row), "set" / "unset" (the column not NULL / NULL: then by spectrum id alone),
+    "rule" (the rows of one rule, `rule`).
+    """
+
+    kind: str
     descending: bool
+    rule: str | None = None
+
+    def columns(self, order: QueueOrder) -> tuple[Any, ...]:
+        tf = TriageFlag
+        return (tf.spectrum_id,) if self.kind == "unset" else (getattr(tf, order.column), tf.spectrum_id)
 
     def better(self, a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
         return a > b if self.descending else a < b
@@ -111,15 +119,12 @@ def _all_rules(session: Session) -> list[str]:
 
 def _tiers(session: Session, order: QueueOrder, rules: list[str] | None) -> list[_Tier]:
     """The ranges `order` reads, first to last; the queue's pick is the best row of the first that has one."""
-    tf = TriageFlag
-    col = getattr(tf, order.column)
     if order.by_rule:
-        return [_Tier(tf.rule == r, (col, tf.spectrum_id), order.descending)
+        return [_Tier("rule", order.descending, r)
                 for r in (sorted(set(rules)) if rules is not None else _all_rules(session))]  # fmt: skip
-    if not tf.__table__.c[order.column].nullable:
-        return [_Tier(None, (col, tf.spectrum_id), order.descending)]
-    return [_Tier(col.is_not(None), (col, tf.spectrum_id), order.descending),
-            _Tier(col.is_(None), (tf.spectrum_id,), order.descending)]  # fmt: skip
+    if not TriageFlag.__table__.c[order.column].nullable:
+        return [_Tier("all", order.descending)]
+    return [_Tier("set", order.descending), _Tier("unset", order.descending)]
 
 
 def _rules(rule: str | Iterable[str] | None) -> list[str] | None:
@@ -131,35 +136,58 @@ def _rules(rule: str | Iterable[str] | None) -> list[str] | None:
     return rules
 
 
-def _candidate(session: Session, me: int, rules: list[str] | None, purpose: str, now: datetime,
-               exclude: set[int], tiers: list[_Tier]) -> int | None:
-    """The best spectrum id for `purpose` ('primary' / 'crosscheck') in the order `tiers` give, or None."""
+def _candidate_queries(order: QueueOrder, tier: _Tier, purpose: str, filtered: bool, excluding: bool,
+                       postgres: bool) -> list[Any]:
+    """The queries of one tier for `purpose`, one per index range, with bound parameters: me, now, and
+    rules / exclude / tier_rule where those apply (`_candidate` runs them)."""
     tf = TriageFlag
+    me, now = bindparam("me"), bindparam("now")
     live_other = exists().where(
         QueueLease.spectrum_id == tf.spectrum_id, QueueLease.leased_until > now, QueueLease.inspector_id != me
     )
     mine = exists().where(Decision.spectrum_id == tf.spectrum_id, Decision.inspector_id == me)
     base: list[ColumnElement[bool]] = [~live_other, ~mine]
-    if rules is not None:
-        base.append(tf.rule.in_(rules))
-    if exclude:
-        base.append(tf.spectrum_id.not_in(sorted(exclude)))
+    if filtered:
+        base.append(tf.rule.in_(bindparam("rules", expanding=True)))
+    if excluding:
+        base.append(tf.spectrum_id.not_in(bindparam("exclude", expanding=True)))
     if purpose == "primary":
         ranges = [[*base, tf.n_inspectors == 0]]
     else:  # decided by exactly one inspector, not me: two index ranges either side of my id
         one = [*base, tf.n_inspectors == 1]
         ranges = [[*one, tf.first_inspector_id < me], [*one, tf.first_inspector_id > me]]
+    col = getattr(tf, order.column)
+    tier_where = {"all": None, "set": col.is_not(None), "unset": col.is_(None),
+                  "rule": tf.rule == bindparam("tier_rule")}[tier.kind]  # fmt: skip
+    columns = tier.columns(order)
+    out = []
+    for where in ranges:
+        q = select(*columns).where(*where)
+        if tier_where is not None:
+            q = q.where(tier_where)
+        q = q.order_by(*(c.desc() if tier.descending else c.asc() for c in columns)).limit(1)
+        if postgres:
+            q = q.with_for_update(skip_locked=True, of=tf)
+        out.append(q)
+    return out
+
+
+def _candidate(session: Session, me: int, rules: list[str] | None, purpose: str, now: datetime,
+               exclude: set[int], tiers: list[_Tier], order: QueueOrder) -> int | None:
+    """The best spectrum id for `purpose` ('primary' / 'crosscheck') in the order `tiers` give, or None."""
     postgres = session.get_bind().dialect.name == "postgresql"
+    params: dict[str, Any] = {"me": me, "now": now}
+    if rules is not None:
+        params["rules"] = rules
+    if exclude:
+        params["exclude"] = sorted(exclude)
     for tier in tiers:
+        key = ("queue candidate", order.name, tier.kind, purpose, rules is not None, bool(exclude), postgres)
+        queries = prebuilt(key, lambda: _candidate_queries(order, tier, purpose, rules is not None, bool(exclude),
+                                                           postgres))  # fmt: skip
         best: tuple[Any, ...] | None = None
-        for where in ranges:
-            q = select(*tier.columns).where(*where)
-            if tier.where is not None:
-                q = q.where(tier.where)
-            q = q.order_by(*(c.desc() if tier.descending else c.asc() for c in tier.columns)).limit(1)
-            if postgres:
-                q = q.with_for_update(skip_locked=True, of=tf)
-            row = session.execute(q).first()
+        for q in queries:
+            row = run(session, q, {**params, "tier_rule": tier.rule} if tier.kind == "rule" else params).first()
             if row is not None and (best is None or tier.better(tuple(row), best)):
                 best = tuple(row)
         if best is not None:
@@ -167,36 +195,55 @@ def _candidate(session: Session, me: int, rules: list[str] | None, purpose: str,
     return None
 
 
-def _take(session: Session, sid: int, me: int, now: datetime, until: datetime, purpose: str) -> bool:
-    """Lease `sid` to `me` unless someone else holds a live lease on it; True if taken."""
-    dialect = session.get_bind().dialect.name
+def _take_statement(dialect: str) -> Any:
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(QueueLease).values(
-        spectrum_id=sid, inspector_id=me, leased_at=now, leased_until=until, purpose=purpose
-    )
+        spectrum_id=bindparam("sid"), inspector_id=bindparam("me"), leased_at=bindparam("now"),
+        leased_until=bindparam("until"), purpose=bindparam("purpose"),
+    )  # fmt: skip
     ex = ins.excluded
-    ins = ins.on_conflict_do_update(
+    return ins.on_conflict_do_update(
         index_elements=[QueueLease.spectrum_id],
         set_={"inspector_id": ex.inspector_id, "leased_at": ex.leased_at, "leased_until": ex.leased_until,
               "purpose": ex.purpose},
-        where=(QueueLease.leased_until <= now) | (QueueLease.inspector_id == me),
-    )  # fmt: skip
-    return session.execute(ins.returning(QueueLease.spectrum_id)).first() is not None
+        where=(QueueLease.leased_until <= bindparam("now")) | (QueueLease.inspector_id == bindparam("me")),
+    ).returning(QueueLease.spectrum_id)  # fmt: skip
 
 
-def _held(session: Session, me: int, rules: list[str] | None, now: datetime) -> QueueLease | None:
-    """My live lease on a spectrum I have not decided that still fits the filter."""
+def _take(session: Session, sid: int, me: int, now: datetime, until: datetime, purpose: str) -> bool:
+    """Lease `sid` to `me` unless someone else holds a live lease on it; True if taken."""
+    dialect = session.get_bind().dialect.name
+    stmt = prebuilt(("queue take", dialect), lambda: _take_statement(dialect))
+    params = {"sid": sid, "me": me, "now": now, "until": until, "purpose": purpose}
+    return run(session, stmt, params).first() is not None
+
+
+def _held_query(filtered: bool) -> Any:
     tf = TriageFlag
+    me = bindparam("me")
     fits = select(tf.id).where(tf.spectrum_id == QueueLease.spectrum_id)
-    if rules is not None:
-        fits = fits.where(tf.rule.in_(rules))
+    if filtered:
+        fits = fits.where(tf.rule.in_(bindparam("rules", expanding=True)))
     mine = exists().where(Decision.spectrum_id == QueueLease.spectrum_id, Decision.inspector_id == me)
-    q = (
-        select(QueueLease)
-        .where(QueueLease.inspector_id == me, QueueLease.leased_until > now, fits.exists(), ~mine)
+    return (
+        select(QueueLease.spectrum_id, QueueLease.purpose)
+        .where(QueueLease.inspector_id == me, QueueLease.leased_until > bindparam("now"), fits.exists(), ~mine)
         .order_by(QueueLease.leased_at.desc())
         .limit(1)
     )
-    return session.scalars(q).first()
+
+
+def _held(session: Session, me: int, rules: list[str] | None, now: datetime) -> Any:
+    """My live lease on a spectrum I have not decided that still fits the filter: (spectrum_id, purpose)."""
+    q = prebuilt(("queue held", rules is not None), lambda: _held_query(rules is not None))
+    params: dict[str, Any] = {"me": me, "now": now}
+    if rules is not None:
+        params["rules"] = rules
+    return run(session, q, params).first()
+
+
+def _drop_other_leases() -> Any:
+    return delete(QueueLease).where(QueueLease.inspector_id == bindparam("me"),
+                                    QueueLease.spectrum_id != bindparam("sid"))  # fmt: skip
 
 
 def next_item(
@@ -240,16 +287,12 @@ def next_item(
         for purpose in purposes:
             lost: set[int] = set()
             while len(lost) < MAX_RACES:
-                sid = _candidate(session, me, rules, purpose, t, lost, tiers)
+                sid = _candidate(session, me, rules, purpose, t, lost, tiers, how)
                 if sid is None:
                     break
                 if _take(session, sid, me, t, until, purpose):
                     # one spectrum at a time: a lease that no longer fits (another filter) is given back
-                    session.execute(
-                        delete(QueueLease)
-                        .where(QueueLease.inspector_id == me, QueueLease.spectrum_id != sid)
-                        .execution_options(synchronize_session=False)
-                    )
+                    run(session, prebuilt(("queue drop other leases",), _drop_other_leases), {"me": me, "sid": sid})
                     return session.get(Spectrum, sid)
                 lost.add(sid)  # another inspector's lease committed in between (PostgreSQL)
         return None
