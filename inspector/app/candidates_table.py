@@ -16,6 +16,8 @@ import pandas as pd
 import param
 from panel.custom import JSComponent
 
+from inspector.app.lean_panes import LeanUpdates
+
 _ESM = """
 export function render({ model, el }) {
   const table = document.createElement('table');
@@ -58,8 +60,9 @@ _CSS = """
 """
 
 
-class CandidateTable(JSComponent):
-    """`value`: the candidates as a DataFrame (its columns the header); a row click calls `on_click`."""
+class CandidateTable(LeanUpdates, JSComponent):
+    """`rows` (each row's cells as text) under `columns`, or `value` a DataFrame of them; a row click calls
+    `on_click`."""
 
     columns = param.List(default=[])
     rows = param.List(default=[], doc="each row's cells as text, in the order of `columns`")
@@ -73,11 +76,11 @@ class CandidateTable(JSComponent):
 
     @property
     def value(self) -> pd.DataFrame:
-        return self._value
+        """The rows shown, as a DataFrame of their text."""
+        return pd.DataFrame(self.rows, columns=self.columns)
 
     @value.setter
     def value(self, frame: pd.DataFrame) -> None:
-        self._value = frame
         cols = [str(c) for c in frame.columns]
         if cols != self.columns:
             self.columns = cols
@@ -88,6 +91,6 @@ class CandidateTable(JSComponent):
 
     def _handle_msg(self, msg: Any) -> None:
         row = msg.get("row") if isinstance(msg, dict) else None
-        if isinstance(row, int) and 0 <= row < len(self._value):
+        if isinstance(row, int) and 0 <= row < len(self.rows):
             for cb in self._click:
                 cb(SimpleNamespace(row=row))

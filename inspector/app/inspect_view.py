@@ -35,12 +35,20 @@ from inspector.app.risk_view import risk_html
 from inspector.app.desk import feature_lines
 from inspector.app.session import InspectSession
 from inspector.app.spectrum_plot import SpectrumPlot
-from inspector.app.text_pane import TextPane
+from inspector.app.lean_panes import RadioButtonGroup, TextInput, TextPane
 from inspector.triage import RULES
 from model.template_model import template_model
 
 pn.extension("tabulator")
 MAIN_HEIGHT, ZOOM_HEIGHT, BOTTOM_HEIGHT, RIGHT_WIDTH = 320, 200, 235, 500  # px: one screen at 1440x900
+# px: the candidates table's fixed height, its header and 13 rows (FNet and 3 alternatives, the template fit
+# and 2, the 3 catalog z, 3 other inspectors); a table that grew or shrank with each spectrum made the
+# browser lay out the whole page again (~15 ms of every accept -> next), more rows scroll inside it
+CANDIDATES_HEIGHT = 292
+CANDIDATE_COLUMNS = ["#", "source", "z", "note", "dv (km/s)"]
+# a click on these curves' legend entries sets the session's toggle (kept per inspector), and the toggle
+# shows or hides the curve in both panels
+LEGEND_TOGGLES = {"sky": "show_sky", "template model": "show_model", "FNet grid": "show_grid"}
 ZOOM_STEP = 1.5  # + / - narrow / widen the zoom panel by this factor
 TYPE_NAMES = [t.name for t in SPECTRAL_TYPES]
 MODEL_KIND = {"STAR": "STAR", "GALAXY": "GALAXY"}  # the template set drawn for a type; any other: QSO
@@ -222,10 +230,10 @@ class InspectView:
         self.msg = TextPane("", css_classes=["fnet-message"], sizing_mode="stretch_width", margin=(0, 5))
         self.why = TextPane("", sizing_mode="stretch_width", height=BOTTOM_HEIGHT,
                                 styles={"overflow-y": "auto"}, css_classes=["fnet-why-box"])  # fmt: skip
-        self.z_in = pn.widgets.TextInput(name="current z (type, Enter)", value="", width=120, css_classes=["fnet-z"])
+        self.z_in = TextInput(name="current z (type, Enter)", value="", width=120, css_classes=["fnet-z"])
         self.z_in.param.watch(self._typed_z, "value")
         self.cands = CandidateTable(self._cand_frame(), sizing_mode="stretch_width", css_classes=["fnet-candidates"],
-                                    margin=(0, 5))  # fmt: skip
+                                    margin=(0, 5), height=CANDIDATES_HEIGHT, styles={"overflow-y": "auto"})
         self.cands.on_click(self._cand_click)
         # a feature clicked in either panel (its centre fitted) + its line named here or with l -> z
         self.feature = TextPane(self._feature_text(), css_classes=["fnet-feature"], width=200, margin=(18, 5, 0, 5))
@@ -237,12 +245,12 @@ class InspectView:
         nudges = [pn.widgets.Button(name=n, width=58, margin=(18, 2, 0, 2)) for n in ("−0.01", "−1e-4", "+1e-4", "+0.01")]
         for b, f in zip(nudges, (t.nudge_down_coarse, t.nudge_down_fine, t.nudge_up_fine, t.nudge_up_coarse)):
             b.on_click(lambda e, f=f: f())
-        self.quality = pn.widgets.RadioButtonGroup(name="quality", options=[0, 1, 2, 3, 4], value=None,
+        self.quality = RadioButtonGroup(name="quality", options=[0, 1, 2, 3, 4], value=None,
                                                    button_type="primary", button_style="outline",
                                                    css_classes=["fnet-quality-buttons"])  # fmt: skip
         self.quality.param.watch(lambda e: setattr(t, "quality", e.new), "value")
         types = {f"{n} {keymap.short(keymap.key_for('set_type', n) or '')}": n for n in TYPE_NAMES}
-        self.types = pn.widgets.RadioButtonGroup(options=types, value=t.spectral_type or None, button_type="primary",
+        self.types = RadioButtonGroup(options=types, value=t.spectral_type or None, button_type="primary",
                                                  button_style="outline", css_classes=["fnet-type"],
                                                  stylesheets=[SMALL_BUTTONS])  # fmt: skip
         self.types.param.watch(lambda e: setattr(t, "spectral_type", e.new or ""), "value")
@@ -293,7 +301,10 @@ class InspectView:
         t.param.watch(self._z_changed, "z")
         t.param.watch(self._view_changed, ["smoothing", "rest", "major_only", "show_grid"])
         t.param.watch(lambda *e: self._model_refresh(), ["show_model", "spectral_type"])
-        t.param.watch(lambda e: self.plot.set_sky(e.new), "show_sky")
+        for curve, toggle in LEGEND_TOGGLES.items():  # the legend and the toggles are one state
+            self.plot.set_shown(curve, getattr(t, toggle))
+            self.plot.on_legend(curve, lambda shown, toggle=toggle: setattr(t, toggle, shown))
+            t.param.watch(lambda e, curve=curve: self.plot.set_shown(curve, e.new), toggle)
         t.param.watch(lambda e: self.plot.zoom_by(ZOOM_STEP ** (e.new - e.old)), "zoom_level")
         t.param.watch(self._chi2_toggled, "show_chi2")
         t.param.watch(lambda *e: self._message(), ["message", "done", "message_level"])
@@ -303,7 +314,6 @@ class InspectView:
         t.param.watch(lambda *e: self._feature_shown(), ["feature_wave", "feature_err", "line_name"])
         t.param.watch(lambda *e: self._title(), ["n_decided", "quality"])
         t.param.watch(lambda e: self._candidates_shown(), "picking")
-        self.plot.set_sky(t.show_sky)
         self._message()
         if t.item is not None:
             self._item_changed()
@@ -424,9 +434,12 @@ class InspectView:
             self.t.call_line(event.new)
 
     def _candidates_shown(self) -> None:
-        self.cands.value = self._cand_frame()
+        self.cands.rows = self._cand_rows()  # as text: no DataFrame on the way to the browser
 
     def _cand_frame(self) -> Any:
+        return pd.DataFrame(self._cand_rows(), columns=CANDIDATE_COLUMNS)
+
+    def _cand_rows(self) -> list[list[str]]:
         rows = self.t.candidates()
         n = 0
         out = []
@@ -435,9 +448,9 @@ class InspectView:
             if c["z"] is not None:
                 n += 1
             num = (str(n % 10) if n <= 10 else "") if c["z"] is not None else ""
-            out.append({"#": ("● " if here else "") + num, "source": c["source"], "z": _fmt(c["z"]),
-                        "note": c["note"], "dv (km/s)": "–" if c["dv"] is None else f"{c['dv']:+.0f}"})
-        return pd.DataFrame(out, columns=["#", "source", "z", "note", "dv (km/s)"])
+            out.append([("● " if here else "") + num, c["source"], _fmt(c["z"]), c["note"] or "",
+                        "–" if c["dv"] is None else f"{c['dv']:+.0f}"])  # fmt: skip
+        return out
 
     def _cand_click(self, event: Any) -> None:
         rows = self.t.candidates()

@@ -168,7 +168,10 @@ class InspectSession(param.Parameterized):
         if self.item is None:
             return self.start()
         with session_scope(self.engine) as s:
-            sp = next_after(s, self.inspector, self.item.spectrum_id)
+            # forward through what this inspector decided before, if the one on screen was among it (one
+            # they had not decided is, once decided, their newest: nothing comes after it)
+            revisiting = self.item.mine is not None
+            sp = next_after(s, self.inspector, self.item.spectrum_id) if revisiting else None
             if sp is None:
                 sp = next_item(s, self.inspector, lease_seconds=LEASE_SECONDS,
                            crosscheck_fraction=self.crosscheck_fraction, order=self.queue_order)

@@ -14,6 +14,7 @@ range tool; its y axis fits the data inside its window.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -72,6 +73,16 @@ def y_limits(flux: np.ndarray) -> tuple[float, float]:
     return float(lo - pad), float(hi + 3 * pad)  # room for the labels on top
 
 
+# (legend name, column, on the FNet grid source rather than the spectrum's, line style): drawn in this order
+_CURVES = (
+    ("sky", "sky", False, {"color": "#2ca02c", "alpha": 0.35}),
+    ("noise", "noise", False, {"color": "#7f7f7f", "alpha": 0.8}),
+    ("FNet grid", "flux", True, {"color": "#ff7f0e", "alpha": 0.8}),
+    ("flux", "flux", False, {"color": "#1f1f1f", "line_width": 1}),
+    ("template model", "model", False, {"color": "#d62728", "line_width": 1.5, "alpha": 0.85}),
+)
+
+
 @lru_cache(maxsize=4)
 def _drawn_lines(major_only: bool, *, absorption: bool) -> tuple[Any, list[str], list[str]]:
     """(table, names, colours) of the lines drawn: selected once, not for every spectrum."""
@@ -97,17 +108,15 @@ class SpectrumPlot:
                            active_scroll="xwheel_zoom", x_range=Range1d(4000, 5000), y_range=Range1d(-1, 1),
                            name="spectrum_zoom")  # fmt: skip
         self._labels: dict[str, LabelSet] = {}
+        drawn: dict[str, list[Any]] = {name: [] for name, *_ in _CURVES}
         for p in (self.main, self.zoom):
             p.vstrip(x0="x0", x1="x1", source=self.masked, fill_color="#d62728", fill_alpha=0.12, line_alpha=0,
                      level="underlay")  # fmt: skip
             p.vspan(x="x", source=self.lines, line_color="color", line_dash="dashed", line_alpha=0.7,
                     line_width=1, level="underlay")  # fmt: skip
-            p.line("x", "sky", source=self.spec, color="#2ca02c", alpha=0.35, legend_label="sky")
-            p.line("x", "noise", source=self.spec, color="#7f7f7f", alpha=0.8, legend_label="noise")
-            p.line("x", "flux", source=self.grid, color="#ff7f0e", alpha=0.8, legend_label="FNet grid")
-            p.line("x", "flux", source=self.spec, color="#1f1f1f", line_width=1, legend_label="flux")
-            p.line("x", "model", source=self.spec, color="#d62728", line_width=1.5, alpha=0.85,
-                   legend_label="template model")
+            for name, column, grid, style in _CURVES:
+                drawn[name].append(p.line("x", column, source=self.grid if grid else self.spec,
+                                          name=f"curve:{name}:{p.name}", **style))
             labels = LabelSet(x="x", y=1.0, text="label", source=self.lines,
                                   angle=np.pi / 2, text_align="right", text_baseline="middle", text_font_size="10px",
                                   text_color="color", text_alpha=0.9, x_offset=3)  # fmt: skip
@@ -116,13 +125,8 @@ class SpectrumPlot:
             p.y_range.js_link("end", labels, "y")  # pinned to the top of the panel, hanging down
             p.yaxis.formatter = CustomJSTickFormatter(code=_Y_TICKS_JS)
             p.yaxis.major_label_text_font = "monospace"
-            leg = p.legend[0]
-            leg.orientation, leg.click_policy, leg.label_text_font_size = "horizontal", "hide", "9px"
-            leg.margin, leg.padding, leg.spacing = 0, 2, 8
-            p.add_layout(leg, "above")  # outside the frame: it never covers the data
-            leg.visible = p is self.main
-        self.grid_renderers = [r for p in (self.main, self.zoom) for r in p.renderers
-                               if getattr(r, "data_source", None) is self.grid]
+        self.curves = drawn  # legend name -> [the main panel's renderer, the zoom's]
+        self.stand_ins = self._legend(drawn)  # legend name -> the renderer its legend entry shows
         self.range_tool = RangeTool(x_range=self.zoom.x_range)
         self.range_tool.overlay.fill_alpha = 0.08
         self.main.add_tools(self.range_tool)
@@ -130,12 +134,27 @@ class SpectrumPlot:
             const w = r.end - r.start; r.start = cb_obj.x - w / 2; r.end = cb_obj.x + w / 2;"""))
         self.zoom.x_range.js_on_change("start", CustomJS(args={"s": self.spec, "y": self.zoom.y_range},
                                                          code=_ZOOM_Y_JS))
-        self.sky_renderers = [r for p in (self.main, self.zoom) for r in p.renderers
-                              if getattr(r, "data_source", None) is self.spec and r.glyph.y == "sky"]
         self._wave = np.zeros(0)
         self._flux = np.zeros(0)
         self._ivar = np.zeros(0)
         self._item: Any = None
+
+    def _legend(self, drawn: dict[str, list[Any]]) -> dict[str, Any]:
+        """The main panel's legend, above the frame, drawn from stand-ins: a Bokeh legend redraws itself
+        (a canvas per entry) on any change of what its renderers reach, i.e. on every new spectrum if they
+        were the real curves. Clicking an entry hides the curve in both panels: the curves are found by name,
+        as a reference in the callback would bring them into the legend's reach again."""
+        stand_ins = {}
+        for name, _column, _grid, style in _CURVES:
+            r = self.main.line([np.nan], [np.nan], legend_label=name, **style)  # a row, or no sample is drawn
+            r.js_on_change("visible", CustomJS(args={"names": [c.name for c in drawn[name]]}, code="""
+                for (const n of names) { const c = cb_obj.document.get_model_by_name(n); if (c) c.visible = cb_obj.visible; }"""))
+            stand_ins[name] = r
+        leg = self.main.legend[0]
+        leg.orientation, leg.click_policy, leg.label_text_font_size = "horizontal", "hide", "9px"
+        leg.margin, leg.padding, leg.spacing = 0, 2, 8
+        self.main.add_layout(leg, "above")  # outside the frame: it never covers the data
+        return stand_ins
 
     @property
     def item(self) -> Any:
@@ -225,9 +244,14 @@ class SpectrumPlot:
             model_flux = np.full(n, np.nan)
         self.spec.data["model"] = np.asarray(model_flux, np.float32)  # this column alone goes to the browser
 
-    def set_sky(self, visible: bool) -> None:
-        for r in self.sky_renderers:
+    def set_shown(self, curve: str, visible: bool) -> None:
+        """Show or hide a curve (a `_CURVES` name) in both panels, its legend entry greyed when hidden."""
+        for r in (*self.curves[curve], self.stand_ins[curve]):
             r.visible = bool(visible)
+
+    def on_legend(self, curve: str, callback: Callable[[bool], None]) -> None:
+        """Call `callback(shown)` when a click on the curve's legend entry shows or hides it."""
+        self.stand_ins[curve].on_change("visible", lambda _attr, _old, new: callback(bool(new)))
 
     def zoom_by(self, factor: float) -> None:
         """Narrow (factor > 1) or widen the zoom panel about its centre; its y range follows the data."""

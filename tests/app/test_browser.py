@@ -147,6 +147,26 @@ def test_keys_for_type_flag_comment(server, browser):
     page.close()
 
 
+def test_legend_click_hides_a_curve_in_both_panels(server, browser):
+    """A click on the sky's legend entry hides the sky in the spectrum and the zoom panel and unticks 'sky [y]';
+    the key y shows it again (legend, toggle and both panels are one state)."""
+    base, _url = server
+    page = _inspect_page(browser, base, "lena")
+    shown = """() => ['spectrum_main', 'spectrum_zoom'].map(p =>
+        Bokeh.documents[0].get_model_by_name(`curve:sky:${p}`).visible)"""
+    assert page.evaluate(shown) == [True, True]
+    sky_box = page.locator(".fnet-sky input")
+    assert sky_box.is_checked()
+    page.locator(".bk-item").filter(has=page.get_by_text("sky", exact=True)).click()
+    sync_api.expect(sky_box).not_to_be_checked(timeout=10_000)
+    assert page.evaluate(shown) == [False, False]
+    _focus_page(page)
+    page.keyboard.press("y")
+    sync_api.expect(sky_box).to_be_checked(timeout=10_000)
+    page.wait_for_function(f"() => ({shown})().every(v => v)", timeout=10_000)
+    page.close()
+
+
 def test_candidate_row_click_adopts_its_z(server, browser):
     """A click on a numbered candidate row makes its z the current one (the marker moves to that row); a click
     on a row without a z changes nothing."""
