@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, distinct, func, select, update
+from sqlalchemy import Select, bindparam, delete, distinct, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from db.engine import prebuilt, run, run_write
 from db.schema import (
@@ -170,7 +170,8 @@ def record_decision(
     def work() -> Decision:
         sid = spectrum_id(session, spectrum, lock=True)  # PostgreSQL: decisions on one spectrum in turn
         iid = inspector_id(session, name)
-        if model_version_id is not None and session.get(ModelVersion, int(model_version_id)) is None:
+        known = prebuilt(("model version known",), lambda: select(ModelVersion.id).where(ModelVersion.id == bindparam("mv")))
+        if model_version_id is not None and run(session, known, {"mv": int(model_version_id)}).first() is None:
             raise DecisionError("model_version_id", model_version_id, "is not a known model version")
         if resolve_ids:
             found = session.scalars(
@@ -179,14 +180,16 @@ def record_decision(
             missing = sorted(set(resolve_ids) - set(found))
             if missing:
                 raise DecisionError("resolves", missing, "are not decisions on this spectrum")
-        d = Decision(
+        values = dict(
             spectrum_id=sid, inspector_id=iid, action=clean.action, z_final=clean.z_final, quality=clean.quality,
             flags=clean.flags, spectral_type=clean.spectral_type, comment=clean.comment,
             decided_at=decided_at or utcnow(),
             model_version_id=None if model_version_id is None else int(model_version_id), z_model=clean.z_model,
         )  # fmt: skip
+        add = prebuilt(("insert decision",), lambda: insert(Decision).returning(Decision.id))
+        d = Decision(id=run(session, add, values).scalar_one(), **values)  # the row as written, no flush needed
+        make_transient_to_detached(d)
         session.add(d)
-        session.flush()
         for rid in resolve_ids:
             session.add(Resolution(resolution_id=d.id, decision_id=rid))
         if clean.action in DECIDING_ACTIONS:
