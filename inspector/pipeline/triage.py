@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from db.engine import make_engine, session_scope, upgrade
+from db.engine import make_engine, session_scope, settle_after_load, upgrade
 from db.jobs import Lock
 from db.load import (
     add_model_version,
@@ -277,6 +277,7 @@ def switch_into_db(staged: Staged, lock: Lock | None = None) -> dict[str, int]:
         with session_scope(engine) as s:
             n_flags = switch_model(s, staged.model_version_id, staged.flags,
                                    expected_predictions=staged.counts["predictions"], lock=lock)  # fmt: skip
+        settle_after_load(engine)
     finally:
         engine.dispose()
     return {**staged.counts, "flags": n_flags}

@@ -335,3 +335,25 @@ def test_revision_0005_fills_the_queue_keys_of_flags_already_there(db_url):
         assert [nxt(s, "bob", order="z")] == ["b"]
         assert queue_stats(s)["decided_once"] == 1
     e.dispose()
+
+
+def test_settle_after_load_vacuums_the_loaded_tables_on_postgresql(db_url):
+    """After a bulk load PostgreSQL's tables are vacuumed and analysed at once (not by autovacuum minutes
+    later, under the inspectors), in the schema the URL names; SQLite has nothing to do. The queue works on."""
+    from db.engine import settle_after_load
+
+    e = make_engine(db_url)
+    with session_scope(e) as s:
+        load.load_spectra(s, pd.DataFrame({"object_id": OIDS, "row": np.arange(N)}))
+        load.load_triage_flags(s, FLAGS)
+    ran = settle_after_load(e)
+    assert ran == (e.dialect.name == "postgresql")
+    if ran:
+        with e.connect() as c:
+            done = dict(c.execute(text(
+                "SELECT relname, last_vacuum IS NOT NULL AND last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND relname IN ('spectra', 'predictions', 'triage_flags')")).all())
+        assert done == {"spectra": True, "predictions": True, "triage_flags": True}
+    with session_scope(e) as s:
+        assert nxt(s, "alice") == "o7"
+    e.dispose()
