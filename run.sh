@@ -72,10 +72,10 @@ case "${1:-}" in
     unset FNET_TEST_DB_URL
     postgres
     rc=0
-    env -u FNET_TEST_DB_URL "$VENV/bin/python" -m pytest -q -n 2 || rc=$?
+    env -u FNET_TEST_DB_URL "$VENV/bin/python" -m pytest -q -n 2 --dist loadfile || rc=$?
     if [ -n "${FNET_TEST_DB_URL:-}" ]; then
       echo "== the database, queue, retrain, export and browser tests again, against PostgreSQL"
-      "$VENV/bin/python" -m pytest -q -n 2 "${PG_TESTS[@]}" || rc=$?
+      "$VENV/bin/python" -m pytest -q -n 2 --dist loadfile "${PG_TESTS[@]}" || rc=$?
     fi
     exit $rc
     ;;

@@ -186,10 +186,11 @@ def run_write(session: Session, work: Callable[[], T], *, attempts: int = 8) -> 
 
 
 # --------------------------------------------------------------------------- after a bulk load
-BULK_TABLES = ("spectra", "predictions", "triage_flags")
+# the tables a survey's load fills, each with its statement written out (no SQL is built from strings)
+SETTLE_STATEMENTS = ("VACUUM (ANALYZE) spectra", "VACUUM (ANALYZE) predictions", "VACUUM (ANALYZE) triage_flags")
 
 
-def settle_after_load(engine: Engine, tables: tuple[str, ...] = BULK_TABLES) -> bool:
+def settle_after_load(engine: Engine) -> bool:
     """PostgreSQL: VACUUM (ANALYZE) the tables a bulk load filled; True if it ran (SQLite: nothing to do).
 
     After a load of a survey (1.44 M rows in each of three tables) PostgreSQL's autovacuum starts on its
@@ -201,8 +202,8 @@ def settle_after_load(engine: Engine, tables: tuple[str, ...] = BULK_TABLES) -> 
     if engine.dialect.name != "postgresql":
         return False
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for t in tables:
-            conn.exec_driver_sql(f"VACUUM (ANALYZE) {t}")
+        for statement in SETTLE_STATEMENTS:
+            conn.exec_driver_sql(statement)
     return True
 
 
