@@ -187,7 +187,8 @@ def test_chi2_panel_is_lazy_cached_and_follows_z(mock, monkeypatch):
 
 def test_predictions_without_template_fit_and_a_missing_file(mock):
     """Rows predicted before the template fit existed (NULL z_tpl) and a spectrum whose file is gone."""
-    from inspector.app.inspect_view import InspectView, why_html
+    from inspector.app.inspect_view import InspectView
+    from inspector.app.why_panel import why_html
 
     _, url = mock
     oid = _with_template(url)
@@ -215,7 +216,7 @@ def test_predictions_without_template_fit_and_a_missing_file(mock):
 
 
 def test_why_panel_reads_the_template_rules(mock):
-    from inspector.app.inspect_view import _rule_html
+    from inspector.app.why_panel import _rule_html
 
     assert _rule_html("dv_tpl", -12345.6, 2.5).endswith("<b>dv_tpl</b> -12,346 km/s (priority 2.5)</li>")
     assert "template fit disagrees" in _rule_html("dv_tpl", 5000.0, 1.0)

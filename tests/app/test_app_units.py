@@ -178,7 +178,8 @@ def test_two_inspectors_get_different_spectra(url):
 
 
 def test_inspect_view_builds_and_escapes(url):
-    from inspector.app.inspect_view import InspectView, why_html
+    from inspector.app.inspect_view import InspectView
+    from inspector.app.why_panel import why_html
 
     engine = make_engine(url)
     with session_scope(engine) as s:
@@ -200,7 +201,7 @@ def test_inspect_view_builds_and_escapes(url):
 def test_fnet_class_in_the_candidates_and_why_it_is_here(tmp_path):
     """FNet's class and p_qso note its candidate; "why it is here" gives the class, p_qso and every class
     probability (in the class table's order), and a class rule names its value and FNet's class."""
-    from inspector.app.inspect_view import why_html
+    from inspector.app.why_panel import why_html
     from inspector.pipeline.predict import class_columns
     from inspector.triage import RULES
 

@@ -147,7 +147,7 @@ def test_risk_revision_0004_keeps_predictions_and_decisions(db_url):
 # --------------------------------------------------------------------------- the Inspect screen
 def test_why_it_is_here_shows_the_risk_and_its_drivers_and_marks_the_catalog_z(db_url):
     pytest.importorskip("panel")
-    from inspector.app.inspect_view import why_html
+    from inspector.app.why_panel import why_html
     from inspector.app.session import InspectSession
 
     _load(db_url, _predictions(**RISK))
@@ -254,7 +254,7 @@ def test_a_policy_triage_puts_the_risk_model_answer_on_the_inspect_screen(triage
     """End to end with the demo model's own risk model: triage with the queue policy, load with the scores
     (as `inspector triage --db` does), and the head of the queue says how risky it is and why."""
     pytest.importorskip("panel")
-    from inspector.app.inspect_view import why_html
+    from inspector.app.why_panel import why_html
     from inspector.app.session import InspectSession
     from inspector.pipeline.triage import choose_policy, load_into_db, run_triage
     from inspector.store.files import scores_path
