@@ -62,27 +62,20 @@ def get_inspector(session: Session, name: str) -> Inspector:
     return session.get_one(Inspector, iid)
 
 
-def spectrum_query(ref: SpectrumRef) -> Select[tuple[int]]:
-    """SELECT spectra.id for a spectrum id (int), object id (str) or `Spectrum`."""
+def _ref_key(ref: SpectrumRef) -> int | str:
+    """What a spectrum reference looks up: spectra.id (an int or a `Spectrum`) or the object id (a str)."""
     if isinstance(ref, Spectrum):
-        return select(Spectrum.id).where(Spectrum.id == ref.id)
+        return ref.id
     if isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
-        return select(Spectrum.id).where(Spectrum.id == int(ref))
+        return int(ref)
     if isinstance(ref, str):
-        return select(Spectrum.id).where(Spectrum.object_id == ref)
+        return ref
     raise DecisionError("spectrum", ref, "must be a spectrum id (int), an object id (str) or a Spectrum")
 
 
 def spectrum_id(session: Session, ref: SpectrumRef, *, lock: bool = False) -> int:
     """The spectra.id of `ref`; DecisionError if there is none. `lock`: FOR UPDATE on PostgreSQL."""
-    if isinstance(ref, Spectrum):
-        key: int | str = ref.id
-    elif isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
-        key = int(ref)
-    elif isinstance(ref, str):
-        key = ref
-    else:
-        spectrum_query(ref)  # raises the DecisionError that says what a reference is
+    key = _ref_key(ref)
     by_id = isinstance(key, int)
     q = prebuilt(("spectrum id", by_id, lock), lambda: _spectrum_id_query(by_id, lock))
     sid = run(session, q, {"key": key}).scalar()
@@ -103,18 +96,14 @@ def get_spectrum(session: Session, ref: SpectrumRef) -> Spectrum:
 # --------------------------------------------------------------------------- writing
 def refresh_triage_counters(session: Session, spectrum_ids: Iterable[int] | None = None) -> None:
     """Recompute triage_flags.n_inspectors / first_inspector_id from the decisions (all rows if None)."""
-    ids = None if spectrum_ids is None else list(spectrum_ids)
-    if ids is not None and len(ids) == 1:  # every decision: the statement built once
-        stmt = prebuilt(("triage counters of one",), lambda: _counters_update().where(
-            TriageFlag.spectrum_id == bindparam("sid")))
-        run(session, stmt, {"sid": ids[0]})
+    if spectrum_ids is None:
+        session.execute(_counters_update().execution_options(synchronize_session=False))
         return
-    stmt = _counters_update()
-    if ids is not None:
-        if not ids:
-            return
-        stmt = stmt.where(TriageFlag.spectrum_id.in_(ids))
-    session.execute(stmt.execution_options(synchronize_session=False))
+    ids = list(spectrum_ids)
+    if ids:  # every decision comes here with its one spectrum: the statement is built once
+        stmt = prebuilt(("triage counters of",), lambda: _counters_update().where(
+            TriageFlag.spectrum_id.in_(bindparam("ids", expanding=True))))
+        run(session, stmt, {"ids": ids})
 
 
 def _counters_update() -> Any:

@@ -69,10 +69,11 @@ class CandidateTable(LeanUpdates, JSComponent):
     _esm = _ESM
     _stylesheets = [_CSS]
 
-    def __init__(self, value: pd.DataFrame, **params: Any) -> None:
+    def __init__(self, value: pd.DataFrame | None = None, **params: Any) -> None:
         super().__init__(**params)
         self._click: list[Callable[[Any], None]] = []
-        self.value = value
+        if value is not None:
+            self.value = value
 
     @property
     def value(self) -> pd.DataFrame:

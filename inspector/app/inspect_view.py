@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 from bokeh.events import Tap
@@ -162,8 +161,9 @@ class InspectView:
                                 styles={"overflow-y": "auto"}, css_classes=["fnet-why-box"])  # fmt: skip
         self.z_in = TextInput(name="current z (type, Enter)", value="", width=120, css_classes=["fnet-z"])
         self.z_in.param.watch(self._typed_z, "value")
-        self.cands = CandidateTable(self._cand_frame(), sizing_mode="stretch_width", css_classes=["fnet-candidates"],
-                                    margin=(0, 5), height=CANDIDATES_HEIGHT, styles={"overflow-y": "auto"})
+        self.cands = CandidateTable(columns=CANDIDATE_COLUMNS, rows=self._cand_rows(), sizing_mode="stretch_width",
+                                    css_classes=["fnet-candidates"], margin=(0, 5), height=CANDIDATES_HEIGHT,
+                                    styles={"overflow-y": "auto"})  # fmt: skip
         self.cands.on_click(self._cand_click)
         # a feature clicked in either panel (its centre fitted) + its line named here or with l -> z
         self.feature = TextPane(self._feature_text(), css_classes=["fnet-feature"], width=200, margin=(18, 5, 0, 5))
@@ -365,9 +365,6 @@ class InspectView:
 
     def _candidates_shown(self) -> None:
         self.cands.rows = self._cand_rows()  # as text: no DataFrame on the way to the browser
-
-    def _cand_frame(self) -> Any:
-        return pd.DataFrame(self._cand_rows(), columns=CANDIDATE_COLUMNS)
 
     def _cand_rows(self) -> list[list[str]]:
         rows = self.t.candidates()

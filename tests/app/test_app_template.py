@@ -103,7 +103,7 @@ def test_adopting_the_template_candidate_with_the_key(mock):
     row = [c["source"] for c in t.candidates()].index("Template alt 2")
     v._cand_click(SimpleNamespace(row=row))
     assert t.z == t.item.tpl_candidates[1]["z"]
-    marked = v._cand_frame().set_index("source")["#"]
+    marked = v.cands.value.set_index("source")["#"]  # the table as shown
     assert marked["Template alt 2"].startswith("●") and not marked["FNet"].startswith("●")  # the adopted z marked
     # a correction saved at the adopted Template z
     while t.candidates()[t.candidate_index]["source"] != "Template":
