@@ -131,7 +131,7 @@ def test_view_keys_zoom_sky_model_focus(session):
     t.dispatch("-"), t.dispatch("-")
     assert (r.end - r.start) == pytest.approx(w0 * 1.5)
     t.dispatch("y")
-    assert not any(x.visible for x in (*v.plot.curves["sky"], v.plot.stand_ins["sky"]))  # both panels, the legend
+    assert not v.plot.is_shown("sky") and not v.plot.stand_ins["sky"].visible  # both panels, the legend
     seen = []
     v.keys.param.watch(lambda e: seen.append(1), "focus")
     t.dispatch("i")

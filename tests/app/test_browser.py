@@ -5,6 +5,7 @@ Saves the main view to assets/screenshot_inspect.png and the Overview tab to ass
 """
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -19,7 +20,8 @@ from app_helpers import (
     object_id,
     wait_drawn,
 )
-from sqlalchemy import text
+import numpy as np
+from sqlalchemy import select, text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +31,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 from db.decisions import history
 from db.engine import make_engine, session_scope
+from db.schema import Spectrum
+from inspector.app.spectrum_plot import ROW
+from inspector.readers import read_any
+from model.template_model import template_model
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +158,8 @@ def test_legend_click_hides_a_curve_in_both_panels(server, browser):
     the key y shows it again (legend, toggle and both panels are one state)."""
     base, _url = server
     page = _inspect_page(browser, base, "lena")
-    shown = """() => ['spectrum_main', 'spectrum_zoom'].map(p =>
-        Bokeh.documents[0].get_model_by_name(`curve:sky:${p}`).visible)"""
+    shown = f"""() => ['spectrum_main', 'spectrum_zoom'].map(p =>
+        Bokeh.documents[0].get_model_by_name(`curves:${{p}}`).view.filter.booleans[{ROW["sky"]}])"""
     assert page.evaluate(shown) == [True, True]
     sky_box = page.locator(".fnet-sky input")
     assert sky_box.is_checked()
@@ -164,6 +170,36 @@ def test_legend_click_hides_a_curve_in_both_panels(server, browser):
     page.keyboard.press("y")
     sync_api.expect(sky_box).to_be_checked(timeout=10_000)
     page.wait_for_function(f"() => ({shown})().every(v => v)", timeout=10_000)
+    page.close()
+
+
+def test_template_model_drawn_follows_z(server, browser):
+    """The template model is drawn over the data in both panels and follows z: after z + 0.01 (ArrowUp) the
+    browser holds the best-fit model at the new z, pixel for pixel (`model.template_model` on the file)."""
+    base, url = server
+    page = _inspect_page(browser, base, "mona")
+    row = f"""() => {{ const s = Bokeh.documents[0].get_model_by_name('fnet_spectrum');
+        return Array.from(s.data.ys[{ROW["template model"]}], v => isFinite(v) ? v : null); }}"""
+    page.wait_for_function(f"() => ({row})().some(v => v !== null)", timeout=10_000)
+    z_box, before = page.locator(".fnet-z input"), page.evaluate(row)
+    shown_z = z_box.input_value()
+    _focus_page(page)
+    page.keyboard.press("ArrowUp")
+    sync_api.expect(z_box).not_to_have_value(shown_z, timeout=10_000)
+    z1 = float(z_box.input_value())  # the session's z, rounded to 1e-5 by the nudge: shown whole
+    assert z1 == pytest.approx(float(shown_z) + 0.01, abs=2e-5)
+    page.wait_for_function(f"() => JSON.stringify(({row})()) !== {json.dumps(json.dumps(before))}", timeout=10_000)
+    with session_scope(make_engine(url)) as s:
+        spec = s.scalars(select(Spectrum).where(Spectrum.object_id == _obj(page))).one()
+        (native,) = [x for x in read_any(spec.file) if x.fiberid == spec.fiberid]
+    want = template_model(np.asarray(native.wave, float), np.asarray(native.flux, float),
+                          np.asarray(native.ivar, float), z1)  # fmt: skip
+    got = np.array(page.evaluate(row), dtype=float)
+    assert np.isfinite(want).sum() > 1000
+    np.testing.assert_allclose(got, want.astype(np.float32), rtol=1e-5, atol=1e-4 * np.nanmax(np.abs(want)))
+    drawn = """() => ['spectrum_main', 'spectrum_zoom'].map(p => {
+        const r = Bokeh.documents[0].get_model_by_name(`curves:${p}`); return r.visible && r.data_source.name; })"""
+    assert page.evaluate(drawn) == ["fnet_spectrum", "fnet_spectrum"]
     page.close()
 
 
