@@ -27,6 +27,7 @@ from inspector.app.inspect_view import (
 )
 from inspector.app.access import AccessError, free_port, guard_component_route, origins, read_basic_auth
 from inspector.app.session import InspectSession
+from inspector.app.websocket import send_frames_at_once
 from inspector.store import open_store
 
 log = logging.getLogger(__name__)
@@ -155,5 +156,6 @@ def serve(store_dir: str | Path, db_url: str, *, port: int = 5006, address: str 
     port = port or free_port(address)
     allowed = origins(address, port, allow_origin)
     guard_component_route(login_required=login)
+    send_frames_at_once()
     pn.serve({"/": make_app(str(store_dir), db_url, crosscheck_fraction, login=login)}, port=port,
              address=address, show=show, title="FNet Inspector", websocket_origin=allowed, **kw)
