@@ -168,6 +168,7 @@ def main() -> None:
         with demo_server(d) as (base, _url):
             r = measure(base, a.accepts)
             s = session(base, a.session) if a.session else None
+        errors = (Path(d) / "serve.log").read_text(errors="replace").count(" ERROR: ")
     ok = lambda good: "ok" if good else "MISSED"
     print(f"first page load (nav start -> spectrum drawn): cold server {r['cold_load_s']:.2f} s, "
           f"then median of 3 new sessions {r['load_median_s']:.2f} s   target <= {TARGET_LOAD_S:.0f} s  "
@@ -175,6 +176,7 @@ def main() -> None:
     print(f"accept -> next spectrum, {r['n']} accepts: median {r['median_ms']:.0f} ms, p90 {r['p90_ms']:.0f} ms, "
           f"max {r['max_ms']:.0f} ms   target median <= {TARGET_MEDIAN_MS:.0f} ms  "
           f"{ok(r['median_ms'] <= TARGET_MEDIAN_MS)}")
+    print(f"errors the server logged during the run: {errors}" + ("  (see serve.log in the demo directory)" if errors else ""))
     if s:
         every = [x for rows in s.values() for x in rows]
         print(f"scripted session, {len(every)} decisions at 1440x900 with the template model: "

@@ -227,28 +227,39 @@ class InspectView:
             sizing_mode="stretch_width", margin=0,
         )  # fmt: skip
         self.layout = pn.Row(self.keys, left, controls, sizing_mode="stretch_width")
-        t.param.watch(self._item_changed, "item")
-        t.param.watch(self._z_changed, "z")
-        t.param.watch(self._view_changed, ["smoothing", "rest", "major_only", "show_grid"])
-        t.param.watch(lambda *e: self._model_refresh(), ["show_model", "spectral_type"])
+        self._watch(self._item_changed, "item")
+        self._watch(self._z_changed, "z")
+        self._watch(self._view_changed, ["smoothing", "rest", "major_only", "show_grid"])
+        self._watch(lambda *e: self._model_refresh(), ["show_model", "spectral_type"])
         for curve, toggle in LEGEND_TOGGLES.items():  # the legend and the toggles are one state
             self.plot.set_shown(curve, getattr(t, toggle))
             self.plot.on_legend(curve, lambda shown, toggle=toggle: setattr(t, toggle, shown))
-            t.param.watch(lambda e, curve=curve: self.plot.set_shown(curve, e.new), toggle)
-        t.param.watch(lambda e: self.plot.zoom_by(ZOOM_STEP ** (e.new - e.old)), "zoom_level")
-        t.param.watch(self._chi2_toggled, "show_chi2")
-        t.param.watch(lambda *e: self._message(), ["message", "done", "message_level"])
-        t.param.watch(lambda e: self._set_quality(), "quality")
-        t.param.watch(lambda e: setattr(self.types, "value", e.new or None), "spectral_type")
-        t.param.watch(lambda e: setattr(self.flags, "value", list(e.new)), "flags")
-        t.param.watch(lambda *e: self._feature_shown(), ["feature_wave", "feature_err", "line_name"])
-        t.param.watch(lambda *e: self._title(), ["n_decided", "quality"])
-        t.param.watch(lambda e: self._candidates_shown(), "picking")
+            self._watch(lambda e, curve=curve: self.plot.set_shown(curve, e.new), toggle)
+        self._watch(lambda e: self.plot.zoom_by(ZOOM_STEP ** (e.new - e.old)), "zoom_level")
+        self._watch(self._chi2_toggled, "show_chi2")
+        self._watch(lambda *e: self._message(), ["message", "done", "message_level"])
+        self._watch(lambda e: self._set_quality(), "quality")
+        self._watch(lambda e: setattr(self.types, "value", e.new or None), "spectral_type")
+        self._watch(lambda e: setattr(self.flags, "value", list(e.new)), "flags")
+        self._watch(lambda *e: self._feature_shown(), ["feature_wave", "feature_err", "line_name"])
+        self._watch(lambda *e: self._title(), ["n_decided", "quality"])
+        self._watch(lambda e: self._candidates_shown(), "picking")
         self._message()
         if t.item is not None:
             self._item_changed()
 
     # ------------------------------------------------------------------ from the session
+    def _watch(self, fn: Any, names: str | list[str]) -> None:
+        """Watch the session's `names` with `fn` under `pn.io.hold()`: a change typed into a widget can reach
+        the session while Panel runs a browser event outside Bokeh's document lock (it flushes a pending
+        value change first), and the plot's own Bokeh models then cannot be changed directly (Bokeh raises
+        "_pending_writes should be non-None"); Panel's hold sends them itself."""
+        def held(*events: Any) -> None:
+            with pn.io.hold():
+                fn(*events)
+
+        self.t.param.watch(held, names)
+
     def _key(self, key: str) -> None:
         with pn.io.hold():  # every change one key makes goes to the browser as one message
             self.t.dispatch(key)

@@ -104,7 +104,7 @@ class SpectrumPlot:
                                        name="fnet_spectrum")  # fmt: skip
         self.shown = BooleanFilter(booleans=[True] * n, name="fnet_curves_shown")  # both panels' view of the rows
         self.masked = ColumnDataSource({"x0": [], "x1": []})
-        self.lines = ColumnDataSource({"x": [], "label": [], "color": []})
+        self.lines = ColumnDataSource({"x": [], "label": [], "color": []}, name="fnet_lines")
         self.main = figure(height=height, sizing_mode="stretch_width", tools="xpan,xwheel_zoom,box_zoom,reset,tap",
                            active_scroll="xwheel_zoom", x_range=Range1d(3500, 10500), y_range=Range1d(-1, 1),
                            x_axis_label="observed wavelength (Å, vacuum)",

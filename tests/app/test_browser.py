@@ -34,6 +34,7 @@ from db.engine import make_engine, session_scope
 from db.schema import Spectrum
 from inspector.app.spectrum_plot import ROW
 from inspector.readers import read_any
+from model import lines as L
 from model.template_model import template_model
 
 
@@ -200,6 +201,24 @@ def test_template_model_drawn_follows_z(server, browser):
     drawn = """() => ['spectrum_main', 'spectrum_zoom'].map(p => {
         const r = Bokeh.documents[0].get_model_by_name(`curves:${p}`); return r.visible && r.data_source.name; })"""
     assert page.evaluate(drawn) == ["fnet_spectrum", "fnet_spectrum"]
+    page.close()
+
+
+def test_each_typed_z_moves_the_line_markers(server, browser):
+    """A z typed in the field (then Enter) draws the line markers at lambda (1 + z) at once, every time. Panel
+    handled the typed value outside Bokeh's document lock when a browser event followed it, the markers stayed
+    where they were and the server logged "_pending_writes should be non-None"."""
+    base, _url = server
+    page = _inspect_page(browser, base, "nina")
+    lya = float(L.line_table().set_index("name").loc["Lyα", "lambda"])
+    marker = """() => { const s = Bokeh.documents[0].get_model_by_name('fnet_lines');
+        const k = s.data.label.indexOf('Lyα'); return k < 0 ? null : s.data.x[k]; }"""
+    z_box = page.locator(".fnet-z input")
+    for z in (2.1204, 2.1214, 0.8123):
+        z_box.fill(f"{z}")
+        z_box.press("Enter")
+        page.wait_for_function(f"() => Math.abs(({marker})() - {lya * (1 + z)}) < 1e-6", timeout=10_000)
+        _focus_page(page)
     page.close()
 
 
