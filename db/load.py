@@ -9,7 +9,8 @@ the predictions Parquet and hands the frames over.
     load_triage_flags(s, flags_df)                                 # object_id, rule, value, priority[, model_version_id]
 
 Each loader is one write transaction (commits), in chunks of executemany
-inserts with bound parameters; re-loading updates rows in place.
+inserts with bound parameters on SQLite and through COPY into a staging table
+on PostgreSQL (`db.copy_load`); re-loading updates rows in place.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from db.copy_load import copy_upsert, is_postgresql
 from db.decisions import refresh_triage_counters
 from db.engine import run_write
 from db.schema import (
@@ -146,10 +148,17 @@ def load_spectra(session: Session, df: pd.DataFrame, *, update_existing: bool = 
     for c in sorted(INT_COLUMNS & set(frame.columns)):  # the whole frame is checked before anything is written
         _check_whole_numbers(frame[c], c)
 
-    def work() -> int:
-        n = 0
+    def chunks() -> Iterator[list[dict[str, Any]]]:
         for span in _spans(len(frame), chunk):
-            part = _records(frame.iloc[span.start:span.stop], {c: c for c in frame.columns}, INT_COLUMNS)
+            yield _records(frame.iloc[span.start:span.stop], {c: c for c in frame.columns}, INT_COLUMNS)
+
+    def work() -> int:
+        if is_postgresql(session):
+            rows = (tuple(r.values()) for part in chunks() for r in part)
+            return copy_upsert(session, Spectrum.__table__, list(frame.columns), rows, conflict=["object_id"],
+                               update=cols if update_existing else [])  # fmt: skip
+        n = 0
+        for part in chunks():
             ins = _insert(session, Spectrum)
             if update_existing and cols:
                 ins = ins.on_conflict_do_update(
@@ -341,10 +350,7 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
                if (has_tpl or c not in TPL_VALUES) and (classes is not None or c not in CLASS_VALUES)
                and (risks is not None or c not in RISK_VALUES)]  # fmt: skip
 
-    def work() -> int:
-        if session.get(ModelVersion, model_version_id) is None:
-            raise DecisionError("model_version_id", model_version_id, "is not a known model version")
-        sids = _ids_for(session, df)
+    def chunks(sids: np.ndarray) -> Iterator[list[dict[str, Any]]]:
         for span in _spans(len(df), chunk):
             part = [
                 {"spectrum_id": int(sids[i]), "model_version_id": int(model_version_id), "z": _plain(z[i]),
@@ -361,6 +367,19 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
             if risks is not None:
                 for row, i in zip(part, span, strict=True):
                     row.update(risks(i))
+            yield part
+
+    def work() -> int:
+        if session.get(ModelVersion, model_version_id) is None:
+            raise DecisionError("model_version_id", model_version_id, "is not a known model version")
+        sids = _ids_for(session, df)
+        conflict = ["spectrum_id", "model_version_id"]
+        if is_postgresql(session):
+            columns = [*conflict, *written]
+            rows = (tuple(r[c] for c in columns) for part in chunks(sids) for r in part)
+            copy_upsert(session, Prediction.__table__, columns, rows, conflict=conflict, update=written)
+            return len(df)
+        for part in chunks(sids):
             ins = _insert(session, Prediction)
             ins = ins.on_conflict_do_update(
                 index_elements=[Prediction.spectrum_id, Prediction.model_version_id],
@@ -463,14 +482,31 @@ def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:
 # A flag row's copies of its spectrum's S/N and FNet z (its model version's, else the current model's), for the
 # queue's orders: looked up by the database as each row goes in (one index lookup each; reading them into Python
 # first took longer)
-QUEUE_KEYS = {
-    "sn": select(Spectrum.sn).where(Spectrum.id == bindparam("key_sid")).scalar_subquery(),
-    "z_fnet": select(Prediction.z).where(
-        Prediction.spectrum_id == bindparam("key_sid"),
-        Prediction.model_version_id == func.coalesce(
-            bindparam("key_mv"), select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()),
-    ).scalar_subquery(),
-}
+def queue_keys(sid: Any, mv: Any) -> dict[str, Any]:
+    """A flag's copies of its spectrum's S/N and its model's z (the current model's when `mv` is NULL), for
+    the queue's other orders: SQL expressions of the flag's spectrum id `sid` and model version `mv`."""
+    return {
+        "sn": select(Spectrum.sn).where(Spectrum.id == sid).scalar_subquery(),
+        "z_fnet": select(Prediction.z).where(
+            Prediction.spectrum_id == sid,
+            Prediction.model_version_id == func.coalesce(
+                mv, select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()),
+        ).scalar_subquery(),
+    }
+
+
+QUEUE_KEYS = queue_keys(bindparam("key_sid"), bindparam("key_mv"))  # for rows inserted one by one
+
+
+def _queue_keys_joined(staged: Any) -> tuple[dict[str, Any], Any]:
+    """`queue_keys` for a whole staged load at once (`db.copy_load`): the same values, by joins."""
+    current = select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()
+    source = staged.outerjoin(Spectrum, Spectrum.id == staged.c.spectrum_id).outerjoin(
+        Prediction, and_(Prediction.spectrum_id == staged.c.spectrum_id,
+                         Prediction.model_version_id == func.coalesce(staged.c.model_version_id, current)))  # fmt: skip
+    return {"sn": Spectrum.sn, "z_fnet": Prediction.z}, source
+FLAG_COLUMNS = ("spectrum_id", "rule", "value", "priority", "model_version_id", "n_inspectors")
+FLAG_UPDATED = ("value", "priority", "model_version_id", "sn", "z_fnet")
 
 
 def load_triage_flags(session: Session, df: pd.DataFrame, *, replace: bool = True, chunk: int = CHUNK) -> int:
@@ -522,6 +558,13 @@ def triage_flags_writer(session: Session, df: pd.DataFrame, *, replace: bool = T
             ix.drop(session.connection())
         if replace:
             session.execute(delete(TriageFlag).execution_options(synchronize_session=False))
+        if is_postgresql(session):
+            rows = ((int(sids[i]), rule[i], _plain(value[i]), float(prio[i]), _plain(mvs[i], True), 0)
+                    for i in range(len(df)))  # fmt: skip
+            copy_upsert(session, TriageFlag.__table__, FLAG_COLUMNS, rows, conflict=["spectrum_id", "rule"],
+                        update=FLAG_UPDATED, computed=_queue_keys_joined)
+            _refresh_decided(session)
+            return len(df)
         for span in _spans(len(df), chunk):
             part = [
                 {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]),
@@ -532,7 +575,7 @@ def triage_flags_writer(session: Session, df: pd.DataFrame, *, replace: bool = T
             ins = _insert(session, TriageFlag).values(**QUEUE_KEYS)
             ins = ins.on_conflict_do_update(
                 index_elements=[TriageFlag.spectrum_id, TriageFlag.rule],
-                set_={c: getattr(ins.excluded, c) for c in ("value", "priority", "model_version_id", "sn", "z_fnet")},
+                set_={c: getattr(ins.excluded, c) for c in FLAG_UPDATED},
             )
             session.execute(ins, part)
         _refresh_decided(session)

@@ -287,6 +287,39 @@ def test_triage_flags_replace_and_keep_decided_counts(engine):
         assert load.table_counts(s)["triage_flags"] == 3
 
 
+def test_a_load_writes_the_same_rows_on_either_backend(engine):
+    """PostgreSQL loads through COPY into a staging table (`db.copy_load`), SQLite row by row: the rows are
+    the same. Text with tabs, newlines and backslashes arrives whole, NaN is NULL, the alternatives are JSON,
+    of two rows for one key the later wins, a flag carries its spectrum's S/N and its model's z, and a
+    re-load updates the rows in place."""
+    df = _spectra(4)
+    df.loc[0, "file"] = "dir\twith tab/new\nline\\back\\slash 'q' \"d\".fits"
+    with session_scope(engine) as s:
+        assert load.load_spectra(s, df, chunk=3) == 4
+        mv = load.add_model_version(s, "m", "cd" * 20, make_current=True)
+        preds = pd.DataFrame({"object_id": [*df["object_id"], df["object_id"][1]], "z_fnet": [1.0, 2.0, np.nan, 4.0, 2.5],
+                              "z_alt1": [1.5, np.nan, 0.7, 4.1, 0.2], "p_alt1": [0.2, np.nan, np.nan, 0.1, 0.3]})  # fmt: skip
+        assert load.load_predictions(s, preds, mv.id, chunk=2) == 5
+        flags = pd.DataFrame({"object_id": [df["object_id"][1], df["object_id"][2], df["object_id"][1]],
+                              "rule": ["r", "r", "r"], "value": [1.0, np.nan, 3.0], "priority": [1.0, 2.0, 5.0]})  # fmt: skip
+        assert load.load_triage_flags(s, flags) == 3
+        s.expire_all()
+        assert s.scalar(select(Spectrum.file).where(Spectrum.object_id == df["object_id"][0])) == df["file"][0]
+        rows = {o: (z, alt) for o, z, alt in s.execute(select(Spectrum.object_id, Prediction.z, Prediction.alternatives)
+                                                       .join(Prediction, Prediction.spectrum_id == Spectrum.id))}  # fmt: skip
+        assert rows[df["object_id"][0]] == (1.0, [{"z": 1.5, "p": 0.2}])
+        assert rows[df["object_id"][1]] == (2.5, [{"z": 0.2, "p": 0.3}])  # the later of its two rows
+        assert rows[df["object_id"][2]] == (None, [{"z": 0.7, "p": None}])
+        got = s.execute(select(Spectrum.object_id, TriageFlag.value, TriageFlag.priority, TriageFlag.sn, TriageFlag.z_fnet)
+                        .join(Spectrum, Spectrum.id == TriageFlag.spectrum_id).order_by(Spectrum.object_id)).all()  # fmt: skip
+        sn = df["sn_median_all"]
+        assert [tuple(r) for r in got] == [(df["object_id"][1], 3.0, 5.0, pytest.approx(sn[1]), 2.5),
+                                           (df["object_id"][2], None, 2.0, pytest.approx(sn[2]), None)]  # fmt: skip
+        assert load.load_spectra(s, df.assign(Z_VI=1.25)) == 4  # in place: same ids, new values
+        s.expire_all()
+        assert set(s.scalars(select(Spectrum.z_vi))) == {1.25} and load.table_counts(s)["spectra"] == 4
+
+
 def test_loading_in_chunks_and_whole_numbers_checked_first(engine):
     df = _spectra(5)
     with session_scope(engine) as s:
