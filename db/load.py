@@ -505,6 +505,8 @@ def _queue_keys_joined(staged: Any) -> tuple[dict[str, Any], Any]:
         Prediction, and_(Prediction.spectrum_id == staged.c.spectrum_id,
                          Prediction.model_version_id == func.coalesce(staged.c.model_version_id, current)))  # fmt: skip
     return {"sn": Spectrum.sn, "z_fnet": Prediction.z}, source
+
+
 FLAG_COLUMNS = ("spectrum_id", "rule", "value", "priority", "model_version_id", "n_inspectors")
 FLAG_UPDATED = ("value", "priority", "model_version_id", "sn", "z_fnet")
 

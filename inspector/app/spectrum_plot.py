@@ -22,7 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from bokeh.models import BooleanFilter, CDSView, ColumnDataSource, CustomJS, CustomJSTickFormatter, LabelSet, Range1d, RangeTool
+from bokeh.models import (BooleanFilter, CDSView, ColumnDataSource, CustomJS, CustomJSTickFormatter, LabelSet, Range1d,
+                          RangeTool)
 from bokeh.plotting import figure
 from model import lines as L
 from model.smoothing import smooth
@@ -84,7 +85,8 @@ _CURVES = (
     ("flux", {"color": "#1f1f1f", "alpha": 1.0, "width": 1.0}),
     ("template model", {"color": "#d62728", "alpha": 0.85, "width": 1.5}),
 )
-ROW = {name: i for i, (name, _style) in enumerate(_CURVES)}
+ROW = {name: i for i, (name, _style) in enumerate(_CURVES)}  # a curve's row in the `curves` source
+
 
 @lru_cache(maxsize=4)
 def _drawn_lines(major_only: bool, *, absorption: bool) -> tuple[Any, list[str], list[str]]:
