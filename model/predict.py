@@ -96,12 +96,16 @@ def predict_store(
     batch_size: int = 256,
     mc_samples: int = 0,
     n_alt: int = 3,
+    seed_offset: int = 0,
 ) -> Iterator[PredictionBatch]:
     """Yield a `PredictionBatch` (rows, z, z_err, alternatives) per batch of `rows` (default: all), in order.
 
     flux_memmap: N x n_pix raw (not normalised) flux on the FNet grid. The
     model runs on whatever device it is on. mc_samples: dropout passes (see
     the module docstring); ignored, with a warning, for a model without dropout.
+    seed_offset: where `rows` start in a larger run cut into pieces (a Dask
+    task's chunk): each batch's dropout seed follows its place in the whole
+    run, so the pieces draw the masks the whole run would.
     """
     n = flux_memmap.shape[0]
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -134,7 +138,7 @@ def predict_store(
             if mc_samples > 0:
                 # dropout masks from a seed of our own; the caller's RNG is untouched
                 with torch.random.fork_rng(devices=rng_devices):
-                    torch.manual_seed(MC_SEED + s)
+                    torch.manual_seed(MC_SEED + seed_offset + s)
                     outs = []
                     for _ in range(mc_samples):
                         with amp:

@@ -136,7 +136,8 @@ def fnet_rows(store_path: str, model_path: str, device: str, a: int, b: int, bat
               mc_samples: int, threads: int | None = None) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """(rows, `_fnet_columns`) per batch of store rows a..b-1: a Dask task's work (top level, the store and
     the model opened by path, the model once per worker process). `a` must be a multiple of the batch size,
-    so the batches, hence the numbers, are those of a local run on as many torch threads (`threads`)."""
+    so the batches, hence the numbers, are those of a local run on as many torch threads (`threads`), the
+    dropout passes' masks included (seeded by the batch's place in the store)."""
     from model.predict import predict_store
 
     torch_threads(threads)
@@ -144,7 +145,7 @@ def fnet_rows(store_path: str, model_path: str, device: str, a: int, b: int, bat
     model = _load_fnet(model_path, device)
     return [(pb.rows, _fnet_columns(pb)) for pb in predict_store(model, flux, rows=np.arange(a, b),
                                                                  batch_size=batch_size, mc_samples=mc_samples,
-                                                                 n_alt=N_ALT)]
+                                                                 n_alt=N_ALT, seed_offset=a)]
 
 
 def write_predictions(
@@ -183,9 +184,6 @@ def write_predictions(
     if mc_samples is None:
         mc_samples = 20 if model.cfg.dropout > 0 else 0
     method = uncertainty_method(model, mc_samples)
-    if scheduler is not None and method == "mc_dropout":
-        raise ValueError("--mc-samples with a Dask scheduler is not supported yet: the dropout seeds follow the "
-                         "batch's place in the whole store, which a chunk does not know; predict locally")
     out = Path(out) if out is not None else predictions_path(st.path, model_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     schema = prediction_schema()

@@ -94,6 +94,36 @@ def test_predict_on_a_cluster_writes_the_local_predictions(stores, cluster):
     pd.testing.assert_frame_equal(qa, qb)
 
 
+def test_mc_dropout_on_a_cluster_gives_the_local_numbers(stores, cluster, tmp_path):
+    """`--mc-samples` with `--scheduler`: each task seeds its dropout passes by its rows' place in the store,
+    so the cluster's z and z_err are the local run's, bit for bit."""
+    import torch
+
+    from inspector.pipeline.predict import write_predictions
+    from model.checkpoint import save_checkpoint
+    from model.fnet import FNet, FNetConfig
+
+    cfg = FNetConfig(kernel_sizes=(31, 15, 3), paddings=(15, 7, 1), stages=((1, 4, 1), (4, 1, 1)), head=(16,),
+                     output="regression", input_pool=4, dropout=0.3)  # fmt: skip
+    torch.manual_seed(0)
+    m = FNet(cfg)
+    m.set_label_scaling(0.0, 4.0)
+    path = tmp_path / "dropout.pt"
+    save_checkpoint(path, m.eval())
+    kw = {"batch_size": 4, "device": "cpu", "mc_samples": 4, "template": False, "baseline": False}
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a Dask worker
+    try:
+        a = write_predictions(stores[0], path, tmp_path / "local.parquet", **kw)
+    finally:
+        torch.set_num_threads(old)
+    b = write_predictions(stores[1], path, tmp_path / "remote.parquet", scheduler=cluster, chunk_rows=8, **kw)
+    assert a["uncertainty"] == b["uncertainty"] == {"method": "mc_dropout", "mc_samples": 4}
+    pa_, pb_ = _table(a["predictions"]), _table(b["predictions"])
+    assert len(pa_) == N and (pa_["z_fnet_err"] > 0).sum() > N // 2  # the passes differ: dropout was on
+    pd.testing.assert_frame_equal(pa_, pb_)
+
+
 def test_a_file_that_kills_its_dask_worker_is_rejected_and_the_rest_stored(survey, cluster):
     from inspector.ingest import ingest
     from inspector.readers import read_any

@@ -114,6 +114,23 @@ def test_mc_dropout_uncertainty_for_regression(held_out):
         next(predict_store(m, flux, mc_samples=1))
 
 
+def test_mc_dropout_in_pieces_is_the_whole_run(held_out):
+    """A run cut into pieces (a Dask task per chunk of rows) gives the whole run's numbers when each piece says
+    where it starts: the dropout masks are seeded by the batch's place in the run, not in the piece."""
+    flux, _ = held_out
+    torch.manual_seed(0)
+    m = FNet(replace(TINY_BINS, dropout=0.3))
+    m.eval()
+    whole = list(predict_store(m, flux, rows=np.arange(24), batch_size=4, mc_samples=5))
+    pieces = [b for a, e in ((0, 8), (8, 24)) for b in predict_store(m, flux, rows=np.arange(a, e), batch_size=4,
+                                                                        mc_samples=5, seed_offset=a)]  # fmt: skip
+    assert [b.rows.tolist() for b in whole] == [b.rows.tolist() for b in pieces]
+    for w, p in zip(whole, pieces, strict=True):
+        assert np.array_equal(w.z, p.z) and np.array_equal(w.z_err, p.z_err) and (w.z_err > 0).all()
+    (unaligned,) = predict_store(m, flux, rows=np.arange(8, 12), batch_size=4, mc_samples=5)  # no offset given
+    assert not np.array_equal(unaligned.z_err, whole[2].z_err)  # other masks: why the offset is needed
+
+
 def test_cli_train_then_predict(mock_store, tmp_path):
     from inspector.cli import app
     from inspector.store import open_store
