@@ -25,10 +25,10 @@ ROW = "fnet_row"  # the staging table's row number: of duplicate keys, the last 
 
 
 def _staging(table: Table, columns: Sequence[str]) -> Table:
-    """A temporary table with `columns` of `table` (their types), dropped at commit."""
+    """A temporary table with `columns` of `table` (their types): `copy_upsert` drops it when done, and a
+    failure rolls its creation back with the transaction."""
     return Table(f"fnet_stage_{table.name}", MetaData(), Column(ROW, BigInteger, nullable=False),
-                 *(Column(c, table.c[c].type) for c in columns), prefixes=["TEMPORARY"],
-                 postgresql_on_commit="DROP")  # fmt: skip
+                 *(Column(c, table.c[c].type) for c in columns), prefixes=["TEMPORARY"])  # fmt: skip
 
 
 def _copy(session: Session, stage: Table, rows: Iterable[Sequence[Any]], json_cols: set[int]) -> int:
@@ -56,7 +56,6 @@ def copy_upsert(session: Session, table: Table, columns: Sequence[str], rows: It
     the rows staged."""
     conn = session.connection()
     stage = _staging(table, columns)
-    stage.drop(conn, checkfirst=True)  # a loader run twice in one transaction
     stage.create(conn)
     json_cols = {i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)}
     n = _copy(session, stage, rows, json_cols)
@@ -75,8 +74,4 @@ def copy_upsert(session: Session, table: Table, columns: Sequence[str], rows: It
     return n
 
 
-def is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-__all__ = ["copy_upsert", "is_postgresql"]
+__all__ = ["copy_upsert"]

@@ -10,7 +10,7 @@ the predictions Parquet and hands the frames over.
 
 Each loader is one write transaction (commits), in chunks of executemany
 inserts with bound parameters on SQLite and through COPY into a staging table
-on PostgreSQL (`db.copy_load`); re-loading updates rows in place.
+on PostgreSQL, the other backend (`db.copy_load`); re-loading updates rows in place.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from sqlalchemy import Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db.copy_load import copy_upsert, is_postgresql
+from db.copy_load import copy_upsert
 from db.decisions import refresh_triage_counters
-from db.engine import run_write
+from db.engine import is_sqlite, run_write
 from db.schema import (
     Base,
     Decision,
@@ -75,7 +75,7 @@ N_ALT = 3
 
 
 def _insert(session: Session, table: Any) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    return (sqlite.insert if is_sqlite(session) else postgresql.insert)(table)
 
 
 def _plain(v: Any, integer: bool = False) -> Any:
@@ -153,7 +153,7 @@ def load_spectra(session: Session, df: pd.DataFrame, *, update_existing: bool = 
             yield _records(frame.iloc[span.start:span.stop], {c: c for c in frame.columns}, INT_COLUMNS)
 
     def work() -> int:
-        if is_postgresql(session):
+        if not is_sqlite(session):
             rows = (tuple(r.values()) for part in chunks() for r in part)
             return copy_upsert(session, Spectrum.__table__, list(frame.columns), rows, conflict=["object_id"],
                                update=cols if update_existing else [])  # fmt: skip
@@ -374,7 +374,7 @@ def load_predictions(session: Session, df: pd.DataFrame, model_version_id: int, 
             raise DecisionError("model_version_id", model_version_id, "is not a known model version")
         sids = _ids_for(session, df)
         conflict = ["spectrum_id", "model_version_id"]
-        if is_postgresql(session):
+        if not is_sqlite(session):
             columns = [*conflict, *written]
             rows = (tuple(r[c] for c in columns) for part in chunks(sids) for r in part)
             copy_upsert(session, Prediction.__table__, columns, rows, conflict=conflict, update=written)
@@ -482,28 +482,21 @@ def predictions_frame(session: Session, model_version_id: int) -> pd.DataFrame:
 # A flag row's copies of its spectrum's S/N and FNet z (its model version's, else the current model's), for the
 # queue's orders: looked up by the database as each row goes in (one index lookup each; reading them into Python
 # first took longer)
-def queue_keys(sid: Any, mv: Any) -> dict[str, Any]:
-    """A flag's copies of its spectrum's S/N and its model's z (the current model's when `mv` is NULL), for
-    the queue's other orders: SQL expressions of the flag's spectrum id `sid` and model version `mv`."""
-    return {
-        "sn": select(Spectrum.sn).where(Spectrum.id == sid).scalar_subquery(),
-        "z_fnet": select(Prediction.z).where(
-            Prediction.spectrum_id == sid,
-            Prediction.model_version_id == func.coalesce(
-                mv, select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()),
-        ).scalar_subquery(),
-    }
-
-
-QUEUE_KEYS = queue_keys(bindparam("key_sid"), bindparam("key_mv"))  # for rows inserted one by one
+_CURRENT_MODEL = select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()
+QUEUE_KEYS = {
+    "sn": select(Spectrum.sn).where(Spectrum.id == bindparam("key_sid")).scalar_subquery(),
+    "z_fnet": select(Prediction.z).where(
+        Prediction.spectrum_id == bindparam("key_sid"),
+        Prediction.model_version_id == func.coalesce(bindparam("key_mv"), _CURRENT_MODEL),
+    ).scalar_subquery(),
+}
 
 
 def _queue_keys_joined(staged: Any) -> tuple[dict[str, Any], Any]:
-    """`queue_keys` for a whole staged load at once (`db.copy_load`): the same values, by joins."""
-    current = select(ModelVersion.id).where(ModelVersion.is_current).scalar_subquery()
+    """`QUEUE_KEYS` for a whole staged load at once (`db.copy_load`): the same values, by joins."""
     source = staged.outerjoin(Spectrum, Spectrum.id == staged.c.spectrum_id).outerjoin(
         Prediction, and_(Prediction.spectrum_id == staged.c.spectrum_id,
-                         Prediction.model_version_id == func.coalesce(staged.c.model_version_id, current)))  # fmt: skip
+                         Prediction.model_version_id == func.coalesce(staged.c.model_version_id, _CURRENT_MODEL)))  # fmt: skip
     return {"sn": Spectrum.sn, "z_fnet": Prediction.z}, source
 
 
@@ -551,7 +544,7 @@ def triage_flags_writer(session: Session, df: pd.DataFrame, *, replace: bool = T
     mvs = (df["model_version_id"].to_numpy(object) if "model_version_id" in df.columns
            else np.full(len(df), None, dtype=object))  # fmt: skip
     rule = df["rule"].astype(str).to_numpy(object)
-    sqlite = session.get_bind().dialect.name == "sqlite"
+    sqlite = is_sqlite(session)
 
     def work() -> int:
         sids = _ids_for(session, df)
@@ -560,26 +553,23 @@ def triage_flags_writer(session: Session, df: pd.DataFrame, *, replace: bool = T
             ix.drop(session.connection())
         if replace:
             session.execute(delete(TriageFlag).execution_options(synchronize_session=False))
-        if is_postgresql(session):
+        if sqlite:
+            for span in _spans(len(df), chunk):
+                part = [
+                    {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]),
+                     "priority": float(prio[i]), "model_version_id": (mv := _plain(mvs[i], True)),
+                     "n_inspectors": 0, "key_sid": int(sids[i]), "key_mv": mv}
+                    for i in span
+                ]  # fmt: skip
+                ins = _insert(session, TriageFlag).values(**QUEUE_KEYS)
+                ins = ins.on_conflict_do_update(index_elements=[TriageFlag.spectrum_id, TriageFlag.rule],
+                                                set_={c: getattr(ins.excluded, c) for c in FLAG_UPDATED})
+                session.execute(ins, part)
+        else:
             rows = ((int(sids[i]), rule[i], _plain(value[i]), float(prio[i]), _plain(mvs[i], True), 0)
                     for i in range(len(df)))  # fmt: skip
             copy_upsert(session, TriageFlag.__table__, FLAG_COLUMNS, rows, conflict=["spectrum_id", "rule"],
                         update=FLAG_UPDATED, computed=_queue_keys_joined)
-            _refresh_decided(session)
-            return len(df)
-        for span in _spans(len(df), chunk):
-            part = [
-                {"spectrum_id": int(sids[i]), "rule": rule[i], "value": _plain(value[i]),
-                 "priority": float(prio[i]), "model_version_id": (mv := _plain(mvs[i], True)), "n_inspectors": 0,
-                 "key_sid": int(sids[i]), "key_mv": mv}
-                for i in span
-            ]  # fmt: skip
-            ins = _insert(session, TriageFlag).values(**QUEUE_KEYS)
-            ins = ins.on_conflict_do_update(
-                index_elements=[TriageFlag.spectrum_id, TriageFlag.rule],
-                set_={c: getattr(ins.excluded, c) for c in FLAG_UPDATED},
-            )
-            session.execute(ins, part)
         _refresh_decided(session)
         for ix in rebuild:
             ix.create(session.connection())

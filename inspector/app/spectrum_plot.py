@@ -200,7 +200,7 @@ class SpectrumPlot:
         n = x.size
         f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731 - half the bytes to the browser, ample precision
         if model is None or len(model) != n:  # the one drawn, when it is still this spectrum's
-            model = self.model_drawn() if self._drawn_x.size == n else np.full(n, np.nan, np.float32)
+            model = self._model_drawn() if self._drawn_x.size == n else np.full(n, np.nan, np.float32)
         sky = item.sky if item.sky is not None and len(item.sky) == n else np.full(n, np.nan)
         grid = show_grid and item.grid_wave is not None
         rows = {"sky": (x, sky), "noise": (x, noise), "flux": (x, flux), "template model": (x, model),
@@ -213,7 +213,7 @@ class SpectrumPlot:
         for p in (self.main, self.zoom):
             p.xaxis.axis_label = "rest wavelength (Å, vacuum)" if rest else "observed wavelength (Å, vacuum)"
 
-    def model_drawn(self) -> np.ndarray:
+    def _model_drawn(self) -> np.ndarray:
         """The template model's row as drawn (NaN where there is none)."""
         return np.asarray(self.curves.data["ys"][ROW["template model"]])
 

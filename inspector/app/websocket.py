@@ -10,7 +10,6 @@ nothing is gained by coalescing them.
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from bokeh.server.urls import per_app_patterns
@@ -25,12 +24,6 @@ class PromptWSHandler(panel_server.WSHandler):
         return super().open(*args, **kwargs)
 
 
-def nodelay(handler: Any) -> bool:
-    """Whether an open websocket handler's socket sends each write at once (TCP_NODELAY)."""
-    sock = handler.ws_connection.stream.socket
-    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-
-
 def send_frames_at_once() -> None:
     """Serve each app's websocket with `PromptWSHandler`: Bokeh's server builds its routes from
     `per_app_patterns` when it starts (`pn.serve`), so this must run before; Panel replaces Bokeh's handler
@@ -39,4 +32,4 @@ def send_frames_at_once() -> None:
                            for route in per_app_patterns]  # fmt: skip
 
 
-__all__ = ["PromptWSHandler", "nodelay", "send_frames_at_once"]
+__all__ = ["PromptWSHandler", "send_frames_at_once"]

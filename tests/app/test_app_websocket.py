@@ -4,6 +4,7 @@ quality key pressed right after a new spectrum."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from pathlib import Path
 
@@ -13,7 +14,12 @@ from app_helpers import CHROMIUM, chromium
 from panel.io.server import get_server
 
 from inspector.app.access import free_port
-from inspector.app.websocket import PromptWSHandler, nodelay, send_frames_at_once
+from inspector.app.websocket import PromptWSHandler, send_frames_at_once
+
+
+def _nodelay(handler) -> bool:
+    """Whether an open websocket handler's socket sends each write at once (TCP_NODELAY)."""
+    return bool(handler.ws_connection.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
 
 @pytest.fixture
@@ -50,5 +56,5 @@ def test_each_browser_websocket_has_nagle_off(served):
         page.get_by_text("fnet-websocket-check").wait_for(timeout=30_000)
         handlers = [c._socket for c in server._tornado._clients]
         assert handlers and all(isinstance(h, PromptWSHandler) for h in handlers)
-        assert all(nodelay(h) for h in handlers)
+        assert all(_nodelay(h) for h in handlers)
         page.close()
