@@ -61,7 +61,7 @@ _CSS = """
 
 
 class CandidateTable(LeanUpdates, JSComponent):
-    """`rows` (each row's cells as text) under `columns`, or `value` a DataFrame of them; a row click calls
+    """`rows` (each row's cells as text) under `columns`; `value` reads them as a DataFrame; a row click calls
     `on_click`."""
 
     columns = param.List(default=[])
@@ -69,23 +69,14 @@ class CandidateTable(LeanUpdates, JSComponent):
     _esm = _ESM
     _stylesheets = [_CSS]
 
-    def __init__(self, value: pd.DataFrame | None = None, **params: Any) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._click: list[Callable[[Any], None]] = []
-        if value is not None:
-            self.value = value
 
     @property
     def value(self) -> pd.DataFrame:
         """The rows shown, as a DataFrame of their text."""
         return pd.DataFrame(self.rows, columns=self.columns)
-
-    @value.setter
-    def value(self, frame: pd.DataFrame) -> None:
-        cols = [str(c) for c in frame.columns]
-        if cols != self.columns:
-            self.columns = cols
-        self.rows = [["" if v is None else str(v) for v in r] for r in frame.itertuples(index=False, name=None)]
 
     def on_click(self, callback: Callable[[Any], None]) -> None:
         self._click.append(callback)
